@@ -1,0 +1,1 @@
+"""Immutable, versioned domain events and the pure rules around them."""

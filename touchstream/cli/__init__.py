@@ -1,0 +1,48 @@
+"""The ``touchstream`` command line.
+
+Each sub-command lives in its own module under ``touchstream.cli`` and exposes
+``register(subparsers)``; the module's parser sets ``func(args, settings) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from touchstream.config import Settings
+
+# Order is the order shown in --help.
+COMMANDS = ("stack",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="touchstream",
+        description="Event-sourced backbone for customer interactions.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"touchstream.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return int(args.func(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"touchstream {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+class CliError(Exception):
+    """A user-facing failure: printed without a traceback, exit code 2."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Settings for every Touchstream process, read from the environment.
+
+One frozen object is built once (``Settings.from_env()``) and passed down, so a
+test can run a whole stack on its own ports and data folder by setting a few
+environment variables, and nothing reads ``os.environ`` deep inside the code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the local stack lives and how its parts reach each other."""
+
+    home: Path
+    host: str = "127.0.0.1"
+    broker_port: int = 9092
+    controller_port: int = 9093
+    registry_port: int = 8081
+    collector_port: int = 8080
+    query_port: int = 8000
+    kafka_version: str = KAFKA_VERSION
+    kafka_heap: str = "768m"
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "touchstream")
+    topic_config: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("TOUCHSTREAM_HOME") or Path.cwd() / ".touchstream").resolve()
+        cache = env.get("TOUCHSTREAM_CACHE")
+        topics = env.get("TOUCHSTREAM_TOPICS")
+        return cls(
+            home=home,
+            host=env.get("TOUCHSTREAM_HOST", "127.0.0.1"),
+            broker_port=_int(env, "TOUCHSTREAM_KAFKA_PORT", 9092),
+            controller_port=_int(env, "TOUCHSTREAM_CONTROLLER_PORT", 9093),
+            registry_port=_int(env, "TOUCHSTREAM_REGISTRY_PORT", 8081),
+            collector_port=_int(env, "TOUCHSTREAM_COLLECTOR_PORT", 8080),
+            query_port=_int(env, "TOUCHSTREAM_QUERY_PORT", 8000),
+            kafka_heap=env.get("TOUCHSTREAM_KAFKA_HEAP", "768m"),
+            cache_dir=Path(cache).resolve() if cache else Path.home() / ".cache" / "touchstream",
+            topic_config=Path(topics).resolve() if topics else None,
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Kafka bootstrap address; ``TOUCHSTREAM_BOOTSTRAP`` may point elsewhere."""
+        return os.environ.get("TOUCHSTREAM_BOOTSTRAP") or f"{self.host}:{self.broker_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return os.environ.get("TOUCHSTREAM_REGISTRY_URL") or f"http://{self.host}:{self.registry_port}"
+
+    @property
+    def collector_url(self) -> str:
+        return f"http://{self.host}:{self.collector_port}"
+
+    @property
+    def query_url(self) -> str:
+        return os.environ.get("TOUCHSTREAM_QUERY_URL") or f"http://{self.host}:{self.query_port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.home / "kafka" / "data"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "touchstream.duckdb"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.home / "api_keys.json"

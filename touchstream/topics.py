@@ -1,0 +1,75 @@
+"""The topic catalogue: names, partitions and configs, read from ``topics.toml``.
+
+Pure: it only describes topics. Creating them is ``touchstream.stack.topic_admin``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+DLQ_TOPIC = "touchstream.dlq"
+SCHEMAS_TOPIC = "_schemas"
+RAW_PREFIX = "touchstream.raw."
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    domain: str | None = None
+
+    @property
+    def compacted(self) -> bool:
+        return "compact" in self.config.get("cleanup.policy", "")
+
+
+def raw_topic(domain: str) -> str:
+    """The raw topic that holds every event of one domain (``phone`` -> ``touchstream.raw.phone``)."""
+    return f"{RAW_PREFIX}{domain}"
+
+
+def load_topics(path: Path | None = None) -> list[TopicSpec]:
+    """Read the catalogue; ``path`` overrides the packaged ``topics.toml``."""
+    if path is None:
+        text = resources.files("touchstream").joinpath("topics.toml").read_text()
+    else:
+        text = Path(path).read_text()
+    doc = tomllib.loads(text)
+    defaults = doc.get("defaults", {})
+    parts = int(defaults.get("partitions", 1))
+    rf = int(defaults.get("replication_factor", 1))
+    specs: list[TopicSpec] = []
+    raw = doc.get("raw", {})
+    for domain in raw.get("domains", []):
+        specs.append(
+            TopicSpec(
+                name=f"{raw.get('prefix', RAW_PREFIX)}{domain}",
+                partitions=int(raw.get("partitions", parts)),
+                replication_factor=rf,
+                config={k: str(v) for k, v in raw.get("config", {}).items()},
+                description=f"Raw {domain} events (the event store for this domain).",
+                domain=domain,
+            )
+        )
+    for name, body in doc.get("topics", {}).items():
+        specs.append(
+            TopicSpec(
+                name=name,
+                partitions=int(body.get("partitions", parts)),
+                replication_factor=int(body.get("replication_factor", rf)),
+                config={k: str(v) for k, v in body.get("config", {}).items()},
+                description=body.get("description", ""),
+            )
+        )
+    return specs
+
+
+def raw_topics(specs: list[TopicSpec] | None = None) -> list[str]:
+    specs = load_topics() if specs is None else specs
+    return [s.name for s in specs if s.domain is not None]

@@ -1,0 +1,104 @@
+"""Rules every event obeys beyond its Avro shape, and the partition key.
+
+The schema says *what type* a field has; these rules say what makes sense for a
+customer interaction: the event type matches its schema, the channel, content
+and initiator are ones the catalogue allows for that type, somebody is
+identified, and event time is not in the future. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+from touchstream.events.validation import Problem
+
+IDENTITY_FIELDS = ("customer_id", "email", "phone", "cookie_id", "device_id", "loyalty_card", "account_number")
+# Strongest first: the key under which a record is partitioned, so one
+# customer's events stay in order on one partition as long as the channel
+# system sends the same strongest hint.
+KEY_PRIORITY = ("customer_id", "account_number", "loyalty_card", "email", "phone", "device_id", "cookie_id")
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+=-]{1,128}$")
+_PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{5,32}$")
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def fill_defaults(event: dict, *, now: datetime, source: str | None = None) -> dict:
+    """Fill what a producer may omit (event_id, recorded_at) and stamp ``source``.
+
+    ``source`` is authoritative when given (the API key's system or the SDK's
+    ``Publisher(source=)``): a web-shop key cannot claim to be the call centre.
+
+    A generated event_id makes a retry a duplicate, so producers that retry should
+    send their own ids; that is documented, not enforced.
+    """
+    out = dict(event)
+    env = dict(out.get("envelope") or {}) if isinstance(out.get("envelope"), dict) else out.get("envelope")
+    if isinstance(env, dict):
+        env.setdefault("event_id", new_event_id())
+        env.setdefault("recorded_at", now.astimezone(timezone.utc))
+        if source is not None:
+            env["source"] = source
+        out["envelope"] = env
+    return out
+
+
+def check_envelope(envelope: Mapping[str, Any], meta: Mapping[str, Any]) -> list[Problem]:
+    """Catalogue and sanity rules on an envelope already converted to Avro values."""
+    problems: list[Problem] = []
+
+    def bad(field: str, reason: str) -> None:
+        problems.append(Problem(f"envelope.{field}", reason))
+
+    if envelope["event_type"] != meta["event_type"]:
+        bad("event_type", f"is {envelope['event_type']!r} but the schema is {meta['event_type']!r}")
+    if not _EVENT_ID_RE.match(envelope["event_id"]):
+        bad("event_id", "must be 1-128 characters of letters, digits and ._:/@+=-")
+    for field, allowed_key in (("channel", "channels"), ("content", "contents"), ("initiated_by", "initiated_by")):
+        allowed = meta.get(allowed_key)
+        if allowed and envelope[field] not in allowed:
+            bad(field, f"{envelope[field]!r} is not allowed for {meta['event_type']}; allowed: {', '.join(allowed)}")
+    if not envelope["source"].strip():
+        bad("source", "must name the channel system")
+    occurred, recorded = envelope["occurred_at"], envelope["recorded_at"]
+    if occurred - recorded > MAX_CLOCK_SKEW:
+        bad("occurred_at", "is in the future (after recorded_at by more than 5 minutes)")
+    problems.extend(check_identity(envelope["identity"]))
+    return problems
+
+
+def check_identity(identity: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    present = {k: v for k, v in identity.items() if v is not None}
+    for field, value in present.items():
+        if not value.strip():
+            problems.append(Problem(f"envelope.identity.{field}", "must not be blank; omit it or send null"))
+    if not any(v.strip() for v in present.values()):
+        problems.append(Problem("envelope.identity", f"needs at least one of: {', '.join(IDENTITY_FIELDS)}"))
+    email = present.get("email")
+    if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
+        problems.append(Problem("envelope.identity.email", "is not an e-mail address"))
+    phone = present.get("phone")
+    if phone and not _PHONE_RE.match(phone):
+        problems.append(Problem("envelope.identity.phone", "is not a phone number"))
+    return problems
+
+
+def partition_key(identity: Mapping[str, Any]) -> bytes:
+    """Kafka record key: the strongest identity hint, tagged by kind so kinds never collide."""
+    for field in KEY_PRIORITY:
+        value = identity.get(field)
+        if value and value.strip():
+            value = value.strip()
+            if field == "email":
+                value = value.lower()
+            elif field == "phone":
+                value = re.sub(r"[^0-9+]", "", value)
+            return f"{field}:{value}".encode()
+    raise ValueError("no identity hint to key by")

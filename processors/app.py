@@ -1,0 +1,28 @@
+"""The faust application every Touchstream processor runs in.
+
+At-least-once (faust's exactly_once has open bugs); every sink is idempotent.
+Topics are created by ``touchstream up`` from the catalogue, never implicitly.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from touchstream.config import Settings
+
+
+def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust.App:
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        store="memory://",
+        datadir=str(settings.home / "faust" / app_id),
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
+    )

@@ -1,0 +1,161 @@
+"""DuckDB storage for projections: idempotent batch writes with offsets, and read-only SQL.
+
+DuckDB allows one process per file to hold it, so the serving process owns the
+file: the sink writes through one guarded cursor, analysts read through fresh
+cursors (MVCC gives them a consistent snapshot while events flow). Offsets are
+written in the same transaction as the rows, which is what makes a crash or a
+redelivery harmless.
+
+Hardening is applied once the schema exists: external file and network access
+off, extension auto-install/auto-load off, configuration locked, and analyst SQL
+limited to read statements and interrupted after a time limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from touchstream.projections.interaction_log import COLUMNS, Position, first_per_event_id, next_offsets
+
+READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+ARROW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()), ("event_type", pa.string()), ("domain", pa.string()),
+        ("occurred_at", pa.timestamp("ms", tz="UTC")), ("recorded_at", pa.timestamp("ms", tz="UTC")),
+        ("channel", pa.string()), ("content", pa.string()), ("initiated_by", pa.string()),
+        ("source", pa.string()), ("correlation_id", pa.string()), ("causation_id", pa.string()),
+        ("customer_id", pa.string()), ("email", pa.string()), ("phone", pa.string()),
+        ("cookie_id", pa.string()), ("device_id", pa.string()), ("loyalty_card", pa.string()),
+        ("account_number", pa.string()), ("amount", pa.decimal128(18, 2)), ("currency", pa.string()),
+        ("payload", pa.string()), ("schema_id", pa.int32()), ("topic", pa.string()),
+        ("partition", pa.int32()), ("offset", pa.int64()), ("ingested_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+assert tuple(ARROW_SCHEMA.names) == COLUMNS
+
+
+class QueryError(ValueError):
+    """Analyst SQL refused or failed; the message is safe to show to the analyst."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool
+
+
+def load_sql(name: str) -> str:
+    return resources.files("touchstream.projections").joinpath("sql", f"{name}.sql").read_text()
+
+
+class DuckDBStore:
+    """One DuckDB file, owned by this process."""
+
+    def __init__(self, path: Path | str, *, ddl: tuple[str, ...] = ("interaction_log",), harden: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path))
+        self._write_lock = threading.Lock()
+        for name in ddl:
+            self._con.execute(load_sql(name))
+        if harden:
+            for statement in (
+                "SET enable_external_access = false",
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET lock_configuration = true",
+            ):
+                self._con.execute(statement)
+
+    def close(self) -> None:
+        self._con.close()
+
+    # -- the sink side --------------------------------------------------------
+    def committed_offsets(self, sink: str) -> dict[tuple[str, int], int]:
+        with self._write_lock:
+            rows = self._con.execute(
+                'SELECT topic, "partition", next_offset FROM sink_offsets WHERE sink = ?', [sink]
+            ).fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    def apply_interactions(
+        self,
+        sink: str,
+        rows: list[dict[str, Any]],
+        positions: list[Position],
+        dead: list[tuple[Position, str]] = (),
+    ) -> int:
+        """Insert new rows, record dead letters and advance offsets, all in one transaction.
+
+        Returns how many rows were new (duplicates by event_id are ignored).
+        """
+        now = datetime.now(timezone.utc)
+        rows = first_per_event_id(rows)
+        offsets = next_offsets(positions)
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                before = con.execute("SELECT count(*) FROM interactions").fetchone()[0]
+                if rows:
+                    batch = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
+                    con.register("_batch", batch)
+                    con.execute("INSERT INTO interactions SELECT * FROM _batch ON CONFLICT (event_id) DO NOTHING")
+                    con.unregister("_batch")
+                after = con.execute("SELECT count(*) FROM interactions").fetchone()[0]
+                for pos, reason in dead:
+                    con.execute(
+                        "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        [pos.topic, pos.partition, pos.offset, reason, now],
+                    )
+                for (topic, partition), next_offset in offsets.items():
+                    con.execute(
+                        "INSERT INTO sink_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                        "next_offset = greatest(sink_offsets.next_offset, excluded.next_offset), "
+                        "updated_at = excluded.updated_at",
+                        [sink, topic, partition, next_offset, now],
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return after - before
+
+    # -- the analyst side -----------------------------------------------------
+    def query(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> QueryResult:
+        """Run one read-only statement on a fresh cursor, interrupted after ``timeout`` seconds."""
+        cur = self._con.cursor()
+        try:
+            try:
+                statements = cur.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise QueryError(str(exc)) from None
+            if len(statements) != 1:
+                raise QueryError(f"send exactly one statement, got {len(statements)}")
+            kind = statements[0].type.name
+            if kind not in READ_STATEMENTS:
+                raise QueryError(f"read-only endpoint: {kind} statements are not allowed (only SELECT)")
+            timer = threading.Timer(timeout, cur.interrupt)
+            timer.start()
+            try:
+                cur.execute(sql, params or [])
+                columns = [d[0] for d in cur.description]
+                rows = cur.fetchmany(max_rows + 1)
+            except duckdb.InterruptException:
+                raise QueryError(f"query cancelled after the {timeout:g}s time limit") from None
+            except duckdb.Error as exc:
+                raise QueryError(str(exc).splitlines()[0]) from None
+            finally:
+                timer.cancel()
+            return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
+        finally:
+            cur.close()

@@ -1,0 +1,27 @@
+"""``python -m touchstream.publishing``: the HTTP collector process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from touchstream.config import Settings
+from touchstream.publishing.api_keys import ApiKeyStore
+from touchstream.publishing.collector import build_collector
+from touchstream.publishing.publisher import Publisher
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    publisher = Publisher(settings, source="collector")
+    api = build_collector(publisher, ApiKeyStore(settings.api_keys_path))
+    try:
+        uvicorn.run(api, host=settings.host, port=settings.collector_port, log_level="warning")
+    finally:
+        publisher.close()
+
+
+if __name__ == "__main__":
+    main()

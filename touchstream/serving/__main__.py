@@ -1,0 +1,47 @@
+"""``python -m touchstream.serving``: the process that owns DuckDB.
+
+A faust worker runs the sinks in the main thread; the query HTTP API runs in a
+uvicorn thread (uvicorn leaves signals to the main thread there), so SIGTERM
+stops the worker cleanly and the DuckDB file is closed on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import faust
+import uvicorn
+
+from touchstream.codec.avro_codec import AvroCodec
+from touchstream.config import Settings
+from touchstream.processors import interaction_log
+from touchstream.processors.app import create_app
+from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.publishing.dead_letters import DeadLetterProducer
+from touchstream.serving.http_app import build_api
+from touchstream.topics import load_topics, raw_topics
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    store = DuckDBStore(settings.duckdb_path)
+    codec = AvroCodec(settings.registry_url, auto_register=False)
+    sink = interaction_log.InteractionLogSink(
+        store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME)
+    )
+    app = create_app(settings)
+    interaction_log.register(app, sink, raw_topics(load_topics(settings.topic_config)))
+
+    server = uvicorn.Server(uvicorn.Config(build_api(store), host=settings.host, port=settings.query_port, log_level="warning"))
+    threading.Thread(target=server.run, name="query-http", daemon=True).start()
+    try:
+        faust.Worker(app, loglevel="warn").execute_from_commandline()
+    finally:
+        server.should_exit = True
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""HTTP side of the serving process: health, offsets and read-only SQL.
+
+Runs in the same process as the sink because DuckDB lets one process hold the
+file; queries use their own cursors, so analysts read while events flow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from touchstream.projections.duckdb_store import DuckDBStore, QueryError
+
+MAX_ROWS = 100_000
+
+
+class SqlRequest(BaseModel):
+    sql: str = Field(..., description="One read-only statement (SELECT/EXPLAIN).")
+    params: list = Field(default_factory=list)
+    max_rows: int = Field(10_000, ge=1, le=MAX_ROWS)
+    timeout: float = Field(30.0, gt=0, le=300)
+    format: str = Field("json", pattern="^(json|csv)$")
+
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value
+
+
+def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_log",)) -> FastAPI:
+    api = FastAPI(title="Touchstream query service", version="0.1.0")
+
+    @api.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @api.get("/offsets")
+    def offsets() -> dict:
+        """Per sink, the next offset applied for each raw topic partition (for catch-up checks)."""
+        return {
+            name: [{"topic": t, "partition": p, "next_offset": o} for (t, p), o in sorted(store.committed_offsets(name).items())]
+            for name in sink_names
+        }
+
+    @api.post("/sql")
+    def sql(request: SqlRequest):
+        try:
+            result = store.query(request.sql, request.params, max_rows=request.max_rows, timeout=request.timeout)
+        except QueryError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        rows = [[_plain(v) for v in row] for row in result.rows]
+        if request.format == "csv":
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(result.columns)
+            writer.writerows(rows)
+            return PlainTextResponse(buf.getvalue(), media_type="text/csv")
+        return {"columns": result.columns, "rows": json.loads(json.dumps(rows, default=str)), "truncated": result.truncated}
+
+    return api

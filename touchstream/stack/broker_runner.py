@@ -1,0 +1,174 @@
+"""How to run the local Apache Kafka broker from plain jars.
+
+No ``bin/*.sh`` scripts exist (the jars come from Maven, see ``kafka_jars``), so
+this module does what ``kafka-storage.sh`` and ``kafka-server-start.sh`` would:
+write ``server.properties``, format the KRaft storage once, and build the
+``java ... kafka.Kafka`` command line. Starting and stopping the process is the
+supervisor's job; this module only describes it.
+
+One node is both broker and controller (KRaft combined mode), with a static
+``controller.quorum.voters`` so ``format -t <id>`` needs no ``--standalone``.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from touchstream.config import Settings
+
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+MAIN_CLASS = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be prepared (no java, storage format failed, ...)."""
+
+
+def broker_dir(settings: Settings) -> Path:
+    return settings.home / "kafka"
+
+
+def properties_path(settings: Settings) -> Path:
+    return broker_dir(settings) / "server.properties"
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Kafka decodes it with the URL-safe alphabet; plain ``b64encode`` may emit
+    ``+`` or ``/`` and the format then fails.
+    """
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+
+
+def _formatted_cluster_id(settings: Settings) -> str | None:
+    """The id already written into the data folder by a previous format, if any."""
+    meta = settings.kafka_data_dir / "meta.properties"
+    try:
+        for line in meta.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id":
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def cluster_id(settings: Settings) -> str:
+    """The persisted cluster id; created on first use.
+
+    It must never change once the storage is formatted (the broker refuses a
+    data folder of another cluster), so an id found in ``meta.properties`` wins
+    over a lost or edited ``cluster.id`` file.
+    """
+    path = broker_dir(settings) / "cluster.id"
+    found = _formatted_cluster_id(settings)
+    if found is None and path.exists():
+        found = path.read_text().strip() or None
+    cid = found or new_cluster_id()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text().strip() != cid:
+        path.write_text(cid + "\n")
+    return cid
+
+
+def server_properties(settings: Settings) -> str:
+    """The broker configuration text for ``settings`` (pure, for tests)."""
+    host = settings.host
+    bport, cport = settings.broker_port, settings.controller_port
+    # Clients must be told an address they can dial; 0.0.0.0 (bind all) is not one.
+    advertised = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{advertised}:{cport}",
+        "listeners": f"PLAINTEXT://{host}:{bport},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{advertised}:{bport}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(settings.kafka_data_dir),
+        "num.partitions": "4",
+        "default.replication.factor": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "min.insync.replicas": "1",
+        # Tests create many consumer groups; the 3 s default delays every first join.
+        "group.initial.rebalance.delay.ms": "0",
+        # Every topic comes from topics.toml; a typo must fail, not create a topic.
+        "auto.create.topics.enable": "false",
+    }
+    header = (
+        "# Written by touchstream.stack.broker_runner at every start; edit Settings instead.\n"
+    )
+    return header + "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def write_server_properties(settings: Settings) -> Path:
+    path = properties_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    text = server_properties(settings)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def java_executable() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("'java' is not on PATH; Apache Kafka 4.x needs a Java 17+ runtime")
+    return java
+
+
+def _jvm_common(settings: Settings) -> list[str]:
+    return [
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={settings.logs_dir}",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+    ]
+
+
+def format_storage(settings: Settings, lib: Path, timeout: float = 120.0) -> bool:
+    """Format the KRaft storage once; return True when it was formatted now.
+
+    Skipped without a JVM when ``meta.properties`` already carries our cluster
+    id (that is what ``--ignore-formatted`` would conclude, 1-2 s later).
+    """
+    props = write_server_properties(settings)
+    cid = cluster_id(settings)
+    if _formatted_cluster_id(settings) == cid:
+        return False
+    cmd = [
+        java_executable(), "-Xmx256m", *_jvm_common(settings), "-cp", f"{lib}/*", STORAGE_TOOL,
+        "format", "-t", cid, "-c", str(props), "--ignore-formatted",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip()
+        raise BrokerError(f"Kafka storage format failed (exit {proc.returncode}):\n{out}")
+    return True
+
+
+def broker_argv(settings: Settings, lib: Path) -> list[str]:
+    """The command line that runs the broker in the foreground of its process."""
+    heap = settings.kafka_heap
+    return [
+        java_executable(),
+        f"-Xmx{heap}", f"-Xms{heap}",
+        "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+        "-XX:+ExitOnOutOfMemoryError",
+        *_jvm_common(settings),
+        "-cp", f"{lib}/*",
+        MAIN_CLASS, str(properties_path(settings)),
+    ]

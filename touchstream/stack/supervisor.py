@@ -1,0 +1,197 @@
+"""Start, track and stop the stack's background processes, by pid only.
+
+Why pid *and* start time: a pid file outlives its process (reboot, crash, kill
+-9) and the kernel reuses pids, so "the pid in the file is alive" does not mean
+"it is our broker". The pid file stores the start time from ``/proc/<pid>/stat``
+(field 22, in clock ticks since boot) and a process is ours only when both
+match. Nothing is ever looked up or killed by name: another developer's broker
+with the same command line on the same machine must survive our ``down``.
+
+Each service runs in its own session (``start_new_session=True``) so it outlives
+the ``touchstream up`` that started it and so ``stop`` can signal its whole
+process group (uvicorn or faust workers may fork).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from touchstream.stack.readiness import Alive
+
+# ready(alive) blocks until the service answers (or raises); ``alive`` says
+# whether the process still exists, so a crash fails fast instead of timing out.
+ReadyCheck = Callable[[Alive], object]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    ready: ReadyCheck | None = None
+    log_file: Path | None = None
+    address: str = ""
+    extra_logs: tuple[Path, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Started:
+    name: str
+    pid: int
+    started: bool  # False when it was already running and left alone
+    seconds: float  # from spawn (or from the check, when already running) to ready
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot, or None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rfind(")") + 2:].split()
+    if not fields or fields[0] in ("Z", "X"):  # zombie/dead: exited, only not reaped
+        return None
+    return int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is our own exited child, so it stops being a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+
+
+def pid_alive(pid: int, start_time: int | None = None) -> bool:
+    """True when ``pid`` runs and, if given, started at ``start_time`` (same process)."""
+    _reap(pid)
+    current = proc_start_time(pid)
+    if current is None:
+        return False
+    return start_time is None or current == start_time
+
+
+class Supervisor:
+    """Pid files under ``run_dir``, logs under ``logs_dir``."""
+
+    def __init__(self, run_dir: Path, logs_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.logs_dir = Path(logs_dir)
+        self._children: dict[str, subprocess.Popen] = {}  # keeps Popen objects from warning at exit
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def read_pid(self, name: str) -> dict | None:
+        try:
+            info = json.loads(self.pid_file(name).read_text())
+            return info if isinstance(info.get("pid"), int) else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def running_pid(self, name: str) -> int | None:
+        """The pid of ``name`` when its recorded process is still that process."""
+        info = self.read_pid(name)
+        if info is None:
+            return None
+        return info["pid"] if pid_alive(info["pid"], info.get("start_time")) else None
+
+    def is_running(self, name: str) -> bool:
+        return self.running_pid(name) is not None
+
+    def start(self, spec: ServiceSpec) -> Started:
+        """Start ``spec`` detached and wait until ready; leave it alone if already running."""
+        pid = self.running_pid(spec.name)
+        t0 = time.monotonic()
+        if pid is not None:
+            if spec.ready is not None:
+                spec.ready(lambda: pid_alive(pid))
+            return Started(spec.name, pid, False, time.monotonic() - t0)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = spec.log_file or self.log_file(spec.name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}: "
+                      f"{' '.join(spec.argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                list(spec.argv), cwd=spec.cwd, env=dict(spec.env) if spec.env is not None else None,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True,
+            )
+        self._children[spec.name] = proc
+        start_time = proc_start_time(proc.pid)
+        self._write_pid(spec, proc.pid, start_time)
+        if spec.ready is not None:
+            try:
+                spec.ready(lambda: proc.poll() is None)
+            except BaseException:
+                self.stop(spec.name, timeout=10)
+                raise
+        return Started(spec.name, proc.pid, True, time.monotonic() - t0)
+
+    def _write_pid(self, spec: ServiceSpec, pid: int, start_time: int | None) -> None:
+        info = {"pid": pid, "start_time": start_time, "argv": list(spec.argv),
+                "started_at": time.time(), "address": spec.address}
+        tmp = self.pid_file(spec.name).with_suffix(".pid.tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self.pid_file(spec.name))
+
+    def stop(self, name: str, timeout: float = 30.0) -> bool:
+        """SIGTERM the recorded process (group), wait, then SIGKILL; True if it was running.
+
+        A pid file whose process is gone or is another process (start time
+        differs) is removed without sending any signal.
+        """
+        info = self.read_pid(name)
+        if info is None:
+            self.pid_file(name).unlink(missing_ok=True)
+            return False
+        pid, start_time = info["pid"], info.get("start_time")
+        if not pid_alive(pid, start_time):
+            self.pid_file(name).unlink(missing_ok=True)
+            return False
+        self._signal(pid, start_time, signal.SIGTERM)
+        if not self._wait_gone(pid, start_time, timeout):
+            self._signal(pid, start_time, signal.SIGKILL)
+            self._wait_gone(pid, start_time, 10.0)
+        self.pid_file(name).unlink(missing_ok=True)
+        self._children.pop(name, None)
+        return True
+
+    @staticmethod
+    def _signal(pid: int, start_time: int | None, sig: int) -> None:
+        """Signal the process group led by ``pid`` (re-checked just before), else ``pid`` alone."""
+        if not pid_alive(pid, start_time):
+            return
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _wait_gone(pid: int, start_time: int | None, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid, start_time):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True

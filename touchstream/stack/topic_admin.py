@@ -1,0 +1,76 @@
+"""Create the catalogue's topics on a broker, idempotently.
+
+The broker runs with ``auto.create.topics.enable=false`` so a typo in a topic
+name fails loudly instead of creating a stray topic; every topic therefore
+comes from ``topics.toml`` through here. Existing topics are left exactly as
+they are (no partition or config changes: a raw topic is the event store, and
+silently altering it is not this function's call).
+"""
+
+from __future__ import annotations
+
+from touchstream.topics import TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36  # Kafka error code
+
+
+class TopicAdminError(RuntimeError):
+    """The broker refused to create a topic (bad config, too many partitions, ...)."""
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
+    """Create the topics of ``specs`` that do not exist yet; return the created names.
+
+    A topic created concurrently by someone else (TopicAlreadyExists) counts as
+    present, not as an error. Returns after the new topics have leaders, so a
+    producer can use them right away.
+    """
+    from kafka import KafkaAdminClient
+
+    ms = int(timeout * 1000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="touchstream-topic-admin",
+        bootstrap_timeout_ms=ms, request_timeout_ms=ms,
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        request = {
+            s.name: {
+                "num_partitions": s.partitions,
+                "replication_factor": s.replication_factor,
+                "configs": dict(s.config),
+            }
+            for s in missing
+        }
+        result = admin.create_topics(request, timeout_ms=ms, raise_errors=False)
+        created, failures = [], []
+        for topic in result.get("topics", []):
+            code = topic.get("error_code", 0)
+            if code == 0:
+                created.append(topic["name"])
+            elif code != TOPIC_ALREADY_EXISTS:
+                failures.append(f"{topic['name']}: error {code} {topic.get('error_message') or ''}".strip())
+        if failures:
+            raise TopicAdminError("could not create topics: " + "; ".join(failures))
+        if created:
+            admin.wait_for_topics(created, timeout_ms=ms)
+        order = [s.name for s in specs]
+        return sorted(created, key=order.index)
+    finally:
+        admin.close()
+
+
+def existing_topics(bootstrap: str, timeout: float = 10.0) -> list[str]:
+    """Names of the topics on the broker (internal ones included)."""
+    from kafka import KafkaAdminClient
+
+    ms = int(timeout * 1000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="touchstream-topic-admin",
+                             bootstrap_timeout_ms=ms, request_timeout_ms=ms)
+    try:
+        return sorted(admin.list_topics())
+    finally:
+        admin.close()

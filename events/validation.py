@@ -257,12 +257,39 @@ class _Converter:
         raise _Invalid("matches no branch of the union: " + "; ".join(p.reason for p in reasons))
 
 
+def index_named(schema: Any, namespace: str | None = None, named: dict | None = None) -> dict[str, dict]:
+    """Every named type defined anywhere in ``schema``, by full name.
+
+    Needed up front: a type may be defined inside an array that this value
+    leaves empty and referred to by name in a later field.
+    """
+    named = {} if named is None else named
+    if isinstance(schema, list):
+        for branch in schema:
+            index_named(branch, namespace, named)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "error", "enum", "fixed"):
+            namespace = schema.get("namespace", namespace)
+            name = schema["name"]
+            named[name if "." in name or not namespace else f"{namespace}.{name}"] = schema
+        for field in schema.get("fields", ()):
+            index_named(field["type"], namespace, named)
+        for key in ("items", "values"):
+            if key in schema:
+                index_named(schema[key], namespace, named)
+        if isinstance(kind, (dict, list)):
+            index_named(kind, namespace, named)
+    return named
+
+
 def to_avro(schema: dict, data: Any) -> dict:
     """Convert ``data`` to the Python values fastavro writes for ``schema``.
 
     Raises ``EventValidationError`` listing every problem (not just the first).
     """
     conv = _Converter()
+    conv.named = index_named(schema)
     result = conv.convert(schema, data, "")
     if conv.problems:
         raise EventValidationError(conv.problems)

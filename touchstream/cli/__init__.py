@@ -13,7 +13,7 @@ import sys
 from touchstream.config import Settings
 
 # Order is the order shown in --help.
-COMMANDS = ("stack",)
+COMMANDS = ("stack", "publish", "query", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,9 +84,10 @@ def apply(state: RegistryState, key: bytes | None, value: bytes | None) -> bool:
             return True
         v = _load(value, "SCHEMA value")
         try:
+            # The key is the record's identity (compaction and tombstones go by it), so it wins.
             record = SchemaVersion(
-                subject=v.get("subject", subject),
-                version=int(v.get("version", version)),
+                subject=subject,
+                version=version,
                 id=int(v["id"]),
                 schema=str(v["schema"]),
                 schema_type=v.get("schemaType") or AVRO,
@@ -98,6 +99,8 @@ def apply(state: RegistryState, key: bytes | None, value: bytes | None) -> bool:
         return True
     if keytype == CONFIG:
         subject = k.get("subject")
+        if subject is not None and not isinstance(subject, str):
+            raise MalformedRecord("CONFIG key with a non-string subject")
         if value is None:
             state.put_config(subject, None)
             return True

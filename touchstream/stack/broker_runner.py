@@ -101,6 +101,11 @@ def server_properties(settings: Settings) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "min.insync.replicas": "1",
+        # 50 partitions each by default: on one dev node that is ~100 extra logs to load at
+        # every start (seconds on 2 cores) for no parallelism anyone here can use.
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.num.partitions": "8",
+        "share.coordinator.state.topic.num.partitions": "8",
         # Tests create many consumer groups; the 3 s default delays every first join.
         "group.initial.rebalance.delay.ms": "0",
         # Every topic comes from topics.toml; a typo must fail, not create a topic.

@@ -30,6 +30,10 @@ class ServiceDied(RuntimeError):
     """The process exited while we were waiting for it to become ready."""
 
 
+class WrongService(RuntimeError):
+    """Something answers at the address, but it is not the service we started."""
+
+
 def log_tail(path: Path | None, lines: int = 30) -> str:
     """Last ``lines`` lines of ``path`` ('' when there is no such file)."""
     if path is None:
@@ -65,7 +69,7 @@ def _backoff() -> Iterator[float]:
     delay = 0.05
     while True:
         yield delay
-        delay = min(delay * 1.6, 0.5)
+        delay = min(delay * 1.6, 0.25)
 
 
 def _poll(service: str, address: str, timeout: float, attempt: Callable[[float], object],
@@ -81,7 +85,9 @@ def _poll(service: str, address: str, timeout: float, attempt: Callable[[float],
             break
         try:
             return attempt(remaining)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        except WrongService as exc:
+            raise WrongService(describe_failure(f"{service} at {address}: {exc}", logs)) from None
+        except Exception as exc:  # noqa: BLE001 - any other failure means "not ready yet"
             last = exc
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
     reason = f" (last error: {type(last).__name__}: {last})" if last else ""
@@ -155,17 +161,23 @@ def kafka_metadata(bootstrap: str, timeout: float = 5.0) -> dict:
 
 
 def wait_for_kafka(bootstrap: str, timeout: float = 120.0, log_file: LogFiles = None,
-                   alive: Alive | None = None, service: str = "Kafka broker") -> dict:
+                   alive: Alive | None = None, service: str = "Kafka broker",
+                   cluster_id: str | None = None) -> dict:
     """Block until the broker at ``bootstrap`` answers metadata and lists a broker.
 
     Cheap TCP probes come first so no Kafka client (and its thread) is built
-    while nothing listens; then each attempt is a full client round trip.
+    while nothing listens; then each attempt is a full client round trip. With
+    ``cluster_id``, an answer from another cluster (someone else's broker on
+    that port) raises ``WrongService`` instead of passing for ours.
     """
     addresses = _split_bootstrap(bootstrap)
 
     def attempt(remaining: float) -> dict:
         _tcp_open(addresses, remaining)
         meta = kafka_metadata(bootstrap, timeout=min(remaining, 5.0))
+        if cluster_id is not None and meta.get("cluster_id") != cluster_id:
+            raise WrongService(f"answered as cluster {meta.get('cluster_id')!r}, ours is {cluster_id!r} "
+                               "(another broker holds the port?)")
         if not meta.get("brokers"):
             raise ConnectionError("metadata answered with no live broker yet")
         return meta
@@ -179,7 +191,7 @@ def wait_for_http(url: str, timeout: float = 60.0, log_file: LogFiles = None,
     """Block until ``GET url`` returns 200."""
 
     def attempt(remaining: float) -> httpx.Response:
-        response = httpx.get(url, timeout=min(remaining, 3.0))
+        response = httpx.get(url, timeout=max(0.5, min(remaining, 3.0)))
         if response.status_code != 200:
             raise ConnectionError(f"HTTP {response.status_code}: {response.text[:200]}")
         return response

@@ -1,0 +1,38 @@
+"""``touchstream keys``: API keys for channel systems (publish) and analysts."""
+
+from __future__ import annotations
+
+from touchstream.cli import CliError
+from touchstream.publishing.api_keys import ApiKeyStore
+
+
+def register(sub) -> None:
+    p = sub.add_parser("keys", help="create and list API keys")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    c = ksub.add_parser("create", help="create a key; the secret is printed once")
+    c.add_argument("--system", required=True, help="channel system name, stamped as envelope.source")
+    c.add_argument("--channels", default="", help="comma-separated channels this key may publish on ('*' for all)")
+    c.add_argument("--scopes", default="publish", help="comma-separated: publish, analyst, pii")
+    c.set_defaults(func=create)
+    ls = ksub.add_parser("list", help="list keys (never the secrets)")
+    ls.set_defaults(func=list_keys)
+
+
+def create(args, settings) -> int:
+    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    if "publish" in scopes and not channels:
+        raise CliError("a publish key needs --channels")
+    try:
+        secret, key = ApiKeyStore(settings.api_keys_path).create(args.system, channels, scopes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"key id {key.key_id} for {key.system} (channels: {','.join(key.channels) or '-'}; scopes: {','.join(key.scopes)})")
+    print(secret)
+    return 0
+
+
+def list_keys(args, settings) -> int:
+    for key in ApiKeyStore(settings.api_keys_path).all():
+        print(f"{key.key_id}  {key.system:<20} channels={','.join(key.channels) or '-'}  scopes={','.join(key.scopes)}")
+    return 0

@@ -1,0 +1,117 @@
+"""``touchstream up | down | status | jars``: the local stack from the command line.
+
+Thin: argument parsing and printing only; the work is in
+``touchstream.stack.local_stack`` so tests drive the same code without a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from touchstream.cli import CliError
+from touchstream.config import Settings
+
+ONLY_HELP = "comma-separated subset of broker,registry,collector,serving (default: all)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("up", help="start the local stack (idempotent)",
+                              description="Start broker, topics, registry, schemas, collector, serving.")
+    p.add_argument("--only", metavar="SERVICES", help=ONLY_HELP)
+    p.add_argument("--foreground", action="store_true",
+                   help="stay attached until a service exits or SIGTERM, then stop them (containers)")
+    p.set_defaults(func=cmd_up)
+
+    p = subparsers.add_parser("down", help="stop the local stack (by pid, reverse order)")
+    p.add_argument("--only", metavar="SERVICES", help=ONLY_HELP)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL (default 30)")
+    p.set_defaults(func=cmd_down)
+
+    p = subparsers.add_parser("status", help="show which stack processes run")
+    p.set_defaults(func=cmd_status)
+
+    p = subparsers.add_parser("jars", help="fetch Apache Kafka's jars from Maven Central (once)")
+    p.set_defaults(func=cmd_jars)
+
+
+def _errors():
+    from touchstream.stack.broker_runner import BrokerError
+    from touchstream.stack.kafka_jars import JarsError
+    from touchstream.stack.local_stack import StackError
+    from touchstream.stack.readiness import ServiceDied, WrongService
+    from touchstream.stack.topic_admin import TopicAdminError
+
+    return (StackError, JarsError, BrokerError, TopicAdminError, ServiceDied, WrongService, TimeoutError)
+
+
+def _print_step(step) -> None:
+    if step.pid is not None:
+        how = "started" if step.started else "already running"
+        when = f"ready in {step.seconds:.1f}s" if step.started else f"checked in {step.seconds:.1f}s"
+        extra = f"  ({step.detail})" if step.detail else ""
+        print(f"{step.name:<10} {step.address:<28} {how}, pid {step.pid}, {when}{extra}", flush=True)
+    else:
+        print(f"{step.name:<10} {step.address:<28} {step.detail} in {step.seconds:.1f}s", flush=True)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from touchstream.stack import local_stack
+
+    try:
+        chosen = local_stack.parse_services(args.only)
+        local_stack.up(settings, chosen, progress=_print_step)
+    except _errors() as exc:
+        raise CliError(str(exc)) from exc
+    print(f"logs in {settings.logs_dir}; stop with 'touchstream down'", flush=True)
+    if not args.foreground:
+        return 0
+
+    def _terminate(signum, frame):  # SIGTERM from 'docker stop' behaves like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        gone = local_stack.wait_while_running(settings, chosen)
+        print(f"{gone} exited; stopping the others (log: {settings.logs_dir / (gone + '.log')})",
+              file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        local_stack.down(settings, chosen)
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from touchstream.stack import local_stack
+
+    try:
+        stopped = local_stack.down(settings, args.only, timeout=args.timeout)
+    except local_stack.StackError as exc:
+        raise CliError(str(exc)) from exc
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from touchstream.stack import local_stack
+
+    rows = local_stack.status(settings)
+    print(f"{'service':<10} {'state':<8} {'pid':>7}  {'address':<28} log")
+    for row in rows:
+        state = "running" if row.running else "stopped"
+        pid = str(row.pid) if row.running and row.pid else "-"
+        print(f"{row.name:<10} {state:<8} {pid:>7}  {row.address:<28} {row.log_file}")
+    return 0
+
+
+def cmd_jars(args: argparse.Namespace, settings: Settings) -> int:
+    from touchstream.stack import kafka_jars
+
+    try:
+        lib = kafka_jars.ensure_jars(settings)
+    except kafka_jars.JarsError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"Apache Kafka {settings.kafka_version}: {len(list(lib.glob('*.jar')))} jars in {lib}")
+    return 0

@@ -1,0 +1,119 @@
+"""Builds the demo's plain-JSON events and keeps them in event-time order.
+
+Why one object: every id, timestamp and random draw of a demo run comes from the
+same seeded source in the same order, so a run is reproducible byte for byte
+(event_id is a counter under a run tag, recorded_at is occurred_at plus a seeded
+delay, never the wall clock). Times are integer epoch milliseconds inside the
+generator and ISO-8601 strings in the events. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from datetime import date, datetime, timedelta, timezone
+
+SECOND = 1000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_DAY = date(1970, 1, 1)
+
+# How long each channel system takes to hand an event to Touchstream: (min, spread) in ms.
+# Tills and the mail room upload in batches; web and telephony stream.
+RECORD_DELAY = {
+    "web-shop": (40, 900), "web-chat": (30, 500), "esp-mailer": (500, 20_000), "pbx": (200, 2_500),
+    "sms-gateway": (300, 4_000), "pos": (30_000, 600_000), "crm": (200, 3_000),
+    "social-listener": (60_000, 900_000), "campaign-manager": (100, 1_000), "warehouse": (1_000, 60_000),
+    "carrier-tracking": (5_000, 300_000), "billing": (500, 5_000), "payments": (1_000, 30_000),
+    "survey-tool": (1_000, 10_000), "field-sales": (10_000, 600_000), "esign": (500, 5_000),
+    "mailroom": (600_000, 3_000_000), "helpdesk": (300, 3_000), "preference-center": (100, 1_500),
+}
+
+
+def to_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("start must be timezone-aware (UTC)")
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+class Emitter:
+    """Seeded randomness, id counters, ISO formatting and the pending-event heap of one run."""
+
+    def __init__(self, rng: random.Random, tag: str, start_ms: int, end_ms: int):
+        self.rng = rng
+        self.tag = tag
+        self.start_ms, self.end_ms = start_ms, end_ms
+        self._event_prefix = f"demo-{tag}-"
+        self._id_tag = tag[:6]
+        self._seq = 0      # event ids
+        self._ids = 0      # business ids (orders, cases, messages, ...)
+        self._heap: list = []
+        self._days: dict[int, str] = {}
+        self.emitted = 0
+
+    # -- ids and time -----------------------------------------------------------
+    def new_id(self, kind: str) -> str:
+        self._ids += 1
+        return f"{kind}-{self._id_tag}-{self._ids:07d}"
+
+    def _day(self, day: int) -> str:
+        text = self._days.get(day)
+        if text is None:
+            text = self._days[day] = (_EPOCH_DAY + timedelta(days=day)).isoformat()
+        return text
+
+    def iso(self, t: int) -> str:
+        day, rem = divmod(t, DAY)
+        sec, ms = divmod(rem, 1000)
+        hour, sec = divmod(sec, 3600)
+        minute, sec = divmod(sec, 60)
+        return f"{self._day(day)}T{hour:02d}:{minute:02d}:{sec:02d}.{ms:03d}Z"
+
+    def date(self, t: int) -> str:
+        return self._day(t // DAY)
+
+    def at(self, day_start: int, from_hour: float, to_hour: float) -> int:
+        """A random moment of the day between two hours (the company works 8-18, customers 7-23)."""
+        return day_start + int((from_hour + self.rng.random() * (to_hour - from_hour)) * HOUR)
+
+    def later(self, t: int, lo_ms: int, hi_ms: int) -> int:
+        return t + self.rng.randint(lo_ms, hi_ms)
+
+    @staticmethod
+    def money(cents: int, currency: str = "EUR") -> dict:
+        return {"amount": f"{cents // 100}.{cents % 100:02d}", "currency": currency}
+
+    # -- events -----------------------------------------------------------------
+    def emit(self, t: int, event_type: str, channel: str, content: str, initiated_by: str, source: str,
+             identity: dict, fields: dict, corr: str | None = None, cause: str | None = None) -> str:
+        """Queue one event; returns its event_id (for causation). Events outside the window are dropped."""
+        self._seq += 1
+        event_id = f"{self._event_prefix}{self._seq:08d}"
+        if t >= self.end_ms:
+            return event_id
+        lo, spread = RECORD_DELAY[source]
+        envelope = {
+            "event_id": event_id, "event_type": event_type, "occurred_at": self.iso(t),
+            "recorded_at": self.iso(t + lo + int(self.rng.random() * spread)),
+            "channel": channel, "content": content, "initiated_by": initiated_by,
+            "source": source, "identity": identity,
+        }
+        if corr is not None:
+            envelope["correlation_id"] = corr
+        if cause is not None:
+            envelope["causation_id"] = cause
+        fields["envelope"] = envelope
+        heapq.heappush(self._heap, (t, self._seq, fields))
+        return event_id
+
+    def drain(self, before_ms: int):
+        """Yield queued events that happened before ``before_ms``, oldest first (envelope first)."""
+        heap = self._heap
+        pop = heapq.heappop
+        while heap and heap[0][0] < before_ms:
+            fields = pop(heap)[2]
+            envelope = fields.pop("envelope")
+            self.emitted += 1
+            yield {"envelope": envelope, **fields}

@@ -1,0 +1,290 @@
+"""Bring the whole local stack up and down, in dependency order.
+
+``up``:  jars -> storage format -> broker -> (Kafka answers) -> topics ->
+registry -> schemas registered -> collector -> serving.
+``down``: the same services, in reverse order.
+
+Each step is idempotent, so ``up`` is also "repair": a running service is left
+alone (same pid) and only checked for readiness, missing topics are created,
+schemas already registered keep their ids. ``services`` picks a subset (e.g.
+only the broker, for tests or while the other modules are being written).
+
+Children inherit this process's environment plus every TOUCHSTREAM_* value of
+``settings``, so a stack built from a Settings object (a test's free ports and
+temp home) is the stack its children see, not the defaults.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple, Sequence
+
+from touchstream.config import Settings
+from touchstream.stack import broker_runner, kafka_jars
+from touchstream.stack.readiness import wait_for_http, wait_for_kafka
+from touchstream.stack.supervisor import ServiceSpec, Supervisor
+from touchstream.stack.topic_admin import ensure_topics
+from touchstream.topics import load_topics
+
+SERVICES = ("broker", "registry", "collector", "serving")
+PYTHON_MODULES = {
+    "registry": "touchstream.registry",
+    "collector": "touchstream.publishing",
+    "serving": "touchstream.serving",
+}
+READY_PATHS = {"registry": "/subjects", "collector": "/health", "serving": "/health"}
+BROKER_TIMEOUT = 120.0
+HTTP_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0
+
+
+class StackError(RuntimeError):
+    """The stack cannot be brought up as asked (unknown service, missing module, ...)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One finished step of ``up``, for the report (``pid`` is None for non-process steps)."""
+
+    name: str
+    address: str
+    seconds: float
+    pid: int | None = None
+    started: bool = False
+    detail: str = ""
+
+
+class ServiceStatus(NamedTuple):
+    name: str
+    pid: int | None
+    running: bool
+    address: str
+    log_file: Path
+
+
+def parse_services(services: str | Iterable[str] | None) -> list[str]:
+    """``None`` = all; otherwise names (or "a,b") validated and put in start order."""
+    if services is None:
+        return list(SERVICES)
+    if isinstance(services, str):
+        services = services.split(",")
+    wanted = {s.strip() for s in services if s.strip()}
+    unknown = sorted(wanted - set(SERVICES))
+    if unknown:
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    return [s for s in SERVICES if s in wanted]
+
+
+def supervisor(settings: Settings) -> Supervisor:
+    return Supervisor(settings.run_dir, settings.logs_dir)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "TOUCHSTREAM_HOME": str(settings.home),
+        "TOUCHSTREAM_HOST": settings.host,
+        "TOUCHSTREAM_KAFKA_PORT": str(settings.broker_port),
+        "TOUCHSTREAM_CONTROLLER_PORT": str(settings.controller_port),
+        "TOUCHSTREAM_REGISTRY_PORT": str(settings.registry_port),
+        "TOUCHSTREAM_COLLECTOR_PORT": str(settings.collector_port),
+        "TOUCHSTREAM_QUERY_PORT": str(settings.query_port),
+        "TOUCHSTREAM_KAFKA_HEAP": settings.kafka_heap,
+        "TOUCHSTREAM_CACHE": str(settings.cache_dir),
+        "PYTHONUNBUFFERED": "1",
+    })
+    if settings.topic_config is not None:
+        env["TOUCHSTREAM_TOPICS"] = str(settings.topic_config)
+    return env
+
+
+def local_bootstrap(settings: Settings) -> str:
+    """The address of the broker this stack runs (not TOUCHSTREAM_BOOTSTRAP)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"{host}:{settings.broker_port}"
+
+
+def service_address(settings: Settings, name: str) -> str:
+    return {
+        "broker": local_bootstrap(settings),
+        "registry": settings.registry_url,
+        "collector": settings.collector_url,
+        "serving": settings.query_url,
+    }[name]
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def missing_modules(services: Sequence[str]) -> list[str]:
+    """Human-readable list of what the chosen services need but is not there yet."""
+    missing = []
+    for name in services:
+        module = PYTHON_MODULES.get(name)
+        if module and not (_module_exists(f"{module}.__main__")):
+            missing.append(f"{name}: 'python -m {module}' needs {module.replace('.', '/')}/__main__.py")
+    if "registry" in services and not _module_exists("touchstream.registry.bootstrap"):
+        missing.append("registry: touchstream.registry.bootstrap (register_all) does not exist")
+    return missing
+
+
+def service_ports(settings: Settings, name: str) -> list[int]:
+    return {
+        "broker": [settings.broker_port, settings.controller_port],
+        "registry": [settings.registry_port],
+        "collector": [settings.collector_port],
+        "serving": [settings.query_port],
+    }[name]
+
+
+def check_ports_free(settings: Settings, name: str) -> None:
+    """Refuse to start ``name`` when its port is taken (else readiness could see someone else's)."""
+    for port in service_ports(settings, name):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is fine
+            try:
+                sock.bind((settings.host, port))
+            except OSError as exc:
+                raise StackError(
+                    f"cannot start {name}: {settings.host}:{port} is in use ({exc.strerror}); another "
+                    "stack on the same ports? Check 'touchstream status' or set TOUCHSTREAM_*_PORT."
+                ) from None
+
+
+def broker_spec(settings: Settings, lib: Path) -> ServiceSpec:
+    log = supervisor(settings).log_file("broker")
+    logs = (log, settings.logs_dir / "server.log")
+    address = local_bootstrap(settings)
+    cid = broker_runner.cluster_id(settings)
+    return ServiceSpec(
+        name="broker",
+        argv=broker_runner.broker_argv(settings, lib),
+        env=child_env(settings),
+        cwd=broker_runner.broker_dir(settings),
+        ready=lambda alive: wait_for_kafka(address, BROKER_TIMEOUT, logs, alive, "Kafka broker", cid),
+        log_file=log,
+        address=address,
+    )
+
+
+def python_spec(settings: Settings, name: str) -> ServiceSpec:
+    log = supervisor(settings).log_file(name)
+    url = service_address(settings, name) + READY_PATHS[name]
+    return ServiceSpec(
+        name=name,
+        argv=[sys.executable, "-m", PYTHON_MODULES[name]],
+        env=child_env(settings),
+        cwd=settings.home,
+        ready=lambda alive: wait_for_http(url, HTTP_TIMEOUT, log, alive, name),
+        log_file=log,
+        address=service_address(settings, name),
+    )
+
+
+def _register_schemas(settings: Settings) -> str:
+    bootstrap = importlib.import_module("touchstream.registry.bootstrap")
+    result = bootstrap.register_all(settings)
+    try:
+        return f"{len(result)} schemas"  # type: ignore[arg-type]
+    except TypeError:
+        return "schemas registered"
+
+
+def up(settings: Settings, services: str | Iterable[str] | None = None,
+       progress: Callable[[Step], None] | None = None) -> list[Step]:
+    """Bring ``services`` (default: all) up in order; return one Step per thing done."""
+    chosen = parse_services(services)
+    missing = missing_modules(chosen)
+    if missing:
+        raise StackError("cannot start the stack, modules missing:\n  " + "\n  ".join(missing)
+                         + "\n(start a subset with --only, e.g. --only broker)")
+    for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.data_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    sup = supervisor(settings)
+    steps: list[Step] = []
+
+    def done(step: Step) -> None:
+        steps.append(step)
+        if progress is not None:
+            progress(step)
+
+    bootstrap = settings.bootstrap_servers
+    if "broker" in chosen:
+        t0 = time.monotonic()
+        detail = ""
+        if sup.is_running("broker"):  # leave its jars and storage alone; start() only checks it
+            lib = kafka_jars.lib_dir(settings)
+        else:
+            check_ports_free(settings, "broker")
+            lib = kafka_jars.ensure_jars(settings)
+            formatted = broker_runner.format_storage(settings, lib)
+            detail = f"jars+format {time.monotonic() - t0:.1f}s" + (", storage formatted" if formatted else "")
+        started = sup.start(broker_spec(settings, lib))
+        bootstrap = local_bootstrap(settings)
+        done(Step("broker", bootstrap, started.seconds, started.pid, started.started, detail))
+    if "broker" in chosen or "registry" in chosen:
+        t0 = time.monotonic()
+        if "broker" not in chosen:  # an external broker (Docker, CI): it must answer first
+            wait_for_kafka(bootstrap, BROKER_TIMEOUT)
+        created = ensure_topics(bootstrap, load_topics(settings.topic_config))
+        done(Step("topics", bootstrap, time.monotonic() - t0, detail=f"{len(created)} created"))
+    for name in ("registry", "collector", "serving"):
+        if name not in chosen:
+            continue
+        if not sup.is_running(name):
+            check_ports_free(settings, name)
+        started = sup.start(python_spec(settings, name))
+        done(Step(name, service_address(settings, name), started.seconds, started.pid, started.started))
+        if name == "registry":
+            t0 = time.monotonic()
+            detail = _register_schemas(settings)
+            done(Step("schemas", settings.registry_url, time.monotonic() - t0, detail=detail))
+    return steps
+
+
+def down(settings: Settings, services: str | Iterable[str] | None = None,
+         timeout: float = STOP_TIMEOUT) -> list[str]:
+    """Stop ``services`` (default: all) in reverse start order; return those that were running."""
+    sup = supervisor(settings)
+    stopped = []
+    for name in reversed(parse_services(services)):
+        if sup.stop(name, timeout):
+            stopped.append(name)
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """One row per known service, whether or not it was ever started."""
+    sup = supervisor(settings)
+    rows = []
+    for name in SERVICES:
+        info = sup.read_pid(name)
+        pid = sup.running_pid(name)
+        recorded = info["pid"] if info else None
+        rows.append(ServiceStatus(name, pid if pid is not None else recorded, pid is not None,
+                                  service_address(settings, name), sup.log_file(name)))
+    return rows
+
+
+def wait_while_running(settings: Settings, services: Sequence[str], poll: float = 1.0) -> str:
+    """Block while every service in ``services`` runs; return the first that stopped.
+
+    For containers, where ``touchstream up --foreground`` is the main process.
+    """
+    sup = supervisor(settings)
+    while True:
+        for name in services:
+            if not sup.is_running(name):
+                return name
+        time.sleep(poll)

@@ -12,11 +12,13 @@ from touchstream.config import Settings
 
 
 def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust.App:
+    datadir = settings.home / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
-        datadir=str(settings.home / "faust" / app_id),
+        datadir=str(datadir),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

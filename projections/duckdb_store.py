@@ -84,7 +84,7 @@ class DuckDBStore:
         with self._write_lock:
             rows = self._con.execute(
                 'SELECT topic, "partition", next_offset FROM sink_offsets WHERE sink = ?', [sink]
-            ).fetchall()
+            ).fetchall()  # fetchall: DuckDB 2 refuses new work while a result is unfinished
         return {(t, p): o for t, p, o in rows}
 
     def apply_interactions(
@@ -105,13 +105,14 @@ class DuckDBStore:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                before = con.execute("SELECT count(*) FROM interactions").fetchone()[0]
+                new = 0
                 if rows:
                     batch = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
                     con.register("_batch", batch)
-                    con.execute("INSERT INTO interactions SELECT * FROM _batch ON CONFLICT (event_id) DO NOTHING")
+                    new = con.execute(
+                        "INSERT INTO interactions SELECT * FROM _batch ON CONFLICT (event_id) DO NOTHING"
+                    ).fetchall()[0][0]
                     con.unregister("_batch")
-                after = con.execute("SELECT count(*) FROM interactions").fetchone()[0]
                 for pos, reason in dead:
                     con.execute(
                         "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -128,7 +129,7 @@ class DuckDBStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return after - before
+        return new
 
     # -- the analyst side -----------------------------------------------------
     def query(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> QueryResult:

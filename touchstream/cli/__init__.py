@@ -13,7 +13,7 @@ import sys
 from touchstream.config import Settings
 
 # Order is the order shown in --help.
-COMMANDS = ("stack", "publish", "query", "keys")
+COMMANDS = ("stack", "publish", "query", "keys", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

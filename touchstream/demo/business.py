@@ -79,11 +79,11 @@ def sales_cycle(em: Emitter, c: Customer, t: int) -> int:
         return end
     if outcome == "follow_up_planned":
         end, outcome = meeting(em, c, end + DAY, "specification", "company", outcome="proposal_requested", corr=deal)
-    t, signed = document(em, c, end + rng.randint(4 * HOUR, 2 * DAY), "proposal", "specification", "customer",
+    t, signed = document(em, c, em.office(end + rng.randint(4 * HOUR, 2 * DAY)), "proposal", "specification", "customer",
                          f"Proposal {category} for {c.company}", value=value, sign=True, corr=deal)
     if not signed:
         return t
-    t, signed = document(em, c, t + rng.randint(2 * HOUR, DAY), "contract", "order_payment", "customer",
+    t, signed = document(em, c, em.office(t + rng.randint(2 * HOUR, DAY)), "contract", "order_payment", "customer",
                          f"Supply contract {c.company}", value=value, sign=True, corr=deal)
     if not signed:
         return t
@@ -100,7 +100,7 @@ def sales_cycle(em: Emitter, c: Customer, t: int) -> int:
 def account_review(em: Emitter, c: Customer, t: int) -> int:
     """A periodic statement and a quarterly review call with the account manager."""
     rng = em.rng
-    document(em, c, t, "statement", "invoicing", "company", f"Statement {em.date(t)[:7]} {c.company}")
+    document(em, c, em.office(t), "statement", "invoicing", "company", f"Statement {em.date(t)[:7]} {c.company}")
     call = touchpoints.start_call(em, c, t + rng.randint(1, 3) * DAY, "informing", "company", outbound=True,
                                   identified=True)
     call.t += rng.randint(5, 20) * MINUTE

@@ -148,6 +148,7 @@ def callback_promise(em: Emitter, case: Case, t: int, channel: str, within: int 
 def callback(em: Emitter, case: Case, t: int, callback_id: str, reached: bool) -> touchpoints.Call | int:
     """phone.callback_made: a reached callback returns the open call (resolve, then end it); a miss, its end time."""
     c = case.customer
+    t = em.office(t)
     if not reached:
         end = touchpoints.missed_call(em, c, t, "complaint", case.by, case.case_id)
         em.emit(end, "phone.callback_made", "phone", "complaint", case.by, "pbx", c.phone_ids(True),

@@ -19,6 +19,8 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_DAY = date(1970, 1, 1)
+_TWO = tuple(f"{n:02d}" for n in range(60))
+_THREE = tuple(f"{n:03d}" for n in range(1000))
 
 # How long each channel system takes to hand an event to Touchstream: (min, spread) in ms.
 # Tills and the mail room upload in batches; web and telephony stream.
@@ -51,6 +53,7 @@ class Emitter:
         self._ids = 0      # business ids (orders, cases, messages, ...)
         self._heap: list = []
         self._days: dict[int, str] = {}
+        self._hours: dict[int, str] = {}
         self.emitted = 0
 
     # -- ids and time -----------------------------------------------------------
@@ -65,11 +68,14 @@ class Emitter:
         return text
 
     def iso(self, t: int) -> str:
-        day, rem = divmod(t, DAY)
+        """Epoch ms -> ``2026-01-05T09:30:00.000Z``; hot path (two per event), so prefixes are cached."""
+        hour, rem = divmod(t, HOUR)
+        prefix = self._hours.get(hour)
+        if prefix is None:
+            prefix = self._hours[hour] = f"{self._day(hour // 24)}T{_TWO[hour % 24]}:"
+        minute, rem = divmod(rem, MINUTE)
         sec, ms = divmod(rem, 1000)
-        hour, sec = divmod(sec, 3600)
-        minute, sec = divmod(sec, 60)
-        return f"{self._day(day)}T{hour:02d}:{minute:02d}:{sec:02d}.{ms:03d}Z"
+        return f"{prefix}{_TWO[minute]}:{_TWO[sec]}.{_THREE[ms]}Z"
 
     def date(self, t: int) -> str:
         return self._day(t // DAY)
@@ -78,8 +84,14 @@ class Emitter:
         """A random moment of the day between two hours (the company works 8-18, customers 7-23)."""
         return day_start + int((from_hour + self.rng.random() * (to_hour - from_hour)) * HOUR)
 
-    def later(self, t: int, lo_ms: int, hi_ms: int) -> int:
-        return t + self.rng.randint(lo_ms, hi_ms)
+    def office(self, t: int, from_hour: int = 8, to_hour: int = 18) -> int:
+        """``t`` if it falls in office hours, else early in the next opening (company-side actions)."""
+        day, rem = divmod(t, DAY)
+        if from_hour * HOUR <= rem < to_hour * HOUR:
+            return t
+        if rem >= to_hour * HOUR:
+            day += 1
+        return day * DAY + from_hour * HOUR + int(self.rng.random() * 2 * HOUR)
 
     @staticmethod
     def money(cents: int, currency: str = "EUR") -> dict:
@@ -104,16 +116,13 @@ class Emitter:
             envelope["correlation_id"] = corr
         if cause is not None:
             envelope["causation_id"] = cause
-        fields["envelope"] = envelope
-        heapq.heappush(self._heap, (t, self._seq, fields))
+        heapq.heappush(self._heap, (t, self._seq, {"envelope": envelope, **fields}))
         return event_id
 
     def drain(self, before_ms: int):
-        """Yield queued events that happened before ``before_ms``, oldest first (envelope first)."""
+        """Yield queued events that happened before ``before_ms``, oldest first (ties: creation order)."""
         heap = self._heap
         pop = heapq.heappop
         while heap and heap[0][0] < before_ms:
-            fields = pop(heap)[2]
-            envelope = fields.pop("envelope")
             self.emitted += 1
-            yield {"envelope": envelope, **fields}
+            yield pop(heap)[2]

@@ -64,7 +64,7 @@ class Persona:
 
 
 PERSONAS = (
-    Persona("digital_native", 0.40, 0.45, web=0.30, chat=0.03, call=0.004, email_in=0.02, store=0.01,
+    Persona("digital_native", 0.40, 0.45, web=0.20, chat=0.03, call=0.004, email_in=0.02, store=0.01,
             order=0.035, social=0.015, complaint=0.006, email_open=0.45, email_click=0.35, sms=False,
             postal=False, order_channel="web", pay_late=0.02, pay_missing=0.01,
             paths=(("callback_kept", 3), ("callback_missed", 3), ("reopened", 3), ("social", 2),
@@ -132,7 +132,7 @@ class Customer:
         ids = {"cookie_id": self.cookie}
         if logged_in and self.has_account:
             ids["customer_id"] = self.cid
-        if self.device is not None and self.persona.name == "digital_native":
+        if logged_in and self.device is not None and self.persona.name == "digital_native":
             ids["device_id"] = self.device
         return ids
 

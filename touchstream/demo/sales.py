@@ -121,10 +121,10 @@ def fulfil(em: Emitter, c: Customer, t: int, order: str, lines: list, channel: s
             {"order_id": order, "shipment_id": shipment, "carrier": carrier,
              "tracking_number": f"3S{rng.getrandbits(40):012X}", "expected_delivery_date": em.date(expected)}, order)
     if c.phone_known and c.persona.sms and rng.random() < 0.6:
-        touchpoints.sms(em, c, shipped + MINUTE, "fulfilment", "company", "Your order is on its way.",
+        touchpoints.sms(em, c, em.office(shipped + MINUTE, 8, 21), "fulfilment", "company", "Your order is on its way.",
                         template="shipped", corr=order)
     elif c.email_known and c.email_ok:
-        touchpoints.company_email(em, c, shipped + MINUTE, "fulfilment", "company", "Your order has shipped",
+        touchpoints.company_email(em, c, em.office(shipped + MINUTE, 7, 22), "fulfilment", "company", "Your order has shipped",
                                   template="shipped", open_rate=0.6, click_rate=0.3,
                                   url=research.SHOP + "/account/orders", corr=order)
     late = rng.random() < 0.07
@@ -164,7 +164,8 @@ def store_visit(em: Emitter, c: Customer, t: int, initiated_by: str = "customer"
     """A card-scanned visit; usually a purchase, now and then a return of an earlier receipt."""
     rng = em.rng
     store, staff = rng.choice(STORES), rng.choice(STAFF)
-    if not c.card_known:
+    new_card = not c.card_known  # a card is issued at the till, with a purchase
+    if new_card:
         t, staff = identity_steps.loyalty_card(em, c, t, store)
     content = "promotion" if initiated_by == "company" else rng.choice(("order_payment", "order_payment", "inquiry",
                                                                          "specification"))
@@ -181,7 +182,7 @@ def store_visit(em: Emitter, c: Customer, t: int, initiated_by: str = "customer"
                  "reason": reason})
         c.receipts = c.receipts[1:]
         t += 2 * MINUTE
-    if campaign or rng.random() < 0.75:
+    if campaign or new_card or rng.random() < 0.75:
         lines, total = order_lines(em, CONSUMER_SKUS, max_qty=3)
         receipt = em.new_id("RCPT")
         fields = {"receipt_id": receipt, "store_id": store, "lines": lines, "total": em.money(total), "staff_id": staff}

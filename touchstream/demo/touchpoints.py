@@ -143,9 +143,9 @@ def sms(em: Emitter, c: Customer, t: int, content: str, initiated_by: str, text:
 
 def letter(em: Emitter, c: Customer, t: int, content: str, initiated_by: str, kind: str,
            template: str | None = None, campaign: str | None = None, corr: str | None = None,
-           in_reply_to: str | None = None) -> str:
+           in_reply_to: str | None = None, message_id: str | None = None) -> str:
     """postal.mail_sent by the mail room; returns the mail_id (a reply card or letter may answer it)."""
-    mail = em.new_id("PM")
+    mail = message_id or em.new_id("PM")
     fields = {"mail_id": mail, "kind": kind}
     for key, value in (("template", template), ("campaign_id", campaign), ("in_reply_to", in_reply_to)):
         if value:

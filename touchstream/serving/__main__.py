@@ -34,7 +34,14 @@ def main() -> None:
     app = create_app(settings)
     interaction_log.register(app, sink, raw_topics(load_topics(settings.topic_config)))
 
-    server = uvicorn.Server(uvicorn.Config(build_api(store), host=settings.host, port=settings.query_port, log_level="warning"))
+    ready = threading.Event()
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender, assigned, **kwargs) -> None:
+        ready.set()
+
+    api = build_api(store, ready=ready)
+    server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:
         faust.Worker(app, loglevel="warn").execute_from_commandline()

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
@@ -39,11 +39,14 @@ def _plain(value):
     return value
 
 
-def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_log",)) -> FastAPI:
+def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_log",), ready=None) -> FastAPI:
+    """``ready`` (a threading.Event) is set once the stream worker has its partitions."""
     api = FastAPI(title="Touchstream query service", version="0.1.0")
 
     @api.get("/health")
-    def health() -> dict:
+    def health():
+        if ready is not None and not ready.is_set():
+            return JSONResponse({"status": "starting"}, status_code=503)
         return {"status": "ok"}
 
     @api.get("/offsets")

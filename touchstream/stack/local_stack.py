@@ -28,7 +28,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 from touchstream.config import Settings
 from touchstream.stack import broker_runner, kafka_jars
-from touchstream.stack.readiness import wait_for_http, wait_for_kafka
+from touchstream.stack.readiness import describe_failure, wait_for_http, wait_for_kafka
 from touchstream.stack.supervisor import ServiceSpec, Supervisor
 from touchstream.stack.topic_admin import ensure_topics
 from touchstream.topics import load_topics
@@ -250,6 +250,10 @@ def up(settings: Settings, services: str | Iterable[str] | None = None,
             t0 = time.monotonic()
             detail = _register_schemas(settings)
             done(Step("schemas", settings.registry_url, time.monotonic() - t0, detail=detail))
+    dead = [name for name in chosen if not sup.is_running(name)]
+    if dead:  # ready once, then crashed while later steps ran (e.g. a worker failing after HTTP is up)
+        raise StackError("\n".join(describe_failure(f"{name} exited after it was ready", sup.log_file(name))
+                                    for name in dead))
     return steps
 
 

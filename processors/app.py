@@ -27,4 +27,8 @@ def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
+        # A crashed worker's partitions move to its restart after this long,
+        # not after faust's default minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )

@@ -58,3 +58,11 @@ class DeadLetterProducer:
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise RuntimeError(f"dead letters not delivered: {remaining} pending, errors: {errors[:3]}")
+
+
+class AlreadySentDeadLetters:
+    """For rebuilds: the live run already sent these dead letters, so a replay
+    records them in its own table but does not publish them a second time."""
+
+    def send(self, letters: list[DeadLetter], timeout: float = 30.0) -> None:
+        return None

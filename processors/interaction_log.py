@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError, RegistryError
 from touchstream.projections.duckdb_store import DuckDBStore
-from touchstream.projections.interaction_log import Position, pending, to_row
+from touchstream.projections.interaction_log import pending, to_row
+from touchstream.processors.records import RawRecord
 from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
 
 log = logging.getLogger(__name__)
 SINK_NAME = "interaction_log"
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-
-    @property
-    def position(self) -> Position:
-        return Position(self.topic, self.partition, self.offset)
 
 
 class InteractionLogSink:
@@ -59,12 +45,11 @@ class InteractionLogSink:
                 decoded = self._decode(record)
                 rows.append(to_row(decoded.event_type, decoded.record, decoded.schema_id, record.position, now))
             except DecodeError as exc:
-                letters.append(DeadLetter(record.topic, record.partition, record.offset, record.key,
-                                          record.value, record.headers, exc.reason))
+                letters.append(DeadLetter(record, exc.reason))
         if letters:
             self.dead_letters.send(letters)
             log.warning("%d undecodable record(s) sent to the dead-letter topic", len(letters))
-        dead = [(Position(d.topic, d.partition, d.offset), d.reason) for d in letters]
+        dead = [(d.record.position, d.reason) for d in letters]
         new = self.store.apply_interactions(self.name, rows, [r.position for r in todo], dead)
         for record in todo:
             key = (record.topic, record.partition)

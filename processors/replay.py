@@ -11,7 +11,7 @@ from __future__ import annotations
 from kafka import KafkaConsumer, TopicPartition
 
 from touchstream.config import Settings
-from touchstream.processors.interaction_log import RawRecord
+from touchstream.processors.records import RawRecord
 
 
 def replay(settings: Settings, topics: list[str], handle, *, batch: int = 5000) -> int:

@@ -14,17 +14,13 @@ from datetime import datetime, timezone
 from confluent_kafka import Producer
 
 from touchstream.config import Settings
+from touchstream.processors.records import RawRecord
 from touchstream.topics import DLQ_TOPIC
 
 
 @dataclass(frozen=True)
 class DeadLetter:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
+    record: RawRecord
     reason: str
 
 
@@ -46,15 +42,16 @@ class DeadLetterProducer:
 
         now = datetime.now(timezone.utc).isoformat().encode()
         for letter in letters:
-            headers = list(letter.headers) + [
+            record = letter.record
+            headers = list(record.headers) + [
                 ("dlq.reason", letter.reason.encode()[:1000]),
-                ("dlq.topic", letter.topic.encode()),
-                ("dlq.partition", str(letter.partition).encode()),
-                ("dlq.offset", str(letter.offset).encode()),
+                ("dlq.topic", record.topic.encode()),
+                ("dlq.partition", str(record.partition).encode()),
+                ("dlq.offset", str(record.offset).encode()),
                 ("dlq.consumer", self.consumer.encode()),
                 ("dlq.at", now),
             ]
-            self._producer.produce(self.topic, key=letter.key, value=letter.value, headers=headers, on_delivery=on_delivery)
+            self._producer.produce(self.topic, key=record.key, value=record.value, headers=headers, on_delivery=on_delivery)
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise RuntimeError(f"dead letters not delivered: {remaining} pending, errors: {errors[:3]}")

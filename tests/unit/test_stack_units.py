@@ -7,6 +7,7 @@ import dataclasses
 import http.server
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -98,6 +99,38 @@ def test_broker_argv(local: Settings, monkeypatch):
     assert config.is_file() and "${sys:kafka.logs.dir}/server.log" in config.read_text()
 
 
+def test_class_sharing_dumps_until_an_archive_exists(local: Settings):
+    flags = broker_runner.class_sharing_flags(local, "java")
+    partial = broker_runner.class_archive_partial(local)
+    assert f"-XX:ArchiveClassesAtExit={partial}" in flags and "-Xlog:cds=off" in flags
+    archive = broker_runner.class_archive(local, "java")
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"x")
+    assert f"-XX:SharedArchiveFile={archive}" in broker_runner.class_sharing_flags(local, "java")
+
+
+REAL_LIB = kafka_jars.lib_dir(Settings(home=Path("/unused")))
+
+
+@pytest.mark.skipif(shutil.which("java") is None or not any(REAL_LIB.glob("kafka_2.13-*.jar")),
+                    reason="needs java and the Kafka jars in the normal cache ('touchstream jars')")
+def test_only_a_verified_class_archive_is_shared(local: Settings):
+    partial = broker_runner.class_archive_partial(local)
+    partial.parent.mkdir(parents=True)
+    # A JVM run writes a real archive for this classpath (a short tool, not a broker).
+    subprocess.run(["java", "-XX:+UseG1GC", f"-XX:ArchiveClassesAtExit={partial}", "-Xlog:cds=off",
+                    "-cp", f"{REAL_LIB}/*", "kafka.tools.StorageTool", "random-uuid"],
+                   check=True, capture_output=True, timeout=120)
+    good = partial.read_bytes()
+    # Truncated (broker killed mid-dump): dropped, never shared; it would crash the next JVM.
+    partial.write_bytes(good[: len(good) // 3])
+    assert broker_runner.promote_class_archive(local, REAL_LIB) is False
+    assert not partial.exists() and not broker_runner.class_archive(local, "java").exists()
+    partial.write_bytes(good)
+    assert broker_runner.promote_class_archive(local, REAL_LIB) is True
+    assert not partial.exists() and broker_runner.class_archive(local, "java").read_bytes() == good
+
+
 # --- supervisor: pid files with real short-lived processes ---------------------------
 
 def test_start_is_idempotent_and_stop_by_pid(tmp_path: Path):
@@ -165,7 +198,7 @@ def test_process_dying_during_startup_fails_fast_with_log_tail(tmp_path: Path):
 def test_failed_readiness_stops_the_process(tmp_path: Path):
     sup = Supervisor(tmp_path / "run", tmp_path / "logs")
 
-    def never_ready(alive):
+    def never_ready():  # the zero-argument form of a readiness check
         raise TimeoutError("not ready")
 
     with pytest.raises(TimeoutError):

@@ -43,6 +43,8 @@ def run(args, settings) -> int:
         count = write_jsonl(events, args.jsonl)
         print(f"wrote {count:,} events to {args.jsonl} in {time.monotonic() - t0:.1f}s; "
               f"publish them with: touchstream publish {args.jsonl}")
+        print("note: `touchstream publish` stamps its one --source on every event; envelope.source in the file "
+              "names each event's own channel system", file=sys.stderr)
         return 0
     if not args.no_up:
         _up(settings)

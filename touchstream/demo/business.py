@@ -79,7 +79,8 @@ def sales_cycle(em: Emitter, c: Customer, t: int) -> int:
         return end
     if outcome == "follow_up_planned":
         end, outcome = meeting(em, c, end + DAY, "specification", "company", outcome="proposal_requested", corr=deal)
-    t, signed = document(em, c, em.office(end + rng.randint(4 * HOUR, 2 * DAY)), "proposal", "specification", "customer",
+    t, signed = document(em, c, em.office(end + rng.randint(4 * HOUR, 2 * DAY)), "proposal", "specification",
+                         "customer",
                          f"Proposal {category} for {c.company}", value=value, sign=True, corr=deal)
     if not signed:
         return t

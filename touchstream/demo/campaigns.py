@@ -97,7 +97,8 @@ def deliver(em: Emitter, c: Customer, camp: Campaign, day_start: int) -> None:
         elif rng.random() < 0.2:
             sales.store_visit(em, c, em.at(t - t % DAY + rng.randint(1, 4) * DAY, 10, 18), "company", camp.campaign_id)
     else:
-        mail = touchpoints.letter(em, c, t, content, "company", "catalogue", camp.template, camp.campaign_id, message_id=msg)
+        mail = touchpoints.letter(em, c, t, content, "company", "catalogue", camp.template, camp.campaign_id,
+                                  message_id=msg)
         if rng.random() < 0.06:
             em.emit(t + rng.randint(3, 10) * DAY, "postal.mail_received", "postal_mail", content, "company", "mailroom",
                     c.crm_ids(), {"mail_id": em.new_id("PM"), "kind": "reply_card", "in_reply_to": mail,

@@ -196,7 +196,8 @@ def proactive(em: Emitter, c: Customer, t: int, order: tuple | None = None) -> i
     case = new_case(em, c, by="company", order=order, category=rng.choice(("service", "delivery", "billing")))
     question = "Is there anything we could do better?"
     if rng.random() < 0.5:
-        call = touchpoints.start_call(em, c, t, "informing", "company", outbound=True, corr=case.case_id, identified=True)
+        call = touchpoints.start_call(em, c, t, "informing", "company", outbound=True, corr=case.case_id,
+                                      identified=True)
         opened(em, case, call.answered_at + 2 * MINUTE, "phone", description="Mentioned when asked: " + question)
         acknowledged(em, case, call.answered_at + 3 * MINUTE, "phone")
         if rng.random() < 0.55:
@@ -216,7 +217,8 @@ def proactive(em: Emitter, c: Customer, t: int, order: tuple | None = None) -> i
         em.emit(t, "feedback.survey_answered", "email", "complaint", "company", "survey-tool", c.email_ids(True),
                 {"survey_id": "SUR-ANYTHING-BETTER", "response_id": response, "question_id": "q-better",
                  "question": question, "answer": DESCRIPTIONS[case.category]}, case.case_id)
-        opened(em, case, t + rng.randint(1, 5) * HOUR, "email", description="From survey: " + DESCRIPTIONS[case.category])
+        opened(em, case, t + rng.randint(1, 5) * HOUR, "email",
+               description="From survey: " + DESCRIPTIONS[case.category])
         acknowledged(em, case, t + 6 * HOUR, "email")
         end = t + rng.randint(1, 3) * DAY
         resolved(em, case, end, "email", rng.choice(CODES), False)

@@ -141,7 +141,8 @@ def callback_promise(em: Emitter, case: Case, t: int, channel: str, within: int 
     callback = em.new_id("CB")
     deadline = t + within
     step(em, case, t, "complaint.callback_promised", channel,
-         {"callback_id": callback, "promised_by": em.iso(deadline), "callback_channel": "phone", "agent_id": case.agent})
+         {"callback_id": callback, "promised_by": em.iso(deadline), "callback_channel": "phone",
+          "agent_id": case.agent})
     return callback, deadline
 
 

@@ -54,6 +54,7 @@ class Emitter:
         self._heap: list = []
         self._days: dict[int, str] = {}
         self._hours: dict[int, str] = {}
+        self._floor = start_ms  # everything before this was already yielded
         self.emitted = 0
 
     # -- ids and time -----------------------------------------------------------
@@ -105,6 +106,8 @@ class Emitter:
         event_id = f"{self._event_prefix}{self._seq:08d}"
         if t >= self.end_ms:
             return event_id
+        if t < self._floor:
+            raise ValueError(f"{event_type} at {self.iso(t)} is before already yielded events (generator bug)")
         lo, spread = RECORD_DELAY[source]
         envelope = {
             "event_id": event_id, "event_type": event_type, "occurred_at": self.iso(t),
@@ -121,6 +124,7 @@ class Emitter:
 
     def drain(self, before_ms: int):
         """Yield queued events that happened before ``before_ms``, oldest first (ties: creation order)."""
+        self._floor = max(self._floor, before_ms)
         heap = self._heap
         pop = heapq.heappop
         while heap and heap[0][0] < before_ms:

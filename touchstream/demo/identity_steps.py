@@ -45,7 +45,8 @@ def sign_up(em: Emitter, c: Customer, t: int) -> int:
     t = research.web_session(em, c, t, False, "specification", pages=2)
     newsletter = rng.random() < 0.75
     anon = {"cookie_id": c.cookie}
-    em.emit(t, "web.form_submitted", "web", "inquiry", "customer", "web-shop", {"cookie_id": c.cookie, "email": c.email},
+    em.emit(t, "web.form_submitted", "web", "inquiry", "customer", "web-shop",
+            {"cookie_id": c.cookie, "email": c.email},
             {"form_id": "signup-v3", "form_kind": "signup", "page_url": research.SHOP + "/account/signup",
              "answers": {"email": c.email, "first_name": c.first.title(), "newsletter": "yes" if newsletter else "no"}})
     t += SECOND

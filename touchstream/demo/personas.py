@@ -137,10 +137,14 @@ class Customer:
         return ids
 
     def email_ids(self, with_cid: bool = False) -> dict:
-        return {"email": self.email, "customer_id": self.cid} if with_cid and self.has_account else {"email": self.email}
+        if with_cid and self.has_account:
+            return {"email": self.email, "customer_id": self.cid}
+        return {"email": self.email}
 
     def phone_ids(self, identified: bool) -> dict:
-        return {"phone": self.phone, "customer_id": self.cid} if identified and self.has_account else {"phone": self.phone}
+        if identified and self.has_account:
+            return {"phone": self.phone, "customer_id": self.cid}
+        return {"phone": self.phone}
 
     def crm_ids(self) -> dict:
         if self.account is not None:

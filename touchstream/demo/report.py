@@ -67,7 +67,8 @@ class RunStats:
 def table(columns: list[str], rows: list[list]) -> str:
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(r[i].replace(".", "", 1).isdigit() for r in cells if r[i]) and bool(cells) for i in range(len(columns))]
+    numeric = [bool(cells) and all(r[i].replace(".", "", 1).isdigit() for r in cells if r[i])
+               for i in range(len(columns))]
 
     def line(values):
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()

@@ -124,7 +124,8 @@ def fulfil(em: Emitter, c: Customer, t: int, order: str, lines: list, channel: s
         touchpoints.sms(em, c, em.office(shipped + MINUTE, 8, 21), "fulfilment", "company", "Your order is on its way.",
                         template="shipped", corr=order)
     elif c.email_known and c.email_ok:
-        touchpoints.company_email(em, c, em.office(shipped + MINUTE, 7, 22), "fulfilment", "company", "Your order has shipped",
+        touchpoints.company_email(em, c, em.office(shipped + MINUTE, 7, 22), "fulfilment", "company",
+                                  "Your order has shipped",
                                   template="shipped", open_rate=0.6, click_rate=0.3,
                                   url=research.SHOP + "/account/orders", corr=order)
     late = rng.random() < 0.07

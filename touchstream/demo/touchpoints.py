@@ -58,7 +58,8 @@ def start_call(em: Emitter, c: Customer, t: int, content: str, initiated_by: str
 def end_call(em: Emitter, c: Customer, call: Call, resolved: bool | None = None, identified: bool = True) -> int:
     """call_ended with wait and talk time; the agent identified the caller during the call."""
     t = max(call.t, call.answered_at + SECOND)
-    fields = {"call_id": call.call_id, "direction": call.direction, "wait_seconds": 0 if call.direction == "outbound" else call.wait,
+    fields = {"call_id": call.call_id, "direction": call.direction,
+              "wait_seconds": 0 if call.direction == "outbound" else call.wait,
               "talk_seconds": (t - call.answered_at) // SECOND, "outcome": "completed",
               "agent_id": call.agent, "queue": call.queue}
     if resolved is not None:

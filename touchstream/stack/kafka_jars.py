@@ -116,6 +116,7 @@ def ensure_jars(settings: Settings, timeout: float = 900.0) -> Path:
         (home / MARKER).unlink(missing_ok=True)
         lib = lib_dir(settings)
         shutil.rmtree(lib, ignore_errors=True)
+        shutil.rmtree(home / "cds", ignore_errors=True)  # class archives describe the old jars
         partial.rename(lib)
         (home / MARKER).write_text(_fingerprint(settings.kafka_version))
     return lib_dir(settings)

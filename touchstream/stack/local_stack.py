@@ -265,6 +265,8 @@ def down(settings: Settings, services: str | Iterable[str] | None = None,
     for name in reversed(parse_services(services)):
         if sup.stop(name, timeout):
             stopped.append(name)
+            if name == "broker":  # its JVM may just have dumped a class archive
+                broker_runner.promote_class_archive(settings, kafka_jars.lib_dir(settings))
     return stopped
 
 

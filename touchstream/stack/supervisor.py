@@ -14,12 +14,13 @@ process group (uvicorn or faust workers may fork).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -27,11 +28,25 @@ from touchstream.stack.readiness import Alive
 
 # ready(alive) blocks until the service answers (or raises); ``alive`` says
 # whether the process still exists, so a crash fails fast instead of timing out.
-ReadyCheck = Callable[[Alive], object]
+# A zero-argument ready() is accepted too (it just cannot fail fast).
+ReadyCheck = Callable[[Alive], object] | Callable[[], object]
+
+
+def _call_ready(ready: ReadyCheck, alive: Alive) -> None:
+    try:
+        wants_alive = len(inspect.signature(ready).parameters) >= 1
+    except (TypeError, ValueError):
+        wants_alive = True
+    if wants_alive:
+        ready(alive)  # type: ignore[call-arg]
+    else:
+        ready()  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """How to run one service: command, environment, readiness check and log file."""
+
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] | None = None
@@ -39,7 +54,6 @@ class ServiceSpec:
     ready: ReadyCheck | None = None
     log_file: Path | None = None
     address: str = ""
-    extra_logs: tuple[Path, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -120,7 +134,7 @@ class Supervisor:
         t0 = time.monotonic()
         if pid is not None:
             if spec.ready is not None:
-                spec.ready(lambda: pid_alive(pid))
+                _call_ready(spec.ready, lambda: pid_alive(pid))
             return Started(spec.name, pid, False, time.monotonic() - t0)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = spec.log_file or self.log_file(spec.name)
@@ -139,7 +153,7 @@ class Supervisor:
         self._write_pid(spec, proc.pid, start_time)
         if spec.ready is not None:
             try:
-                spec.ready(lambda: proc.poll() is None)
+                _call_ready(spec.ready, lambda: proc.poll() is None)
             except BaseException:
                 self.stop(spec.name, timeout=10)
                 raise

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from touchstream.events.envelope import check_envelope, fill_defaults, partition_key
-from touchstream.events.validation import EventValidationError, Problem, to_avro
+from touchstream.events.validation import EventValidationError, Problem, index_named, to_avro
 from touchstream.schemas import EventSchema, load_latest
 from touchstream.topics import raw_topic
 
@@ -45,6 +45,7 @@ class Catalogue:
 
     def __init__(self, schemas: Mapping[str, EventSchema] | None = None):
         self.schemas = dict(load_latest() if schemas is None else schemas)
+        self._named_cache: dict[str, dict[str, dict]] = {}
 
     def __contains__(self, event_type: str) -> bool:
         return event_type in self.schemas
@@ -55,8 +56,9 @@ class Catalogue:
     def schema(self, event_type: str) -> EventSchema:
         return self.schemas[event_type]
 
-    def validate(self, event: Any, *, now: datetime | None = None, source: str | None = None) -> ValidEvent:
-        """Check one plain-JSON event; ``source`` fills envelope.source when absent."""
+    def validate(self, event: Any, *, now: datetime | None = None, source: str | None = None,
+                 default_source: str | None = None) -> ValidEvent:
+        """Check one plain-JSON event; ``source`` overrides envelope.source, ``default_source`` fills it."""
         now = now or datetime.now(timezone.utc)
         if not isinstance(event, dict):
             raise EventValidationError([Problem("", f"an event is a JSON object, got {type(event).__name__}")])
@@ -68,19 +70,28 @@ class Catalogue:
             reason = "required field is missing" if event_type is None else f"unknown event type {str(event_type)[:60]!r}"
             raise EventValidationError([Problem("envelope.event_type", reason)])
         schema = self.schemas[event_type]
-        record = to_avro(schema.schema, fill_defaults(event, now=now, source=source))
+        filled = fill_defaults(event, now=now, source=source, default_source=default_source)
+        record = to_avro(schema.schema, filled, self._named(schema))
         problems = check_envelope(record["envelope"], schema.meta)
         if problems:
             raise EventValidationError(problems)
         return ValidEvent(schema, record, partition_key(record["envelope"]["identity"]), raw_topic(schema.domain))
 
-    def validate_batch(self, events: list[Any], *, now: datetime | None = None, source: str | None = None) -> list[ValidEvent]:
+    def _named(self, schema: EventSchema) -> dict[str, dict]:
+        """Named types of a schema, indexed once (not per event: it is the hot path)."""
+        named = self._named_cache.get(schema.event_type)
+        if named is None:
+            named = self._named_cache[schema.event_type] = index_named(schema.schema)
+        return named
+
+    def validate_batch(self, events: list[Any], *, now: datetime | None = None, source: str | None = None,
+                       default_source: str | None = None) -> list[ValidEvent]:
         """All or nothing: problems carry the item index (``[3].envelope.channel``)."""
         now = now or datetime.now(timezone.utc)
         valid, problems = [], []
         for index, event in enumerate(events):
             try:
-                valid.append(self.validate(event, now=now, source=source))
+                valid.append(self.validate(event, now=now, source=source, default_source=default_source))
             except EventValidationError as exc:
                 problems.extend(Problem(f"[{index}].{p.path}".rstrip("."), p.reason) for p in exc.problems)
         if problems:

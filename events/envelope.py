@@ -29,11 +29,12 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def fill_defaults(event: dict, *, now: datetime, source: str | None = None) -> dict:
+def fill_defaults(event: dict, *, now: datetime, source: str | None = None, default_source: str | None = None) -> dict:
     """Fill what a producer may omit (event_id, recorded_at) and stamp ``source``.
 
     ``source`` is authoritative when given (the API key's system or the SDK's
     ``Publisher(source=)``): a web-shop key cannot claim to be the call centre.
+    ``default_source`` only fills a missing one (trusted replays of exports).
 
     A generated event_id makes a retry a duplicate, so producers that retry should
     send their own ids; that is documented, not enforced.
@@ -41,10 +42,14 @@ def fill_defaults(event: dict, *, now: datetime, source: str | None = None) -> d
     out = dict(event)
     env = dict(out.get("envelope") or {}) if isinstance(out.get("envelope"), dict) else out.get("envelope")
     if isinstance(env, dict):
-        env.setdefault("event_id", new_event_id())
-        env.setdefault("recorded_at", now.astimezone(timezone.utc))
+        if env.get("event_id") is None:
+            env["event_id"] = new_event_id()
+        if env.get("recorded_at") is None:
+            env["recorded_at"] = now.astimezone(timezone.utc)
         if source is not None:
             env["source"] = source
+        elif default_source is not None:
+            env.setdefault("source", default_source)
         out["envelope"] = env
     return out
 

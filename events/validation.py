@@ -283,13 +283,14 @@ def index_named(schema: Any, namespace: str | None = None, named: dict | None = 
     return named
 
 
-def to_avro(schema: dict, data: Any) -> dict:
+def to_avro(schema: dict, data: Any, named: dict[str, dict] | None = None) -> dict:
     """Convert ``data`` to the Python values fastavro writes for ``schema``.
 
     Raises ``EventValidationError`` listing every problem (not just the first).
+    ``named`` is ``index_named(schema)``, passed in when the caller caches it.
     """
     conv = _Converter()
-    conv.named = index_named(schema)
+    conv.named = dict(index_named(schema) if named is None else named)
     result = conv.convert(schema, data, "")
     if conv.problems:
         raise EventValidationError(conv.problems)

@@ -1,11 +1,8 @@
 """``touchstream demo``: deterministic demo traffic through the whole stack, then a short report.
 
 Each event already names the channel system that produced it (``envelope.source``:
-web-shop, pbx, pos, ...). The SDK's ``Publisher(source=...)`` stamps its own
-source on everything it publishes, because a channel system's key must not speak
-for another. So the demo does what real channel systems would do: one Publisher
-per source (sharing one catalogue and one registry client), never overriding
-the source.
+web-shop, pbx, pos, ...), and the demo keeps it (``keep_event_source``), as a
+trusted replay of many systems' traffic through one producer.
 """
 
 from __future__ import annotations
@@ -43,8 +40,6 @@ def run(args, settings) -> int:
         count = write_jsonl(events, args.jsonl)
         print(f"wrote {count:,} events to {args.jsonl} in {time.monotonic() - t0:.1f}s; "
               f"publish them with: touchstream publish {args.jsonl}")
-        print("note: `touchstream publish` stamps its one --source on every event; envelope.source in the file "
-              "names each event's own channel system", file=sys.stderr)
         return 0
     if not args.no_up:
         _up(settings)
@@ -75,44 +70,33 @@ def _up(settings) -> None:
 
 
 def _publish(settings, events) -> tuple[int, int, float]:
-    """Validate and send every event with its own source's Publisher; returns (events, sources, seconds)."""
+    """Validate and send every event, keeping each one's own source; returns (events, sources, seconds)."""
     from tqdm import tqdm
 
-    from touchstream.codec.avro_codec import AvroCodec, RegistryError
-    from touchstream.events.catalogue import Catalogue
+    from touchstream.codec.avro_codec import RegistryError
     from touchstream.events.validation import EventValidationError
     from touchstream.publishing.publisher import Publisher, PublishError
 
-    catalogue, codec = Catalogue(), AvroCodec(settings.registry_url)
-    publishers: dict[str, Publisher] = {}
-    pending: dict[str, list] = {}
-    count = 0
+    count, sources, batch = 0, set(), []
     t0 = time.monotonic()
     bar = tqdm(unit="ev", desc="publishing", file=sys.stderr, disable=None)
     try:
-        for event in events:
-            source = event["envelope"]["source"]
-            publisher = publishers.get(source)
-            if publisher is None:
-                publisher = publishers[source] = Publisher(settings, source=source, catalogue=catalogue, codec=codec)
-                pending[source] = []
-            try:
-                pending[source].append(publisher.validate(event))
-            except EventValidationError as exc:  # a generator bug: say which event, do not publish half a story
-                raise CliError(f"demo event {event['envelope']['event_id']} is invalid: {exc}") from None
-            count += 1
-            if len(pending[source]) >= BATCH:
-                publisher.send_valid(pending[source])
-                bar.update(len(pending[source]))
-                pending[source] = []
-        for source, batch in pending.items():
-            if batch:
-                publishers[source].send_valid(batch)
-                bar.update(len(batch))
-        for publisher in publishers.values():
-            publisher.close()
+        with Publisher(settings, source="demo", keep_event_source=True) as publisher:
+            for event in events:
+                try:
+                    batch.append(publisher.validate(event))
+                except EventValidationError as exc:  # a generator bug: say which event, publish nothing more
+                    raise CliError(f"demo event {event['envelope']['event_id']} is invalid: {exc}") from None
+                sources.add(event["envelope"]["source"])
+                count += 1
+                if len(batch) >= BATCH:
+                    publisher.send_valid(batch)
+                    bar.update(len(batch))
+                    batch = []
+            publisher.send_valid(batch)
+            bar.update(len(batch))
     except (PublishError, RegistryError) as exc:
         raise CliError(f"{type(exc).__name__}: {exc}") from None
     finally:
         bar.close()
-    return count, len(publishers), time.monotonic() - t0
+    return count, len(sources), time.monotonic() - t0

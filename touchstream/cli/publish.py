@@ -20,7 +20,7 @@ from touchstream.events.validation import EventValidationError
 def register(sub) -> None:
     p = sub.add_parser("publish", help="publish a JSON Lines file of events (invalid lines go to a rejects file)")
     p.add_argument("file", type=Path, help="JSON Lines file, one event per line ('-' for stdin)")
-    p.add_argument("--source", default="jsonl-import", help="channel system name stamped on the events")
+    p.add_argument("--source", default="jsonl-import", help="channel system name for events that carry no envelope.source")
     p.add_argument("--rejects", type=Path, help="where invalid lines go (default: FILE.rejects.jsonl)")
     p.add_argument("--batch", type=int, default=5000, help="events validated and sent per batch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,7 +42,7 @@ def run(args, settings) -> int:
         raise CliError(f"{args.file}: no such file")
     rejects_path = args.rejects or Path(f"{args.file}.rejects.jsonl" if str(args.file) != "-" else "stdin.rejects.jsonl")
     total = published = rejected = 0
-    with Publisher(settings, source=args.source) as publisher, rejects_path.open("w", encoding="utf-8") as rejects:
+    with Publisher(settings, source=args.source, keep_event_source=True) as publisher, rejects_path.open("w", encoding="utf-8") as rejects:
         bar = tqdm(unit="ev", disable=args.quiet, file=sys.stderr, desc="publishing")
         batch = []
         for number, line in _lines(args.file):

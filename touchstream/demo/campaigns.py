@@ -47,7 +47,8 @@ def schedule(em: Emitter, day: int) -> tuple[Campaign, ...]:
     return tuple(out)
 
 
-def _reachable(c: Customer, camp: Campaign) -> bool:
+def reachable(c: Customer, camp: Campaign) -> bool:
+    """Only customers the channel can reach, who consented, get the message."""
     if not c.has_account:
         return False
     if camp.channel == "email":
@@ -57,12 +58,16 @@ def _reachable(c: Customer, camp: Campaign) -> bool:
     return c.persona.postal
 
 
-def deliver(em: Emitter, c: Customer, camp: Campaign, day_start: int) -> None:
+def send_time(c: Customer, camp: Campaign, day_start: int) -> int:
+    """Mass sends go out within the campaign's hour, recipient by recipient."""
+    return day_start + camp.hour * HOUR + (c.idx * 37 % 3600) * SECOND
+
+
+def deliver(em: Emitter, c: Customer, t: int, camp: Campaign) -> None:
     """One recipient of one campaign: the campaign record, the channel message and the response."""
-    if not _reachable(c, camp):
+    if not reachable(c, camp):
         return
     rng = em.rng
-    t = day_start + camp.hour * HOUR + (c.idx * 37 % 3600) * SECOND
     content = "promotion" if camp.purpose == "promotion" else "informing"
     msg = em.new_id("MSG" if camp.channel != "postal_mail" else "PM")
     variant = "A" if rng.random() < 0.5 else "B"

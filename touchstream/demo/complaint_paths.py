@@ -180,6 +180,7 @@ def reopened_path(em: Emitter, c: Customer, t: int, order: tuple | None = None) 
     em.emit(call.answered_at + MINUTE, "complaint.reopened", "phone", "complaint", case.by, "crm", c.crm_ids(),
             {"case_id": case.case_id, "reason": "The replacement has the same fault"}, case.case_id)
     updated(em, case, call.answered_at + 3 * MINUTE, "phone", "Second unit faulty; refund agreed", "reopened")
+    call.t = max(call.t, call.answered_at + 4 * MINUTE)
     end = touchpoints.end_call(em, c, call, resolved=False)
     t = end + rng.randint(1, 3) * DAY
     resolved(em, case, t, "email", "refund", False, cause="batch defect")

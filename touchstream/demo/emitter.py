@@ -51,7 +51,7 @@ class Emitter:
         self._id_tag = tag[:6]
         self._seq = 0      # event ids
         self._ids = 0      # business ids (orders, cases, messages, ...)
-        self._heap: list = []
+        self.pending: list = []  # heap of (t, seq, event): queued, not yet yielded
         self._days: dict[int, str] = {}
         self._hours: dict[int, str] = {}
         self._floor = start_ms  # everything before this was already yielded
@@ -119,13 +119,13 @@ class Emitter:
             envelope["correlation_id"] = corr
         if cause is not None:
             envelope["causation_id"] = cause
-        heapq.heappush(self._heap, (t, self._seq, {"envelope": envelope, **fields}))
+        heapq.heappush(self.pending, (t, self._seq, {"envelope": envelope, **fields}))
         return event_id
 
     def drain(self, before_ms: int):
         """Yield queued events that happened before ``before_ms``, oldest first (ties: creation order)."""
         self._floor = max(self._floor, before_ms)
-        heap = self._heap
+        heap = self.pending
         pop = heapq.heappop
         while heap and heap[0][0] < before_ms:
             self.emitted += 1

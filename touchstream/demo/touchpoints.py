@@ -52,7 +52,7 @@ def start_call(em: Emitter, c: Customer, t: int, content: str, initiated_by: str
     em.emit(answered, "phone.call_answered", "phone", content, initiated_by, "pbx", c.phone_ids(identified),
             {"call_id": call_id, "wait_seconds": wait, "agent_id": agent, "queue": queue}, corr)
     return Call(call_id, direction, content, initiated_by, agent, queue, wait, answered, corr,
-                answered + rng.randint(40, 240) * SECOND)
+                answered + rng.randint(150, 420) * SECOND)
 
 
 def end_call(em: Emitter, c: Customer, call: Call, resolved: bool | None = None, identified: bool = True) -> int:

@@ -48,9 +48,13 @@ class Publisher:
         catalogue: Catalogue | None = None,
         codec: AvroCodec | None = None,
         producer_config: dict[str, Any] | None = None,
+        keep_event_source: bool = False,
     ):
+        """``keep_event_source``: events that name their own source keep it (replaying an
+        export of several systems); by default ``source`` is stamped on every event."""
         self.settings = settings or Settings.from_env()
         self.source = source
+        self._stamp = {"default_source": source} if keep_event_source else {"source": source}
         self.channels = frozenset(channels) if channels is not None else None
         self.catalogue = catalogue or Catalogue()
         self.codec = codec or AvroCodec(self.settings.registry_url)
@@ -70,7 +74,7 @@ class Publisher:
 
     # -- validation ---------------------------------------------------------
     def validate(self, event: dict, *, now: datetime | None = None) -> ValidEvent:
-        valid = self.catalogue.validate(event, now=now, source=self.source)
+        valid = self.catalogue.validate(event, now=now, **self._stamp)
         self._check_scope([valid])
         return valid
 
@@ -93,7 +97,7 @@ class Publisher:
 
     def publish_batch(self, events: list[dict]) -> list[str]:
         """All or nothing at validation: one bad event rejects the batch before any is sent."""
-        valid = self.catalogue.validate_batch(list(events), source=self.source)
+        valid = self.catalogue.validate_batch(list(events), **self._stamp)
         self._check_scope(valid)
         self.send_valid(valid)
         return [v.event_id for v in valid]

@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv jars demo test unit integration up down status bench clean
 
+# pip's build chatter goes to a log; it is printed only when the install fails.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	$(PY) -m pip install --quiet -e '.[test]' >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@echo "installed touchstream and its dependencies into $(VENV)"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import NamedTuple
 
 STATE_VERSION = 1
 # Form fields that carry information the company keeps (asking again is a repeated request).
@@ -32,9 +33,12 @@ class Config:
     known_fields: tuple[str, ...] = KNOWN_FIELDS
 
 
-@dataclass(frozen=True, order=True)
-class Mark:
-    """Where an event sits in event time; ties on occurred_at are broken by event_id (total order)."""
+class Mark(NamedTuple):
+    """Where an event sits in event time; ties on occurred_at are broken by event_id (total order).
+
+    Named tuples (here and for the other small sorted records) compare in C: the fold compares marks
+    on almost every event.
+    """
 
     at: datetime
     event_id: str
@@ -115,8 +119,7 @@ class Commerce:
     returns: dict[str, Entry] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, order=True)
-class CaseStep:
+class CaseStep(NamedTuple):
     mark: Mark
     step: str                            # complaint.opened -> "opened"; phone.callback_made -> "callback_made"
     channel: str
@@ -133,8 +136,7 @@ class Case:
     open: bool = False
 
 
-@dataclass(frozen=True, order=True)
-class Given:
+class Given(NamedTuple):
     mark: Mark
     channel: str
 
@@ -192,8 +194,7 @@ class Message:
     campaign_id: str | None = None
 
 
-@dataclass(frozen=True, order=True)
-class Touch:
+class Touch(NamedTuple):
     mark: Mark
     channel: str
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from touchstream.events.envelope import check_envelope, fill_defaults, partition_key
-from touchstream.events.validation import EventValidationError, Problem, index_named, to_avro
+from touchstream.events.validation import EventValidationError, Problem, compile_schema, to_avro
 from touchstream.schemas import EventSchema, load_latest
 from touchstream.topics import raw_topic
 
@@ -45,7 +45,7 @@ class Catalogue:
 
     def __init__(self, schemas: Mapping[str, EventSchema] | None = None):
         self.schemas = dict(load_latest() if schemas is None else schemas)
-        self._named_cache: dict[str, dict[str, dict]] = {}
+        self._compiled: dict = {}
 
     def __contains__(self, event_type: str) -> bool:
         return event_type in self.schemas
@@ -71,18 +71,18 @@ class Catalogue:
             raise EventValidationError([Problem("envelope.event_type", reason)])
         schema = self.schemas[event_type]
         filled = fill_defaults(event, now=now, source=source, default_source=default_source)
-        record = to_avro(schema.schema, filled, self._named(schema))
+        record = to_avro(schema.schema, filled, self._converter(schema))
         problems = check_envelope(record["envelope"], schema.meta)
         if problems:
             raise EventValidationError(problems)
         return ValidEvent(schema, record, partition_key(record["envelope"]["identity"]), raw_topic(schema.domain))
 
-    def _named(self, schema: EventSchema) -> dict[str, dict]:
-        """Named types of a schema, indexed once (not per event: it is the hot path)."""
-        named = self._named_cache.get(schema.event_type)
-        if named is None:
-            named = self._named_cache[schema.event_type] = index_named(schema.schema)
-        return named
+    def _converter(self, schema: EventSchema):
+        """The schema compiled once (not per event: validation is the hot path)."""
+        conv = self._compiled.get(schema.event_type)
+        if conv is None:
+            conv = self._compiled[schema.event_type] = compile_schema(schema.schema)
+        return conv
 
     def validate_batch(self, events: list[Any], *, now: datetime | None = None, source: str | None = None,
                        default_source: str | None = None) -> list[ValidEvent]:

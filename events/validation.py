@@ -13,9 +13,10 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from touchstream.events.schema_compiler import Converter, SchemaCompiler
+
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,6 @@ class EventValidationError(ValueError):
 class _Invalid(Exception):
     def __init__(self, reason: str):
         self.reason = reason
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def _typename(value: Any) -> str:
@@ -119,17 +116,6 @@ def _integer(value: Any, low: int, high: int, kind: str) -> int:
     return value
 
 
-def _primitive(schema: dict, value: Any) -> Any:
-    kind, logical = schema["type"], schema.get("logicalType")
-    if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
-        return parse_timestamp(value)
-    if logical == "date" and kind == "int":
-        return _date(value)
-    if logical == "decimal" and kind in ("bytes", "fixed"):
-        return _decimal(schema, value)
-    return _SIMPLE[kind](value)
-
-
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"expected string, got {_typename(value)}")
@@ -171,129 +157,33 @@ _SIMPLE: dict[str, Callable[[Any], Any]] = {
 }
 
 
-class _Converter:
-    """Walks one schema and one value together, collecting every problem."""
-
-    def __init__(self) -> None:
-        self.named: dict[str, dict] = {}
-        self.problems: list[Problem] = []
-
-    def convert(self, schema: Any, value: Any, path: str, namespace: str | None = None) -> Any:
-        try:
-            return self._convert(schema, value, path, namespace)
-        except _Invalid as exc:
-            self.problems.append(Problem(path, exc.reason))
-            return None
-
-    def _convert(self, schema: Any, value: Any, path: str, namespace: str | None) -> Any:
-        if isinstance(schema, str):
-            if schema in _SIMPLE:
-                return _SIMPLE[schema](value)
-            full = schema if "." in schema else f"{namespace}.{schema}"
-            schema = self.named.get(full) or self.named[schema]
-        if isinstance(schema, list):
-            return self._union(schema, value, path, namespace)
-        kind = schema["type"]
-        if kind in ("record", "error", "enum", "fixed"):
-            namespace = schema.get("namespace", namespace)
-            self.named[f"{namespace}.{schema['name']}" if namespace else schema["name"]] = schema
-        if kind in ("record", "error"):
-            return self._record(schema, value, path, namespace)
-        if kind == "enum":
-            return self._enum(schema, value)
-        if kind == "array":
-            if not isinstance(value, list):
-                raise _Invalid(f"expected a list, got {_typename(value)}")
-            return [self.convert(schema["items"], v, f"{path}[{i}]", namespace) for i, v in enumerate(value)]
-        if kind == "map":
-            if not isinstance(value, dict):
-                raise _Invalid(f"expected an object, got {_typename(value)}")
-            return {k: self.convert(schema["values"], v, _join(path, str(k)), namespace) for k, v in value.items()}
-        if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind not in _SIMPLE):
-            return self._convert(kind, value, path, namespace)
-        return _primitive(schema, value)
-
-    def _record(self, schema: dict, value: Any, path: str, namespace: str | None) -> dict:
-        if not isinstance(value, dict):
-            raise _Invalid(f"expected an object, got {_typename(value)}")
-        out: dict[str, Any] = {}
-        known = {f["name"] for f in schema["fields"]}
-        for extra in sorted(set(value) - known):
-            self.problems.append(Problem(_join(path, str(extra)), "unknown field"))
-        for field in schema["fields"]:
-            name, sub = field["name"], _join(path, field["name"])
-            if name in value:
-                out[name] = self.convert(field["type"], value[name], sub, namespace)
-            elif "default" in field:
-                out[name] = self.convert(field["type"], field["default"], sub, namespace)
-            else:
-                self.problems.append(Problem(sub, "required field is missing"))
-        return out
-
-    @staticmethod
-    def _enum(schema: dict, value: Any) -> str:
-        if not isinstance(value, str) or value not in schema["symbols"]:
-            allowed = ", ".join(schema["symbols"])
-            raise _Invalid(f"{str(value)[:40]!r} is not one of: {allowed}")
-        return value
-
-    def _union(self, branches: list, value: Any, path: str, namespace: str | None) -> Any:
-        if value is None:
-            if "null" in branches:
-                return None
-            raise _Invalid("must not be null")
-        candidates = [b for b in branches if b != "null"]
-        reasons = []
-        for branch in candidates:
-            trial = _Converter()
-            trial.named = self.named
-            result = trial.convert(branch, value, path, namespace)
-            if not trial.problems:
-                return result
-            reasons.extend(trial.problems)
-        if len(candidates) == 1:
-            self.problems.extend(reasons)
-            return None
-        raise _Invalid("matches no branch of the union: " + "; ".join(p.reason for p in reasons))
+def _leaf(schema: dict) -> Callable[[Any], Any]:
+    """The converter of one primitive or logical type (raises ``_Invalid``)."""
+    kind, logical = schema["type"], schema.get("logicalType")
+    if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
+        return parse_timestamp
+    if logical == "date" and kind == "int":
+        return _date
+    if logical == "decimal" and kind in ("bytes", "fixed"):
+        return lambda value: _decimal(schema, value)
+    return _SIMPLE[kind]
 
 
-def index_named(schema: Any, namespace: str | None = None, named: dict | None = None) -> dict[str, dict]:
-    """Every named type defined anywhere in ``schema``, by full name.
-
-    Needed up front: a type may be defined inside an array that this value
-    leaves empty and referred to by name in a later field.
-    """
-    named = {} if named is None else named
-    if isinstance(schema, list):
-        for branch in schema:
-            index_named(branch, namespace, named)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in ("record", "error", "enum", "fixed"):
-            namespace = schema.get("namespace", namespace)
-            name = schema["name"]
-            named[name if "." in name or not namespace else f"{namespace}.{name}"] = schema
-        for field in schema.get("fields", ()):
-            index_named(field["type"], namespace, named)
-        for key in ("items", "values"):
-            if key in schema:
-                index_named(schema[key], namespace, named)
-        if isinstance(kind, (dict, list)):
-            index_named(kind, namespace, named)
-    return named
+def compile_schema(schema: Any) -> Converter:
+    """Compile once, convert many: callers on the hot path keep the result."""
+    return SchemaCompiler(_leaf, _Invalid, Problem, _typename).compile(schema)
 
 
-def to_avro(schema: dict, data: Any, named: dict[str, dict] | None = None) -> dict:
+def to_avro(schema: dict, data: Any, compiled: Converter | None = None) -> dict:
     """Convert ``data`` to the Python values fastavro writes for ``schema``.
 
     Raises ``EventValidationError`` listing every problem (not just the first).
-    ``named`` is ``index_named(schema)``, passed in when the caller caches it.
+    ``compiled`` is ``compile_schema(schema)``, passed in when the caller caches it.
     """
-    conv = _Converter()
-    conv.named = dict(index_named(schema) if named is None else named)
-    result = conv.convert(schema, data, "")
-    if conv.problems:
-        raise EventValidationError(conv.problems)
+    problems: list[Problem] = []
+    result = (compiled or compile_schema(schema))(data, None, problems)
+    if problems:
+        raise EventValidationError(problems)
     return result
 
 

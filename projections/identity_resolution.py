@@ -28,93 +28,31 @@ Rules this module adds to ``identity_graph``'s replay:
   earliest-seen identifier; derived from the events alone, so a replay gives the same ids.
 - a repeated event_id changes nothing (same answer, no decisions); blocked values are
   dropped before anything else (one ``blocked_value`` finding per value).
+
+Normalisation, ``IdentityConfig`` and the trust table live in ``identity_normalise``, the
+decision events and the decision diff in ``identity_decisions``; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from typing import ClassVar, Iterable, NamedTuple
-
-import phonenumbers
+from typing import Iterable, NamedTuple
 
 from touchstream.events.envelope import KEY_PRIORITY
-from touchstream.projections.identity_graph import (
+from touchstream.projections.identity_decisions import (  # noqa: F401  (re-exported)
+    Cause, CustomerMerged, CustomerSplit, IdentityFinding, IdentityLinked, IdentityUnlinked, decide,
+)
+from touchstream.projections.identity_graph import (  # noqa: F401  (Derivation, Rules re-exported)
     CUSTOMER_ID, Derivation, Evidence, IdentityGraph, Identifier, Rules, Separation, Trust, pair_of,
+)
+from touchstream.projections.identity_normalise import (  # noqa: F401  (re-exported)
+    ENVELOPE_TRUST, KIND_CEILING, KINDS, C, IdentityConfig, O, V, envelope_trust, normalise,
 )
 
 __all__ = ["IdentityResolver", "IdentityConfig", "Resolution", "Identifier", "Trust", "normalise", "ENVELOPE_TRUST",
            "IdentityLinked", "IdentityUnlinked", "CustomerMerged", "CustomerSplit", "IdentityFinding"]
 
-KINDS = frozenset(("customer_id", "email", "phone", "cookie_id", "device_id", "loyalty_card", "account_number"))
 LINKED_EVENT, UNLINKED_EVENT = "identity.identifiers_linked", "identity.identifiers_unlinked"
-V, O, C = Trust.VERIFIED, Trust.OBSERVED, Trust.CLAIMED
-# How much the hints on one event prove about each other, by event type (first matching prefix wins):
-# (prefixes, trust if the envelope carries a customer_id, trust otherwise, why). One table, documented in the report.
-ENVELOPE_TRUST = (
-    (("web.form_submitted",), C, C, "typed into a form: the customer says so, nothing proves it"),
-    (("identity.",), None, None, "identity events state the trust their system can honestly claim"),
-    (("web.",), V, O, "a customer_id on the web means a logged-in session; without one the site only saw them together"),
-    (("email.", "commerce.", "complaint.", "meeting.", "document.", "postal.", "campaign.", "feedback."), V, O,
-     "systems of record work on the account: next to a customer_id the other hints are the account's own"),
-    (("",), O, O, "a channel system saw them together: caller id, card at the till, SMS number, social handle"),
-)
-# A browser or a device can be shared: seeing one with a customer is never proof, whatever the event says.
-KIND_CEILING = {"cookie_id": O, "device_id": O}
-
-
-@lru_cache(maxsize=1 << 16)
-def normalise(kind: str, value: str, region: str | None = "NL") -> tuple[Identifier | None, str | None]:
-    """(identifier, note). E-mail trimmed and lower-cased, phone in E.164, others trimmed.
-
-    A phone that does not parse is kept as its digits with note ``unparsed_phone``
-    (never an exception): two spellings of one odd number still meet.
-    """
-    text = (value or "").strip()
-    if kind not in KINDS or not text:
-        return None, None
-    if kind == "email":
-        return Identifier(kind, text.lower()), None
-    if kind == "phone":
-        try:
-            number = phonenumbers.parse(text, region)
-            if phonenumbers.is_possible_number(number):
-                return Identifier(kind, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)), None
-        except phonenumbers.NumberParseException:
-            pass
-        digits = re.sub(r"\D", "", text)
-        return (Identifier(kind, digits) if digits else None), "unparsed_phone"
-    return Identifier(kind, text), None
-
-
-@dataclass(frozen=True)
-class IdentityConfig:
-    """Guard rails and normalisation settings. Changing them needs a rebuild (replay), like any projection."""
-
-    default_region: str | None = "NL"                         # for phone numbers written without +country
-    blocked_values: tuple[tuple[str, str], ...] = ()          # (kind, value as written): never linked
-    blocked_patterns: tuple[tuple[str, str], ...] = ()        # (kind or "*", regex full-matching the normalised value)
-    max_customers_per_identifier: int = 1                      # more customers than this: identifier quarantined
-    merge_customers_min_trust: str = "verified"               # weakest link that may merge two customer_ids
-    unlink_separates: bool = True                              # an unlink also refuses detours older than it
-    rules: Rules = field(init=False, repr=False, compare=False)
-    _blocked: frozenset = field(init=False, repr=False, compare=False)
-    _patterns: tuple = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        rules = Rules(self.max_customers_per_identifier, Trust.parse(self.merge_customers_min_trust),
-                      self.unlink_separates)
-        blocked = {normalise(kind, value, self.default_region)[0] for kind, value in self.blocked_values}
-        patterns = tuple((kind, re.compile(regex)) for kind, regex in self.blocked_patterns)
-        object.__setattr__(self, "rules", rules)
-        object.__setattr__(self, "_blocked", frozenset(blocked - {None}))
-        object.__setattr__(self, "_patterns", patterns)
-
-    def blocked(self, node: Identifier) -> bool:
-        return node in self._blocked or any(
-            kind in ("*", node.kind) and regex.fullmatch(node.value) for kind, regex in self._patterns)
 
 
 class Resolution(NamedTuple):
@@ -127,14 +65,6 @@ class _Link(NamedTuple):
     b: Identifier
     trust: Trust
     reason: str
-
-
-@lru_cache(maxsize=1024)
-def envelope_trust(event_type: str, has_customer_id: bool) -> Trust | None:
-    for prefix, with_id, without_id, _why in ENVELOPE_TRUST:
-        if event_type.startswith(prefix):
-            return with_id if has_customer_id else without_id
-    return O
 
 
 def _capped(a: Identifier, b: Identifier, trust: Trust) -> Trust:
@@ -156,166 +86,6 @@ def _event_trust(record: dict, hints: list[Identifier]) -> Trust:
 def _explicit(record: dict) -> list[tuple[str, str]]:
     return [(ident["kind"], ident["value"]) for name in ("identifier", "identifier_a", "identifier_b")
             if isinstance(ident := record.get(name), dict)]
-
-
-# -- decisions: events to publish, each saying why, which event, which identifiers -----------------
-class Cause(NamedTuple):
-    """The event being observed when a decision was taken."""
-
-    event_id: str
-    reason: str
-    trust: Trust
-    pair: tuple | None   # the unlinked pair, for an unlink
-
-
-class _Decision:
-    event_type: ClassVar[str]
-
-    def as_dict(self) -> dict:
-        """Plain JSON-ready dict (identifiers as {kind, value}), tagged with the event type to publish."""
-        plain = lambda v: ({"kind": v.kind, "value": v.value} if isinstance(v, Identifier)  # noqa: E731
-                           else [plain(x) for x in v] if isinstance(v, tuple) else v)
-        return {"event_type": self.event_type, **{f.name: plain(getattr(self, f.name)) for f in fields(self)}}
-
-
-@dataclass(frozen=True)
-class IdentityLinked(_Decision):
-    """A link between two identifiers now counts towards ``customer_id``."""
-
-    event_type: ClassVar[str] = "identity.linked"
-    customer_id: str
-    identifiers: tuple      # (Identifier, Identifier)
-    trust: str
-    reason: str             # "<event_type>:<how/reason>" of the evidence
-    event_id: str           # the event that gave the evidence
-    decided_by: str         # the event being observed when it was decided
-
-
-@dataclass(frozen=True)
-class IdentityUnlinked(_Decision):
-    """A link no longer counts: retracted by an unlink, or refused after a re-derivation (``reason`` says which)."""
-
-    event_type: ClassVar[str] = "identity.unlinked"
-    customer_id: str        # the customer it counted for
-    identifiers: tuple
-    reason: str
-    event_id: str           # the evidence that had made it
-    decided_by: str
-
-
-@dataclass(frozen=True)
-class CustomerMerged(_Decision):
-    """Customers ``from_ids`` are now ``into_id`` (an anonymous profile gaining a customer_id counts too)."""
-
-    event_type: ClassVar[str] = "customer.merged"
-    from_ids: tuple
-    into_id: str
-    because: tuple | None   # the link (two identifiers) that joined them
-    trust: str | None
-    reason: str
-    event_id: str | None    # the event that gave that link
-    decided_by: str
-
-
-@dataclass(frozen=True)
-class CustomerSplit(_Decision):
-    """Customer ``from_id`` falls apart into ``into_ids`` (an unlink, or an identifier over the cap)."""
-
-    event_type: ClassVar[str] = "customer.split"
-    from_id: str
-    into_ids: tuple
-    because: tuple          # the unlinked pair, or the quarantined identifier(s)
-    trust: str
-    reason: str
-    decided_by: str
-
-
-@dataclass(frozen=True)
-class IdentityFinding(_Decision):
-    """A guard rail acted: blocked_value, unparsed_phone, identifier_cap, trust_guard or separated."""
-
-    event_type: ClassVar[str] = "identity.finding"
-    rule: str
-    identifiers: tuple
-    customers: tuple        # the customers involved (for identifier_cap: those its links reached)
-    event_id: str
-    decided_by: str
-
-
-def decide(before: Derivation, after: Derivation, cause: Cause) -> list:
-    """The decisions that turn ``before`` into ``after`` (one re-derivation), in a deterministic order."""
-    return [*_link_changes(before, after, cause), *_customer_changes(before, after, cause),
-            *_findings(before, after, cause)]
-
-
-def _link_changes(before: Derivation, after: Derivation, cause: Cause) -> list:
-    out: list = []
-    for pair in sorted(after.accepted.keys() - before.accepted.keys()):
-        ev = after.accepted[pair]
-        out.append(IdentityLinked(after.canonical[pair[0]], pair, ev.trust.symbol, ev.reason, ev.event_id,
-                                  cause.event_id))
-    for pair in sorted(before.accepted.keys() - after.accepted.keys()):
-        rule = after.refused.get(pair, (cause.reason,))[0]
-        out.append(IdentityUnlinked(before.canonical[pair[0]], pair, rule, before.accepted[pair].event_id,
-                                    cause.event_id))
-    return out
-
-
-def _customer_changes(before: Derivation, after: Derivation, cause: Cause) -> list:
-    targets: dict = {}
-    sources: dict = {}
-    for node, old in before.canonical.items():
-        targets.setdefault(old, set()).add(after.canonical[node])
-        sources.setdefault(after.canonical[node], set()).add(old)
-    out: list = []
-    for new in sorted(sources):   # merged: an old customer that went wholly into another
-        merged = tuple(sorted(o for o in sources[new] if o != new and len(targets[o]) == 1))
-        if merged:
-            pair, ev = _bridge(new, before, after)
-            out.append(CustomerMerged(merged, new, pair, ev and ev.trust.symbol, ev.reason if ev else "renamed",
-                                      ev and ev.event_id, cause.event_id))
-    for old in sorted(targets):
-        if len(targets[old]) > 1:
-            because = cause.pair or tuple(sorted(after.quarantined.keys() - before.quarantined.keys()))
-            out.append(CustomerSplit(old, tuple(sorted(targets[old])), because, cause.trust.symbol, cause.reason,
-                                     cause.event_id))
-    return out
-
-
-def _bridge(into: str, before: Derivation, after: Derivation) -> tuple:
-    """The first link (replay order) that joined parts of different old customers; else one that joined new ones."""
-    parent: dict = {}
-    labels: dict = {}
-    attach = (None, None)
-
-    def find(n):
-        while n in parent:
-            n = parent[n]
-        return n
-
-    for pair, ev in after.merges:
-        if after.canonical[pair[0]] != into:
-            continue
-        ra, rb = find(pair[0]), find(pair[1])
-        la = labels.get(ra, {before.canonical[ra]} if ra in before.canonical else set())
-        lb = labels.get(rb, {before.canonical[rb]} if rb in before.canonical else set())
-        if la and lb and not (la <= lb or lb <= la):
-            return pair, ev
-        if attach[0] is None and bool(la) != bool(lb):
-            attach = (pair, ev)
-        parent[rb] = ra
-        labels[ra] = la | lb
-    return attach
-
-
-def _findings(before: Derivation, after: Derivation, cause: Cause) -> list:
-    out = [IdentityFinding("identifier_cap", (node,), customers, cause.event_id, cause.event_id)
-           for node, customers in sorted(after.quarantined.items()) if node not in before.quarantined]
-    for pair, (rule, ev) in sorted(after.refused.items()):
-        if rule != "identifier_cap" and before.refused.get(pair, ("",))[0] != rule:
-            customers = tuple(sorted({after.canonical[n] for n in pair}))
-            out.append(IdentityFinding(rule, pair, customers, ev.event_id, cause.event_id))
-    return out
 
 
 class IdentityResolver:

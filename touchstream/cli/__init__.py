@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from touchstream.config import Settings
@@ -42,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
 
 class CliError(Exception):
     """A user-facing failure: printed without a traceback, exit code 2."""
+
+
+def echo(*args, **kwargs) -> None:
+    """print() that survives a closed pipe (``touchstream up | head -1``): the reader
+    leaving must not abort half-way a command that starts or stops processes."""
+    try:
+        print(*args, **kwargs)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ import argparse
 import signal
 import sys
 
-from touchstream.cli import CliError
+from touchstream.cli import CliError, echo
 from touchstream.config import Settings
 
 ONLY_HELP = "comma-separated subset of broker,registry,collector,serving (default: all)"
@@ -51,9 +51,9 @@ def _print_step(step) -> None:
         how = "started" if step.started else "already running"
         when = f"ready in {step.seconds:.1f}s" if step.started else f"checked in {step.seconds:.1f}s"
         extra = f"  ({step.detail})" if step.detail else ""
-        print(f"{step.name:<10} {step.address:<28} {how}, pid {step.pid}, {when}{extra}", flush=True)
+        echo(f"{step.name:<10} {step.address:<28} {how}, pid {step.pid}, {when}{extra}", flush=True)
     else:
-        print(f"{step.name:<10} {step.address:<28} {step.detail} in {step.seconds:.1f}s", flush=True)
+        echo(f"{step.name:<10} {step.address:<28} {step.detail} in {step.seconds:.1f}s", flush=True)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -64,7 +64,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         local_stack.up(settings, chosen, progress=_print_step)
     except _errors() as exc:
         raise CliError(str(exc)) from exc
-    print(f"logs in {settings.logs_dir}; stop with 'touchstream down'", flush=True)
+    echo(f"logs in {settings.logs_dir}; stop with 'touchstream down'", flush=True)
     if not args.foreground:
         return 0
 
@@ -74,7 +74,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         gone = local_stack.wait_while_running(settings, chosen)
-        print(f"{gone} exited; stopping the others (log: {settings.logs_dir / (gone + '.log')})",
+        echo(f"{gone} exited; stopping the others (log: {settings.logs_dir / (gone + '.log')})",
               file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
@@ -90,7 +90,7 @@ def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
         stopped = local_stack.down(settings, args.only, timeout=args.timeout)
     except local_stack.StackError as exc:
         raise CliError(str(exc)) from exc
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
@@ -98,11 +98,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from touchstream.stack import local_stack
 
     rows = local_stack.status(settings)
-    print(f"{'service':<10} {'state':<8} {'pid':>7}  {'address':<28} log")
+    echo(f"{'service':<10} {'state':<8} {'pid':>7}  {'address':<28} log")
     for row in rows:
         state = "running" if row.running else "stopped"
         pid = str(row.pid) if row.running and row.pid else "-"
-        print(f"{row.name:<10} {state:<8} {pid:>7}  {row.address:<28} {row.log_file}")
+        echo(f"{row.name:<10} {state:<8} {pid:>7}  {row.address:<28} {row.log_file}")
     return 0
 
 
@@ -113,5 +113,5 @@ def cmd_jars(args: argparse.Namespace, settings: Settings) -> int:
         lib = kafka_jars.ensure_jars(settings)
     except kafka_jars.JarsError as exc:
         raise CliError(str(exc)) from exc
-    print(f"Apache Kafka {settings.kafka_version}: {len(list(lib.glob('*.jar')))} jars in {lib}")
+    echo(f"Apache Kafka {settings.kafka_version}: {len(list(lib.glob('*.jar')))} jars in {lib}")
     return 0

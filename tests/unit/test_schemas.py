@@ -13,13 +13,10 @@ import json
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 
 import fastavro
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from touchstream.schemas import COMMON_DIR, common_types, load_all, load_latest
 from touchstream.schemas.__main__ import (
@@ -381,79 +378,8 @@ ENVELOPE = {
     "correlation_id": None, "causation_id": None,
 }
 
-INT32 = st.integers(-(2**31), 2**31 - 1)
-INT64 = st.integers(-(2**63), 2**63 - 1)
-TEXT = st.text(max_size=12)
-PRIMITIVE_STRATEGIES = {
-    "null": st.none(),
-    "boolean": st.booleans(),
-    "int": INT32,
-    "long": INT64,
-    "float": st.floats(width=32, allow_nan=False),
-    "double": st.floats(allow_nan=False),
-    "string": TEXT,
-    "bytes": st.binary(max_size=12),
-}
-
-
-def _millis(dt: datetime) -> datetime:
-    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
-
-
-def strategy_for(t, names: dict, namespace: str = ""):
-    """A hypothesis strategy of valid Python values for an (expanded) Avro type."""
-    if isinstance(t, str):
-        if t in PRIMITIVE_STRATEGIES:
-            return PRIMITIVE_STRATEGIES[t]
-        full = t if "." in t else f"{namespace}.{t}"
-        return names[full] if full in names else names[t]
-    if isinstance(t, list):
-        return st.one_of([strategy_for(b, names, namespace) for b in t])
-    kind, logical = t["type"], t.get("logicalType")
-    if logical == "timestamp-millis":
-        return st.datetimes(
-            min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)
-        ).map(_millis)
-    if logical == "date":
-        return st.dates()
-    if logical == "decimal":
-        scale = t.get("scale", 0)
-        bound = Decimal(10) ** (t["precision"] - scale) - Decimal(1).scaleb(-scale)
-        return st.decimals(min_value=-bound, max_value=bound, places=scale)
-    if kind in ("record", "error"):
-        full = _fullname(t, namespace)
-        inner_ns = full.rpartition(".")[0]
-        fields = {f["name"]: strategy_for(f["type"], names, inner_ns) for f in t["fields"]}
-        names[full] = st.fixed_dictionaries(fields)
-        return names[full]
-    if kind == "enum":
-        names[_fullname(t, namespace)] = st.sampled_from(t["symbols"])
-        return names[_fullname(t, namespace)]
-    if kind == "fixed":
-        names[_fullname(t, namespace)] = st.binary(min_size=t["size"], max_size=t["size"])
-        return names[_fullname(t, namespace)]
-    if kind == "array":
-        return st.lists(strategy_for(t["items"], names, namespace), max_size=3)
-    if kind == "map":
-        return st.dictionaries(TEXT, strategy_for(t["values"], names, namespace), max_size=3)
-    return strategy_for(kind, names, namespace)
-
-
-@lru_cache(maxsize=None)
-def _parsed(index: int):
-    return fastavro.parse_schema(SCHEMAS[index].schema)
-
-
-@pytest.mark.parametrize("index", range(len(SCHEMAS)), ids=IDS)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_round_trip(index, data):
-    record = data.draw(strategy_for(SCHEMAS[index].schema, {}))
-    parsed = _parsed(index)
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, parsed, record)
-    buf.seek(0)
-    assert fastavro.schemaless_reader(buf, parsed, parsed) == record
+# The JSON -> Avro -> bytes -> JSON round trip of every schema lives in
+# test_event_validation.py (strategies in tests/avro_strategies.py).
 
 
 def test_round_trip_keeps_money_exact():

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import date, datetime
-from decimal import Decimal
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -30,13 +28,18 @@ class SqlRequest(BaseModel):
 
 
 def _plain(value):
+    """One DuckDB value as JSON: exact decimals and timestamps as strings, anything exotic as text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
-    return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)  # Decimal, UUID, intervals, ...
 
 
 def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_log",), ready=None) -> FastAPI:
@@ -70,6 +73,6 @@ def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_lo
             writer.writerow(result.columns)
             writer.writerows(rows)
             return PlainTextResponse(buf.getvalue(), media_type="text/csv")
-        return {"columns": result.columns, "rows": json.loads(json.dumps(rows, default=str)), "truncated": result.truncated}
+        return {"columns": result.columns, "rows": rows, "truncated": result.truncated}
 
     return api

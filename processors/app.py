@@ -6,9 +6,15 @@ Topics are created by ``touchstream up`` from the catalogue, never implicitly.
 
 from __future__ import annotations
 
+import logging
+import os
+
 import faust
 
 from touchstream.config import Settings
+from touchstream.processors.records import RawRecord
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust.App:
@@ -32,3 +38,34 @@ def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
+
+
+def batch_agent(app: faust.App, topics: list[str], name: str, handle, *, batch: int = 2000, within: float = 0.25):
+    """An agent that hands ``handle(records)`` batches of raw records, in a worker thread.
+
+    ``handle`` does blocking I/O (DuckDB, flushing a producer), hence the executor.
+    Fail-stop: faust acks a take() batch even when its handler raises, so on any
+    failure the process exits at once, before an offset past the stage's own
+    durable state can be committed; the supervisor's restart then resumes cleanly.
+    """
+    channel = app.topic(*topics, key_serializer="raw", value_serializer="raw", allow_empty=True)
+
+    async def agent(stream):
+        async for events in stream.take_events(batch, within):
+            records = [
+                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                          e.message.value, list(e.message.headers or []))
+                for e in events
+            ]
+            await app.loop.run_in_executor(None, _handle_or_die, name, handle, records)
+
+    return app.agent(channel, name=f"touchstream.{name}")(agent)
+
+
+def _handle_or_die(name: str, handle, records: list[RawRecord]) -> None:
+    try:
+        handle(records)
+    except BaseException:
+        log.exception("%s failed on a batch; exiting so no offset is committed past its durable state", name)
+        logging.shutdown()
+        os._exit(70)

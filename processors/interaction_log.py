@@ -10,12 +10,13 @@ the dead-letter topic first, then their offsets advance with the batch.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timezone
 
-from touchstream.codec.avro_codec import AvroCodec, DecodeError, RegistryError
+from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.interaction_log import pending, to_row
+from touchstream.processors.app import batch_agent
+from touchstream.processors.decoding import decode
 from touchstream.processors.records import RawRecord
 from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
 
@@ -58,45 +59,10 @@ class InteractionLogSink:
         self.dead += len(letters)
         return new
 
-    def _decode(self, record: RawRecord, attempts: int = 8):
-        """Decode; a registry outage is retried (it is not the record's fault), then raised."""
-        for attempt in range(attempts):
-            try:
-                decoded = self.codec.decode(record.value)
-                if not isinstance(decoded.record, dict) or "envelope" not in decoded.record:
-                    raise DecodeError(f"schema id {decoded.schema_id} is not a Touchstream event (no envelope)")
-                return decoded
-            except RegistryError:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(min(0.2 * 2**attempt, 5.0))
+    def _decode(self, record: RawRecord):
+        return decode(self.codec, record.value)
 
 
 def register(app, sink: InteractionLogSink, topics: list[str], *, batch: int = 2000, within: float = 0.25):
     """Attach the sink to a faust app as an agent over ``topics``."""
-    channel = app.topic(*topics, key_serializer="raw", value_serializer="raw", allow_empty=True)
-
-    @app.agent(channel, name=f"touchstream.{sink.name}")
-    async def interaction_log(stream):
-        async for events in stream.take_events(batch, within):
-            records = [
-                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                          e.message.value, list(e.message.headers or []))
-                for e in events
-            ]
-            await app.loop.run_in_executor(None, _handle_or_die, sink, records)
-
-    return interaction_log
-
-
-def _handle_or_die(sink: InteractionLogSink, records: list[RawRecord]) -> None:
-    """Fail-stop: faust acks a take() batch even when its handler raises, so on a sink
-    failure the process exits at once, before any offset past DuckDB's can be committed."""
-    import os
-
-    try:
-        sink.handle(records)
-    except BaseException:
-        log.exception("interaction-log sink failed; exiting so no offset is committed past DuckDB's")
-        logging.shutdown()
-        os._exit(70)
+    return batch_agent(app, topics, sink.name, sink.handle, batch=batch, within=within)

@@ -14,6 +14,7 @@ limited to read statements and interrupted after a time limit.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -79,6 +80,40 @@ class DuckDBStore:
     def close(self) -> None:
         self._con.close()
 
+    @contextmanager
+    def transaction(self):
+        """The write connection inside one transaction (committed on success, rolled back on error).
+
+        For the other projections' stores: every sink writes its rows and its
+        offsets through here, so they share the one file and the one writer lock.
+        """
+        with self._write_lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+
+    def cursor(self):
+        """A read cursor of its own (a consistent snapshot; safe beside the writer)."""
+        return self._con.cursor()
+
+    def execute_script(self, sql: str) -> None:
+        with self._write_lock:
+            self._con.execute(sql)
+
+    @staticmethod
+    def save_offsets(con, sink: str, offsets: dict[tuple[str, int], int], now: datetime) -> None:
+        for (topic, partition), next_offset in offsets.items():
+            con.execute(
+                "INSERT INTO sink_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                "next_offset = greatest(sink_offsets.next_offset, excluded.next_offset), "
+                "updated_at = excluded.updated_at",
+                [sink, topic, partition, next_offset, now],
+            )
+
     # -- the sink side --------------------------------------------------------
     def committed_offsets(self, sink: str) -> dict[tuple[str, int], int]:
         with self._write_lock:
@@ -118,13 +153,7 @@ class DuckDBStore:
                         "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [pos.topic, pos.partition, pos.offset, reason, now],
                     )
-                for (topic, partition), next_offset in offsets.items():
-                    con.execute(
-                        "INSERT INTO sink_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                        "next_offset = greatest(sink_offsets.next_offset, excluded.next_offset), "
-                        "updated_at = excluded.updated_at",
-                        [sink, topic, partition, next_offset, now],
-                    )
+                self.save_offsets(con, sink, offsets, now)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -58,6 +58,7 @@ LINKED_EVENT, UNLINKED_EVENT = "identity.identifiers_linked", "identity.identifi
 class Resolution(NamedTuple):
     customer_id: str | None
     decisions: list
+    anchor: Identifier | None = None   # the hint that decides the customer (strongest kind): routes the event
 
 
 class _Link(NamedTuple):
@@ -104,7 +105,8 @@ class IdentityResolver:
         env = record["envelope"]
         event_id, event_type = env["event_id"], env["event_type"]
         if event_id in self._events:
-            return Resolution(self._strongest(self._nodes(record, None)), [])
+            anchor = self._anchor(self._nodes(record, None))
+            return Resolution(self._graph.canonical.get(anchor) if anchor else None, [], anchor)
         self._events.add(event_id)
         decisions: list = []
         hints = self._identifiers(env["identity"].items(), event_id, decisions)
@@ -120,7 +122,8 @@ class IdentityResolver:
                     seeds.update((link.a, link.b))
         if seeds:
             decisions += decide(*self._graph.rederive(seeds), cause)
-        return Resolution(self._strongest(hints + explicit), decisions)
+        anchor = self._anchor(hints + explicit)
+        return Resolution(self._graph.canonical.get(anchor) if anchor else None, decisions, anchor)
 
     def _identifiers(self, items: Iterable, event_id: str, decisions: list | None) -> list[Identifier]:
         """Normalised, deduplicated, blocked ones dropped (reported once each when ``decisions`` is given)."""
@@ -182,11 +185,13 @@ class IdentityResolver:
         return Cause(event_id, reason, trust, pair)
 
     # -- queries -------------------------------------------------------------------
-    def _strongest(self, nodes: list[Identifier]) -> str | None:
+    @staticmethod
+    def _anchor(nodes: list[Identifier]) -> Identifier | None:
+        """The strongest hint (KEY_PRIORITY): an event belongs to whichever customer holds it."""
         for kind in KEY_PRIORITY:
             for node in nodes:
                 if node.kind == kind:
-                    return self._graph.canonical.get(node)
+                    return node
         return None
 
     def customer_of(self, kind: str, value: str) -> str | None:
@@ -209,6 +214,10 @@ class IdentityResolver:
         links = {pair: ev for node in self._graph.members.get(customer_id, ())
                  for pair, (rule, ev) in self._graph.links.get(node, {}).items() if rule == "accepted"}
         return [(*pair, ev.trust.symbol, ev.reason, ev.event_id) for pair, ev in sorted(links.items())]
+
+    def members_of(self, customer_id: str) -> list[Identifier]:
+        """The identifiers that make up a customer now (empty: no such customer, e.g. merged away)."""
+        return sorted(self._graph.members.get(customer_id, ()))
 
     def customers(self) -> dict[str, list[Identifier]]:
         return {cid: sorted(nodes) for cid, nodes in sorted(self._graph.members.items())}

@@ -5,6 +5,12 @@ for the shared named types (Envelope, IdentityHints, Money and the enums). An ev
 schema refers to shared types by full name; ``EventSchema.schema`` is the expanded
 form (each named type defined once, inline) that is registered and used on the wire.
 
+``derived/<name>.v<N>.avsc`` are the records Touchstream's processors publish
+(customer-360, identity decisions, findings), not interaction events: namespace
+``touchstream.derived``, ``x-touchstream`` names their topic and record key. They are
+published contracts like the events (locked, registered), but kept out of
+``load_all`` so everything that walks the interaction catalogue stays about events.
+
 A published file is never edited: a change is a new ``v<N+1>`` file that stays
 BACKWARD compatible (new fields carry defaults), or an upcaster in ``events/``.
 """
@@ -20,6 +26,8 @@ from pathlib import Path
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 COMMON_DIR = SCHEMA_DIR / "common"
+DERIVED_DIR = SCHEMA_DIR / "derived"
+DERIVED_NAMESPACE = "touchstream.derived"
 META_KEY = "x-touchstream"
 _FILE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[0-9]+)\.avsc$")
 
@@ -28,14 +36,9 @@ class SchemaLayoutError(ValueError):
     """A schema file breaks the layout rules above."""
 
 
-@dataclass(frozen=True)
-class EventSchema:
-    """One version of one event type's contract."""
+class _Contract:
+    """What every loaded contract (event or derived record) says of itself; needs ``schema``."""
 
-    event_type: str
-    domain: str
-    version: int
-    path: Path
     schema: dict
 
     @property
@@ -44,7 +47,7 @@ class EventSchema:
 
     @property
     def subject(self) -> str:
-        """Registry subject: RecordNameStrategy, so a domain topic can carry many event types."""
+        """Registry subject: RecordNameStrategy, so one topic can carry many record types."""
         return self.record_name
 
     @property
@@ -54,6 +57,37 @@ class EventSchema:
     @property
     def canonical(self) -> str:
         return json.dumps(self.schema, sort_keys=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class EventSchema(_Contract):
+    """One version of one event type's contract."""
+
+    event_type: str
+    domain: str
+    version: int
+    path: Path
+    schema: dict
+
+
+@dataclass(frozen=True)
+class DerivedSchema(_Contract):
+    """One version of a record a processor publishes (``derived/<name>.v<N>.avsc``)."""
+
+    name: str
+    version: int
+    path: Path
+    schema: dict
+
+    @property
+    def topic(self) -> str:
+        """The topic the record is published on (``x-touchstream.topic``)."""
+        return self.meta["topic"]
+
+    @property
+    def key(self) -> str:
+        """What the Kafka record key is (``x-touchstream.key``), in words."""
+        return self.meta["key"]
 
 
 @lru_cache(maxsize=1)
@@ -99,11 +133,15 @@ def expand(schema: dict, named: dict[str, dict] | None = None) -> dict:
     return walk(copy.deepcopy(schema))
 
 
-def _load_file(path: Path) -> EventSchema:
+def _read(path: Path, what: str) -> tuple[re.Match, dict]:
     match = _FILE_RE.match(path.name)
     if not match:
-        raise SchemaLayoutError(f"{path}: expected <event_name>.v<N>.avsc")
-    body = json.loads(path.read_text())
+        raise SchemaLayoutError(f"{path}: expected <{what}>.v<N>.avsc")
+    return match, json.loads(path.read_text())
+
+
+def _load_file(path: Path) -> EventSchema:
+    match, body = _read(path, "event_name")
     domain = path.parent.name
     meta = body.get(META_KEY)
     if not isinstance(meta, dict) or "event_type" not in meta:
@@ -116,11 +154,15 @@ def _load_file(path: Path) -> EventSchema:
     return EventSchema(expected, domain, int(match["version"]), path, expand(body))
 
 
+def event_files() -> list[Path]:
+    """Every event ``.avsc`` file: the domain folders, not ``common/`` or ``derived/``."""
+    return sorted(p for p in SCHEMA_DIR.glob("*/*.avsc") if p.parent not in (COMMON_DIR, DERIVED_DIR))
+
+
 @lru_cache(maxsize=1)
 def load_all() -> tuple[EventSchema, ...]:
     """Every version of every event schema, ordered by event type then version."""
-    paths = [p for p in SCHEMA_DIR.glob("*/*.avsc") if p.parent != COMMON_DIR]
-    loaded = [_load_file(p) for p in paths]
+    loaded = [_load_file(p) for p in event_files()]
     return tuple(sorted(loaded, key=lambda s: (s.event_type, s.version)))
 
 
@@ -135,3 +177,32 @@ def load_latest() -> dict[str, EventSchema]:
 
 def domains() -> list[str]:
     return sorted({s.domain for s in load_all()})
+
+
+# --------------------------------------------------------------------------- derived records
+
+
+def _load_derived_file(path: Path) -> DerivedSchema:
+    match, body = _read(path, "name")
+    if body.get("type") != "record":
+        raise SchemaLayoutError(f"{path}: a derived schema is a record")
+    if body.get("namespace") != DERIVED_NAMESPACE:
+        raise SchemaLayoutError(f"{path}: namespace should be {DERIVED_NAMESPACE}")
+    meta = body.get(META_KEY)
+    for key in ("topic", "key"):
+        if not isinstance(meta, dict) or not isinstance(meta.get(key), str) or not meta[key]:
+            raise SchemaLayoutError(f"{path}: missing '{META_KEY}.{key}'")
+    return DerivedSchema(match["name"], int(match["version"]), path, expand(body))
+
+
+@lru_cache(maxsize=1)
+def load_derived_versions() -> tuple[DerivedSchema, ...]:
+    """Every version of every derived record schema, ordered by name then version (registration order)."""
+    loaded = [_load_derived_file(p) for p in sorted(DERIVED_DIR.glob("*.avsc"))]
+    return tuple(sorted(loaded, key=lambda s: (s.name, s.version)))
+
+
+@lru_cache(maxsize=1)
+def load_derived() -> dict[str, DerivedSchema]:
+    """The newest version of each derived record, by file name without version (``"customer_360"``)."""
+    return {item.name: item for item in load_derived_versions()}

@@ -4,11 +4,12 @@
     python -m touchstream.schemas --check            exit 1 if the lock and the files disagree
     python -m touchstream.schemas --markdown         print the event catalogue (docs/events.md)
 
-The lock (``schemas.lock``) maps each event and common ``.avsc`` file (path relative to
-``schemas/``) to the sha256 of its bytes. A published schema is never edited: a change is a
-new ``v<N+1>`` file. ``--lock`` therefore only adds files; it refuses to rewrite the hash of
-a changed or deleted file unless ``--force`` is given (only for a file that was never
-published, e.g. still on a branch).
+The lock (``schemas.lock``) maps each event, common and derived ``.avsc`` file (path relative
+to ``schemas/``) to the sha256 of its bytes: derived records are published contracts too. A
+published schema is never edited: a change is a new ``v<N+1>`` file. ``--lock`` therefore only
+adds files; it refuses to rewrite the hash of a changed or deleted file unless ``--force`` is
+given (only for a file that was never published, e.g. still on a branch). ``--markdown`` also
+lists the derived records, under "Derived topics".
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import json
 import sys
 from pathlib import Path
 
-from touchstream.schemas import COMMON_DIR, SCHEMA_DIR, common_types, load_all
+from touchstream.schemas import (
+    COMMON_DIR,
+    DERIVED_DIR,
+    SCHEMA_DIR,
+    common_types,
+    event_files,
+    load_all,
+    load_derived_versions,
+)
 from touchstream.topics import raw_topic
 
 LOCK_PATH = SCHEMA_DIR / "schemas.lock"
@@ -31,10 +40,8 @@ MARKDOWN_COMMAND = "python -m touchstream.schemas --markdown > docs/events.md"
 
 
 def schema_files() -> list[Path]:
-    """Every file the lock guards: common types and every version of every event."""
-    common = sorted(COMMON_DIR.glob("*.avsc"))
-    events = sorted(p for p in SCHEMA_DIR.glob("*/*.avsc") if p.parent != COMMON_DIR)
-    return common + events
+    """Every file the lock guards: common types, every version of every event and of every derived record."""
+    return sorted(COMMON_DIR.glob("*.avsc")) + event_files() + sorted(DERIVED_DIR.glob("*.avsc"))
 
 
 def _rel(path: Path) -> str:
@@ -139,6 +146,15 @@ def _inner(t):
     return None
 
 
+def _field_table(fields: list[dict]) -> list[str]:
+    return ["| field | type | pii | doc |", "| --- | --- | --- | --- |", *_field_rows(fields)]
+
+
+def _details(title: str, schema: dict, where: str, fields: list[dict]) -> list[str]:
+    """One schema's section: heading, doc, where it lives, its field table."""
+    return [f"### {title}", "", _cell(schema.get("doc", "")), "", where, "", *_field_table(fields), ""]
+
+
 def _field_rows(fields: list[dict], prefix: str = "") -> list[str]:
     rows = []
     for fld in fields:
@@ -151,8 +167,9 @@ def _field_rows(fields: list[dict], prefix: str = "") -> list[str]:
         pii = "yes" if fld.get("pii") else ""
         rows.append(f"| `{prefix}{fld['name']}` | `{_cell(type_str(fld['type']))}` | {pii} | {_cell(doc)} |")
         if inner is not None and inner["type"] == "record" and not common:
-            array = isinstance(fld["type"], dict) and fld["type"].get("type") == "array"
-            rows += _field_rows(inner["fields"], f"{prefix}{fld['name']}{'[]' if array else ''}.")
+            container = fld["type"].get("type") if isinstance(fld["type"], dict) else None
+            mark = {"array": "[]", "map": "{}"}.get(container, "")
+            rows += _field_rows(inner["fields"], f"{prefix}{fld['name']}{mark}.")
     return rows
 
 
@@ -185,10 +202,7 @@ def render_markdown() -> str:
     ]
     for full in ("touchstream.common.Envelope", "touchstream.common.IdentityHints", "touchstream.common.Money"):
         body = named[full]
-        out += [f"### `{_short(full)}`", "", _cell(body.get("doc", "")), "",
-                "| field | type | pii | doc |", "| --- | --- | --- | --- |"]
-        out += _field_rows(body["fields"])
-        out.append("")
+        out += [f"### `{_short(full)}`", "", _cell(body.get("doc", "")), "", *_field_table(body["fields"]), ""]
     for full in ("touchstream.common.Channel", "touchstream.common.Content", "touchstream.common.Initiator"):
         body = named[full]
         symbols = ", ".join(f"`{s}`" for s in body["symbols"])
@@ -213,19 +227,33 @@ def render_markdown() -> str:
         )
     out += ["", "## Event details", ""]
     for s in schemas:
-        out += [
-            f"### `{s.event_type}` v{s.version}",
-            "",
-            _cell(s.schema.get("doc", "")),
-            "",
-            f"Subject `{s.subject}`, topic `{raw_topic(s.domain)}`, file `schemas/{s.path.relative_to(SCHEMA_DIR).as_posix()}`.",
-            "",
-            "| field | type | pii | doc |",
-            "| --- | --- | --- | --- |",
-        ]
-        out += _field_rows(s.schema["fields"][1:])
-        out.append("")
+        where = f"Subject `{s.subject}`, topic `{raw_topic(s.domain)}`, file `schemas/{_rel(s.path)}`."
+        out += _details(f"`{s.event_type}` v{s.version}", s.schema, where, s.schema["fields"][1:])
+    out += _derived_markdown()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _derived_markdown() -> list[str]:
+    """The "Derived topics" section: records the processors publish, with their topic and key."""
+    derived = load_derived_versions()
+    out = [
+        f"## Derived topics ({len(derived)})",
+        "",
+        "Records Touchstream's processors publish (files under `schemas/derived/`, namespace",
+        "`touchstream.derived`): not interaction events, so they carry no envelope. They are published",
+        "contracts like the events (locked, registered under the record's full name, changed only by a new",
+        "`v<N+1>` file). Records nested in a record are listed once, under the first field that defines them;",
+        "a later field names them by type.",
+        "",
+        "| record | v | subject | topic | key |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    out += [f"| `{d.name}` | {d.version} | `{d.subject}` | `{d.topic}` | {_cell(d.key)} |" for d in derived]
+    out.append("")
+    for d in derived:
+        where = f"Subject `{d.subject}`, topic `{d.topic}`, key: {_cell(d.key)}. File `schemas/{_rel(d.path)}`."
+        out += _details(f"`{d.name}` v{d.version}", d.schema, where, d.schema["fields"])
+    return out
 
 
 # --------------------------------------------------------------------------- cli

@@ -37,6 +37,10 @@ OVERRIDE_VARS = ("TOUCHSTREAM_BOOTSTRAP", "TOUCHSTREAM_REGISTRY_URL", "TOUCHSTRE
                  "TOUCHSTREAM_TOPICS")
 
 
+BLOCKED_PHONE = "+31 20 555 0100"
+BLOCKED_EMAILS = "test-[0-9]+@blocked\\\\.example"
+
+
 def unique_name(prefix: str = "t") -> str:
     """A topic / group / app id no other test (or earlier run) has used."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -71,6 +75,9 @@ def _unique_name_fixture():
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("touchstream-home")
+    # Guard rails the identity tests rely on: a shared office phone that must never merge customers.
+    (home / "identity.toml").write_text(
+        'blocked_values = [["phone", "%s"]]\nblocked_patterns = [["email", "%s"]]\n' % (BLOCKED_PHONE, BLOCKED_EMAILS))
     env = {"TOUCHSTREAM_HOME": str(home), "TOUCHSTREAM_HOST": "127.0.0.1"}
     env.update({name: str(port) for name, port in zip(PORT_VARS, free_ports(len(PORT_VARS)))})
     with pytest.MonkeyPatch.context() as mp:

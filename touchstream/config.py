@@ -97,5 +97,10 @@ class Settings:
         return self.data_dir / "touchstream.duckdb"
 
     @property
+    def identity_config_path(self) -> Path:
+        """Identity guard rails (blocked values, cap, trust), read by the identity and serving processes."""
+        return self.home / "identity.toml"
+
+    @property
     def api_keys_path(self) -> Path:
         return self.home / "api_keys.json"

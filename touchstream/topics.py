@@ -73,3 +73,9 @@ def load_topics(path: Path | None = None) -> list[TopicSpec]:
 def raw_topics(specs: list[TopicSpec] | None = None) -> list[str]:
     specs = load_topics() if specs is None else specs
     return [s.name for s in specs if s.domain is not None]
+
+
+CUSTOMER_EVENTS_TOPIC = "touchstream.customer-events"
+DECISIONS_TOPIC = "touchstream.identity.decisions"
+CUSTOMER_360_TOPIC = "touchstream.customer-360"
+FINDINGS_TOPIC = "touchstream.contact-findings"

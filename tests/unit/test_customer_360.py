@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.avro_strategies import json_for
+from tests.event_builders import DEFAULTS, EUR
 from touchstream.demo.generator import generate, run_tag
 from touchstream.events.catalogue import Catalogue
 from touchstream.projections.customer_360 import (Config, apply, differences, fingerprint, fold, from_dict,
@@ -35,34 +36,6 @@ def _iso(moment: datetime) -> str:
 
 
 # -- building single events ------------------------------------------------------------------
-EUR = lambda amount: {"amount": amount, "currency": "EUR"}  # noqa: E731
-DEFAULTS = {
-    "email.sent": {"message_id": "M1", "subject": "Hi"}, "email.delivered": {"message_id": "M1"},
-    "email.opened": {"message_id": "M1"}, "email.clicked": {"message_id": "M1", "url": "https://x.example"},
-    "email.received": {"message_id": "IN1", "subject": "Re", "body_excerpt": "..", "attachment_count": 0},
-    "sms.sent": {"message_id": "S1", "text": "hi"}, "postal.mail_sent": {"mail_id": "PM1", "kind": "letter"},
-    "web.page_viewed": {"url": "https://shop.example/p"},
-    "web.form_submitted": {"form_id": "f", "form_kind": "contact", "answers": {}},
-    "commerce.order_placed": {"order_id": "O1", "lines": [], "total": EUR("100.00")},
-    "commerce.order_delivered": {"order_id": "O1", "delivered_to": "home"},
-    "commerce.invoice_issued": {"invoice_id": "I1", "amount": EUR("100.00"), "due_date": "2026-04-01"},
-    "commerce.payment_received": {"payment_id": "P1", "amount": EUR("60.00"), "method": "card"},
-    "commerce.credit_issued": {"credit_id": "CR1", "amount": EUR("10.00"), "reason": "goodwill"},
-    "commerce.return_received": {"return_id": "R1", "order_id": "O1", "lines": [], "refund": EUR("25.00"),
-                                 "reason": "defective"},
-    "complaint.opened": {"case_id": "K1", "category": "delivery", "priority": "normal", "description": "late"},
-    "complaint.escalated": {"case_id": "K1", "level": 1, "reason": "severity"},
-    "complaint.resolved": {"case_id": "K1", "resolution_code": "refund"},
-    "complaint.closed": {"case_id": "K1", "reason": "resolved"}, "complaint.reopened": {"case_id": "K1", "reason": "x"},
-    "feedback.golden_question_answered": {"question_key": "household_size", "answer": "2"},
-    "feedback.survey_answered": {"survey_id": "SV", "question_id": "q1", "question": "Q?", "answer": "a"},
-    "feedback.consent_given": {"purpose": "marketing"}, "feedback.consent_withdrawn": {"purpose": "marketing"},
-    "feedback.csat_given": {"score": 4}, "feedback.nps_given": {"score": 9},
-    "campaign.message_sent": {"campaign_id": "CMP", "message_id": "M1", "purpose": "promotion", "template": "t"},
-    "social.comment_posted": {"platform": "x", "comment_id": "SC", "post_url": "https://x.example", "text": "t"},
-}
-
-
 def ev(event_type: str, hours: float, event_id: str | None = None, channel: str | None = None,
        content: str | None = None, by: str | None = None, **fields) -> dict:
     """One validated event at ``T0 + hours``; envelope values default to the first the catalogue allows."""

@@ -274,7 +274,7 @@ def test_jars_marker_written_only_after_success(local: Settings, monkeypatch):
 # --- local_stack pure parts --------------------------------------------------------------
 
 def test_parse_services():
-    assert local_stack.parse_services(None) == ["broker", "registry", "collector", "serving"]
+    assert local_stack.parse_services(None) == ["broker", "registry", "collector", "identity", "serving"]
     assert local_stack.parse_services("serving,broker") == ["broker", "serving"]
     with pytest.raises(local_stack.StackError, match="bogus"):
         local_stack.parse_services("broker,bogus")

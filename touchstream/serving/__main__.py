@@ -15,12 +15,14 @@ import uvicorn
 
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
-from touchstream.processors import interaction_log
-from touchstream.processors.app import create_app
+from touchstream.processors import customer_360, interaction_log
+from touchstream.processors.app import batch_agent, create_app
+from touchstream.processors.topic_output import TopicOutput
+from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.http_app import build_api
-from touchstream.topics import load_topics, raw_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics, raw_topics
 
 
 def main() -> None:
@@ -33,6 +35,12 @@ def main() -> None:
     )
     app = create_app(settings)
     interaction_log.register(app, sink, raw_topics(load_topics(settings.topic_config)))
+    profiles = Customer360Store(store)
+    fold = customer_360.Customer360Sink(
+        profiles, codec, TopicOutput(settings, client_id="touchstream-serving"),
+        DeadLetterProducer(settings, consumer=profiles.sink),
+    )
+    batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", fold.handle, batch=5000)
 
     ready = threading.Event()
 
@@ -40,7 +48,7 @@ def main() -> None:
     async def _assigned(sender, assigned, **kwargs) -> None:
         ready.set()
 
-    api = build_api(store, ready=ready)
+    api = build_api(store, ready=ready, profiles=profiles)
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

@@ -1,8 +1,10 @@
-"""Has the serving process applied everything on the raw topics? (demo, tests, bench)
+"""Has the serving process applied everything published so far? (demo, tests, bench)
 
-Compares the end offsets of the raw topics with the offsets the interaction-log
-sink committed in DuckDB (``GET /offsets``). Equal means every record published
-so far is in the log (or in the dead-letter table).
+Compares the end offsets of a sink's input topics with the offsets the sink
+committed in DuckDB (``GET /offsets``). Equal means every record published so
+far is applied (or in the dead-letter table). ``wait_pipeline`` follows the
+whole path: raw topics -> interaction log, raw topics -> identity stage
+(its consumer group's commits) -> customer-events -> customer-360.
 """
 
 from __future__ import annotations
@@ -13,42 +15,63 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 
 from touchstream.config import Settings
-from touchstream.topics import load_topics, raw_topics
+from touchstream.processors.replay import committed_offsets
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics, raw_topics
+
+IDENTITY_GROUP = "touchstream-identity"
+Offsets = dict[tuple[str, int], int]
 
 
-def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+def end_offsets(settings: Settings, topics: list[str] | None = None) -> Offsets:
+    topics = raw_topics(load_topics(settings.topic_config)) if topics is None else topics
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     try:
-        parts = []
-        for topic in raw_topics(load_topics(settings.topic_config)):
-            for partition in consumer.partitions_for_topic(topic) or ():
-                parts.append(TopicPartition(topic, partition))
+        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(parts).items()}
     finally:
         consumer.close()
 
 
-def applied_offsets(settings: Settings, sink: str = "interaction_log") -> dict[tuple[str, int], int]:
+def applied_offsets(settings: Settings, sink: str = "interaction_log") -> Offsets:
     response = httpx.get(f"{settings.query_url}/offsets", timeout=10)
     response.raise_for_status()
     return {(r["topic"], r["partition"]): r["next_offset"] for r in response.json().get(sink, [])}
 
 
-def lag(settings: Settings, sink: str = "interaction_log") -> int:
-    ends = end_offsets(settings)
-    applied = applied_offsets(settings, sink)
+def _behind(ends: Offsets, applied: Offsets) -> int:
     return sum(max(0, end - applied.get(tp, 0)) for tp, end in ends.items())
 
 
-def wait_caught_up(settings: Settings, timeout: float = 300.0, sink: str = "interaction_log") -> float:
-    """Block until the sink's lag is zero; returns the seconds waited."""
-    start = time.monotonic()
-    ends = end_offsets(settings)
+def lag(settings: Settings, sink: str = "interaction_log") -> int:
+    topics = [CUSTOMER_EVENTS_TOPIC] if sink == "customer_360" else None
+    return _behind(end_offsets(settings, topics), applied_offsets(settings, sink))
+
+
+def _wait(what: str, ends: Offsets, applied, timeout: float, start: float) -> None:
     while True:
-        applied = applied_offsets(settings, sink)
-        remaining = sum(max(0, end - applied.get(tp, 0)) for tp, end in ends.items())
+        remaining = _behind(ends, applied())
         if remaining == 0:
-            return time.monotonic() - start
+            return
         if time.monotonic() - start > timeout:
-            raise TimeoutError(f"{sink} still {remaining} record(s) behind after {timeout:.0f}s")
+            raise TimeoutError(f"{what} still {remaining} record(s) behind after {timeout:.0f}s")
         time.sleep(0.2)
+
+
+def wait_caught_up(settings: Settings, timeout: float = 300.0, sink: str = "interaction_log") -> float:
+    """Block until the sink has applied everything on its input topics as they end now; returns seconds."""
+    start = time.monotonic()
+    topics = [CUSTOMER_EVENTS_TOPIC] if sink == "customer_360" else None
+    _wait(sink, end_offsets(settings, topics), lambda: applied_offsets(settings, sink), timeout, start)
+    return time.monotonic() - start
+
+
+def wait_pipeline(settings: Settings, timeout: float = 300.0) -> float:
+    """Block until every raw event published so far is in the interaction log and in the 360s."""
+    start = time.monotonic()
+    raw = raw_topics(load_topics(settings.topic_config))
+    ends = end_offsets(settings, raw)
+    _wait("interaction_log", ends, lambda: applied_offsets(settings, "interaction_log"), timeout, start)
+    _wait("identity stage", ends, lambda: committed_offsets(settings, IDENTITY_GROUP, raw), timeout, start)
+    _wait("customer_360", end_offsets(settings, [CUSTOMER_EVENTS_TOPIC]),
+          lambda: applied_offsets(settings, "customer_360"), timeout, start)
+    return time.monotonic() - start

@@ -42,8 +42,9 @@ def _plain(value):
     return str(value)  # Decimal, UUID, intervals, ...
 
 
-def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_log",), ready=None) -> FastAPI:
-    """``ready`` (a threading.Event) is set once the stream worker has its partitions."""
+def build_api(store: DuckDBStore, ready=None, profiles=None) -> FastAPI:
+    """``ready`` (a threading.Event) is set once the stream worker has its partitions;
+    ``profiles`` (a Customer360Store) serves the 360 lookups."""
     api = FastAPI(title="Touchstream query service", version="0.1.0")
 
     @api.get("/health")
@@ -54,11 +55,25 @@ def build_api(store: DuckDBStore, sink_names: tuple[str, ...] = ("interaction_lo
 
     @api.get("/offsets")
     def offsets() -> dict:
-        """Per sink, the next offset applied for each raw topic partition (for catch-up checks)."""
+        """Per sink, the next offset applied for each partition it reads (for catch-up checks).
+
+        ``customer_360`` is the active version's sink, whatever its version."""
+        names = {"interaction_log": "interaction_log"}
+        if profiles is not None:
+            names["customer_360"] = profiles.sink
         return {
-            name: [{"topic": t, "partition": p, "next_offset": o} for (t, p), o in sorted(store.committed_offsets(name).items())]
-            for name in sink_names
+            alias: [{"topic": t, "partition": p, "next_offset": o}
+                    for (t, p), o in sorted(store.committed_offsets(name).items())]
+            for alias, name in names.items()
         }
+
+    @api.get("/customers/{identifier}")
+    def customer(identifier: str) -> dict:
+        """The 360 of a customer, found by customer id or by any identifier (e-mail, phone, card, cookie, ...)."""
+        found = profiles.lookup(identifier) if profiles is not None else None
+        if found is None:
+            raise HTTPException(status_code=404, detail="no customer with that id or identifier")
+        return found
 
     @api.post("/sql")
     def sql(request: SqlRequest):

@@ -28,18 +28,20 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 from touchstream.config import Settings
 from touchstream.stack import broker_runner, kafka_jars
-from touchstream.stack.readiness import describe_failure, wait_for_http, wait_for_kafka
+from touchstream.stack.readiness import describe_failure, wait_for_file, wait_for_http, wait_for_kafka
 from touchstream.stack.supervisor import ServiceSpec, Supervisor
 from touchstream.stack.topic_admin import ensure_topics
 from touchstream.topics import load_topics
 
-SERVICES = ("broker", "registry", "collector", "serving")
+SERVICES = ("broker", "registry", "collector", "identity", "serving")
 PYTHON_MODULES = {
     "registry": "touchstream.registry",
     "collector": "touchstream.publishing",
+    "identity": "touchstream.identity",
     "serving": "touchstream.serving",
 }
 READY_PATHS = {"registry": "/subjects", "collector": "/health", "serving": "/health"}
+READY_FILES = {"identity": "identity.ready"}
 BROKER_TIMEOUT = 120.0
 HTTP_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
@@ -116,6 +118,7 @@ def service_address(settings: Settings, name: str) -> str:
         "broker": local_bootstrap(settings),
         "registry": settings.registry_url,
         "collector": settings.collector_url,
+        "identity": f"consumer group touchstream-identity on {local_bootstrap(settings)}",
         "serving": settings.query_url,
     }[name]
 
@@ -144,6 +147,7 @@ def service_ports(settings: Settings, name: str) -> list[int]:
         "broker": [settings.broker_port, settings.controller_port],
         "registry": [settings.registry_port],
         "collector": [settings.collector_port],
+        "identity": [],
         "serving": [settings.query_port],
     }[name]
 
@@ -180,13 +184,18 @@ def broker_spec(settings: Settings, lib: Path) -> ServiceSpec:
 
 def python_spec(settings: Settings, name: str) -> ServiceSpec:
     log = supervisor(settings).log_file(name)
-    url = service_address(settings, name) + READY_PATHS[name]
+    if name in READY_FILES:   # a worker without HTTP: it writes a file once it has its partitions
+        marker = settings.run_dir / READY_FILES[name]
+        ready = lambda alive: wait_for_file(marker, HTTP_TIMEOUT, log, alive, name)  # noqa: E731
+    else:
+        url = service_address(settings, name) + READY_PATHS[name]
+        ready = lambda alive: wait_for_http(url, HTTP_TIMEOUT, log, alive, name)  # noqa: E731
     return ServiceSpec(
         name=name,
         argv=[sys.executable, "-m", PYTHON_MODULES[name]],
         env=child_env(settings),
         cwd=settings.home,
-        ready=lambda alive: wait_for_http(url, HTTP_TIMEOUT, log, alive, name),
+        ready=ready,
         log_file=log,
         address=service_address(settings, name),
     )
@@ -239,11 +248,13 @@ def up(settings: Settings, services: str | Iterable[str] | None = None,
             wait_for_kafka(bootstrap, BROKER_TIMEOUT)
         created = ensure_topics(bootstrap, load_topics(settings.topic_config))
         done(Step("topics", bootstrap, time.monotonic() - t0, detail=f"{len(created)} created"))
-    for name in ("registry", "collector", "serving"):
+    for name in ("registry", "collector", "identity", "serving"):
         if name not in chosen:
             continue
         if not sup.is_running(name):
             check_ports_free(settings, name)
+            if name in READY_FILES:   # a stale marker of a crashed run must not pass for ready
+                (settings.run_dir / READY_FILES[name]).unlink(missing_ok=True)
         started = sup.start(python_spec(settings, name))
         done(Step(name, service_address(settings, name), started.seconds, started.pid, started.started))
         if name == "registry":

@@ -197,3 +197,15 @@ def wait_for_http(url: str, timeout: float = 60.0, log_file: LogFiles = None,
         return response
 
     return _poll(service, url, timeout, attempt, log_file, alive)  # type: ignore[return-value]
+
+
+def wait_for_file(path: Path, timeout: float = 60.0, log_file: LogFiles = None,
+                  alive: Alive | None = None, service: str = "worker") -> Path:
+    """Block until ``path`` exists: a worker without HTTP writes it when it is ready."""
+
+    def attempt(_remaining: float) -> Path:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not written yet")
+        return path
+
+    return _poll(service, str(path), timeout, attempt, log_file, alive)  # type: ignore[return-value]

@@ -1,0 +1,191 @@
+"""The customer-360 fold stage: ``touchstream.customer-events`` -> profiles in DuckDB and on Kafka.
+
+Per batch, in one DuckDB transaction with the consumed offsets:
+
+1. every record claims "this identifier belongs to customer C" (an event for its
+   anchor, a membership record for each identifier it lists); the newest claim
+   wins (``customer_360_routing``), whatever partition it came from;
+2. new events are stored (the fold's own event store) and folded into their
+   customer's stored state: ``apply`` is order-free and ignores a repeated
+   event_id, so incremental folding equals a refold;
+3. customers whose history moved (merge, split, unlink, rename) are refolded
+   from their stored events; a customer left without events was merged away and
+   is deleted (a tombstone on the compacted topic);
+4. the new 360s go to ``touchstream.customer-360`` (compacted, keyed by customer)
+   and new findings to ``touchstream.contact-findings``; both are acknowledged
+   before the transaction commits, so a crash re-sends rather than loses them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from touchstream.codec.avro_codec import AvroCodec, DecodeError
+from touchstream.processors.decoding import decode_event
+from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, SEQ
+from touchstream.processors.records import RawRecord
+from touchstream.projections import customer_360 as c360
+from touchstream.projections.customer_360_contract import SCHEMA as PROFILE_SCHEMA
+from touchstream.projections.customer_360_contract import finding_records, to_record
+from touchstream.projections.customer_360_routing import Claim, route
+from touchstream.projections.customer_360_store import Customer360Store
+from touchstream.projections.interaction_log import first_per_event_id, next_offsets, pending
+from touchstream.publishing.dead_letters import DeadLetter
+from touchstream.schemas import load_derived
+from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+class Incoming(NamedTuple):
+    event_id: str
+    anchor: str
+    claim: Claim
+    occurred_at: datetime
+    value: bytes
+    record: dict
+
+
+def _headers(record: RawRecord) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers if k.startswith("touchstream.") and v is not None}
+
+
+def summary_rows(customer_id: str, profile, view: dict, now: datetime) -> tuple[dict, list[dict], list[dict]]:
+    """The read-table rows of one 360: the summary, one row per channel, one per finding."""
+    pmp = {p["channel"]: p for p in view["pmp"]}
+    top = min(view["pmp"], key=lambda p: p["rank"], default=None)
+    attitude = view["attitude"]
+    summary = {
+        "customer_id": customer_id, "events": view["events"], "first_seen": view["first_seen"],
+        "last_seen": view["last_seen"], "journey_stage": view["journey"]["stage"],
+        "preferred_channel": top and top["channel"], "identifiers": len(view["identifiers"]),
+        "channels": len(view["channels"]), "open_complaints": view["complaints"]["open_count"],
+        "last_csat": attitude["csat"] and attitude["csat"]["value"],
+        "last_nps": attitude["nps"] and attitude["nps"]["value"], "findings": len(view["findings"]),
+        "profile": json.dumps(view, sort_keys=True), "fingerprint": c360.fingerprint(profile), "updated_at": now,
+    }
+    channels = [{
+        "customer_id": customer_id, "channel": ch["channel"], "contacts": ch["contacts"],
+        "customer_initiated": ch["by_initiator"].get("customer", {}).get("contacts", 0),
+        "company_initiated": ch["by_initiator"].get("company", {}).get("contacts", 0),
+        "last_contact_at": ch["last_contact_at"], "pmp_rank": pmp.get(ch["channel"], {}).get("rank"),
+        "pmp_score": pmp.get(ch["channel"], {}).get("score"),
+        "response_rate": pmp.get(ch["channel"], {}).get("response_rate"),
+    } for ch in view["channels"]]
+    findings = [{"finding_id": f"{customer_id}/{f['id']}", "customer_id": customer_id, "kind": f["kind"],
+                 "raised_at": f["at"], "subject": f["subject"], "channels": list(f["channels"]),
+                 "evidence": list(f["evidence"])} for f in view["findings"]]
+    for row in (summary, *channels, *findings):
+        for key in ("first_seen", "last_seen", "last_contact_at", "raised_at"):
+            if isinstance(row.get(key), str):
+                row[key] = datetime.fromisoformat(row[key])
+    return summary, channels, findings
+
+
+class Customer360Sink:
+    def __init__(self, store: Customer360Store, codec: AvroCodec, output, dead_letters,
+                 config: c360.Config | None = None):
+        self.store, self.codec, self.output, self.dead_letters = store, codec, output, dead_letters
+        self.config = config or c360.Config()
+        self.name = store.sink
+        self._committed = store.db.committed_offsets(self.name)
+        self._finding_schema = load_derived()["contact_finding_raised"]
+        self.stats = {"events": 0, "refolds": 0, "profiles": 0, "deleted": 0, "dead": 0}
+
+    def handle(self, records: list[RawRecord]) -> None:
+        todo = [r for r, keep in zip(records, pending((r.position for r in records), self._committed)) if keep]
+        if not todo:
+            return
+        events, claims, vanished, letters = self._parse(todo)
+        if letters:
+            self.dead_letters.send(letters)
+            self.stats["dead"] += len(letters)
+        now = datetime.now(timezone.utc)
+        with self.store.db.transaction() as con:
+            routing = route(claims, self.store.claims(con, (c.identifier for c in claims)))
+            self.store.put_claims(con, routing.updates.values())
+            known = self.store.known_events(con, (e.event_id for e in events))
+            fresh = [e for e in first_per_event_id(e._asdict() for e in events) if e["event_id"] not in known]
+            self.store.add_events(con, [{k: e[k] for k in ("event_id", "anchor", "occurred_at", "value")}
+                                        for e in fresh])
+            dirty = routing.moved | vanished
+            profiles = self._fold_new(con, fresh, routing.owner, dirty)
+            profiles.update(self._refold(con, dirty))
+            gone = sorted(dirty - profiles.keys())
+            self._write(con, profiles, gone, now)
+            self.store.db.save_offsets(con, self.name, next_offsets(r.position for r in todo), now)
+        for key, offset in next_offsets(r.position for r in todo).items():
+            self._committed[key] = max(self._committed.get(key, 0), offset)
+        self.stats["events"] += len(fresh)
+
+    def _parse(self, todo: list[RawRecord]):
+        events, claims, vanished, letters = [], [], set(), []
+        for record in todo:
+            head = _headers(record)
+            try:
+                if head.get(KIND) == "membership":
+                    body = self.codec.decode(record.value).record
+                    claims += [Claim(f"{i['kind']}:{i['value']}", body["customer_id"], body["seq"])
+                               for i in body["identifiers"]]
+                    if not body["identifiers"]:
+                        vanished.add(body["customer_id"])
+                    continue
+                if not {ANCHOR, CUSTOMER, SEQ} <= head.keys():
+                    raise DecodeError("record on the customer-events topic without touchstream.anchor/customer_id/seq")
+                event = decode_event(self.codec, record.value)
+            except (DecodeError, KeyError, TypeError, ValueError) as exc:
+                letters.append(DeadLetter(record, getattr(exc, "reason", f"{type(exc).__name__}: {exc}")))
+                continue
+            claim = Claim(head[ANCHOR], head[CUSTOMER], int(head[SEQ]))
+            env = event["envelope"]
+            events.append(Incoming(env["event_id"], head[ANCHOR], claim, env["occurred_at"], record.value, event))
+            claims.append(claim)
+        return events, claims, vanished, letters
+
+    def _fold_new(self, con, fresh: list[dict], owner: dict[str, str], dirty: set[str]) -> dict:
+        """Fold new events into their customers' stored states (customers being refolded get them there)."""
+        by_customer: dict[str, list[dict]] = defaultdict(list)
+        for e in fresh:
+            customer = owner[e["anchor"]]
+            if customer not in dirty:
+                by_customer[customer].append(e["record"])
+        states = self.store.states(con, by_customer)
+        profiles = {}
+        for customer, records in by_customer.items():
+            profile = c360.from_dict(states[customer]) if customer in states else None
+            profiles[customer] = c360.fold(records, customer, self.config, profile)
+        return profiles
+
+    def _refold(self, con, customers: set[str]) -> dict:
+        if not customers:
+            return {}
+        by_customer: dict[str, list[dict]] = defaultdict(list)
+        for customer, value in self.store.history(con, customers):
+            by_customer[customer].append(decode_event(self.codec, value))
+        self.stats["refolds"] += len(customers)
+        return {customer: c360.fold(records, customer, self.config) for customer, records in by_customer.items()}
+
+    def _write(self, con, profiles: dict, gone: list[str], now: datetime) -> None:
+        states, summaries, channels, findings, raised = [], [], [], [], []
+        announced = self.store.finding_ids(con, profiles)
+        for customer, profile in sorted(profiles.items()):
+            view = c360.view(profile)
+            summary, chans, finds = summary_rows(customer, profile, view, now)
+            states.append({"customer_id": customer, "state": json.dumps(c360.to_dict(profile))})
+            summaries.append(summary)
+            channels += chans
+            findings += finds
+            self.output.send(CUSTOMER_360_TOPIC, customer, self.codec.encode(PROFILE_SCHEMA, to_record(view)))
+            raised += [f for f in finding_records(customer, view) if f["finding_id"] not in announced]
+        for record in raised:
+            self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self._finding_schema, record))
+        for customer in gone:
+            self.output.send(CUSTOMER_360_TOPIC, customer, None)
+        self.store.put_profiles(con, states, summaries, channels, findings, gone)
+        self.output.flush()
+        self.stats["profiles"] += len(profiles)
+        self.stats["deleted"] += len(gone)

@@ -1,0 +1,180 @@
+"""The identity stage: raw topics -> canonical customer ids, re-keyed events and decisions.
+
+Identity is global (any event may join two customers), so one stage instance
+sees every raw partition. Per batch it decodes each record, lets the pure
+``IdentityResolver`` observe it, and publishes:
+
+- the record itself, unchanged, to ``touchstream.customer-events`` keyed by the
+  canonical customer id, with ``touchstream.*`` headers: the anchor (the hint that
+  decides the customer), the customer id and a sequence number;
+- after a merge, split or unlink, a ``CustomerMembershipChanged`` per affected
+  customer on the same topic (the fold stage re-assigns history by it; the
+  highest sequence number wins, so the order in which partitions are read does
+  not matter);
+- every decision as ``IdentityDecided`` on ``touchstream.identity.decisions``.
+
+Offsets advance only after Kafka acknowledged the outputs. The state is
+snapshotted (``identity_checkpoint``); records after the snapshot that were
+already published are re-observed silently at start (``catch_up``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+
+from touchstream.codec.avro_codec import AvroCodec, DecodeError
+from touchstream.processors.decoding import decode_event
+from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
+from touchstream.processors.records import RawRecord
+from touchstream.projections.identity_resolution import (
+    CustomerMerged, CustomerSplit, IdentityFinding, IdentityResolver, IdentityUnlinked,
+)
+from touchstream.publishing.dead_letters import DeadLetter
+from touchstream.schemas import load_derived
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC
+
+log = logging.getLogger(__name__)
+STAGE_NAME = "identity"
+KIND, CUSTOMER, ANCHOR, SEQ, ORIGIN = (f"touchstream.{h}" for h in ("kind", "customer_id", "anchor", "seq", "origin"))
+
+
+def decision_record(decision, seq: int, decided_at) -> dict:
+    """An identity decision as an ``IdentityDecided`` record (Avro-shaped); its id is stable across re-sends."""
+    plain = decision.as_dict()
+    record = {"decision": decision.event_type, "seq": seq, "decided_by": decision.decided_by,
+              "decided_at": decided_at, "customer_id": None, "from_ids": [], "into_ids": [], "identifiers": [],
+              "trust": plain.get("trust"), "reason": plain.get("reason"), "rule": None,
+              "evidence_event_id": plain.get("event_id")}
+    if isinstance(decision, CustomerMerged):
+        record.update(customer_id=decision.into_id, from_ids=list(decision.from_ids), into_ids=[decision.into_id],
+                      identifiers=plain["because"] or [])
+    elif isinstance(decision, CustomerSplit):
+        record.update(customer_id=decision.from_id, from_ids=[decision.from_id], into_ids=list(decision.into_ids),
+                      identifiers=plain["because"] or [], evidence_event_id=None)
+    elif isinstance(decision, IdentityFinding):
+        customers = list(decision.customers)
+        record.update(customer_id=customers[0] if customers else None, from_ids=customers, rule=decision.rule,
+                      identifiers=plain["identifiers"], reason=decision.rule)
+    else:   # IdentityLinked / IdentityUnlinked
+        record.update(customer_id=decision.customer_id, identifiers=plain["identifiers"])
+    digest = json.dumps([decision.decided_by, plain], sort_keys=True, default=str)
+    record["decision_id"] = hashlib.sha1(digest.encode()).hexdigest()[:24]
+    return record
+
+
+def affected_customers(decisions: list) -> list[str]:
+    """Customers whose identifiers moved: their membership must be re-announced."""
+    out: set[str] = set()
+    for d in decisions:
+        if isinstance(d, CustomerMerged):
+            out.update((d.into_id, *d.from_ids))
+        elif isinstance(d, CustomerSplit):
+            out.update((d.from_id, *d.into_ids))
+        elif isinstance(d, IdentityUnlinked):
+            out.add(d.customer_id)
+    return sorted(out)
+
+
+class IdentityStage:
+    """One instance per deployment (identity is global); ``handle`` is called with raw batches."""
+
+    def __init__(self, resolver: IdentityResolver, codec: AvroCodec, output, dead_letters,
+                 checkpoint: IdentityCheckpoint | None = None, snapshot: Snapshot | None = None,
+                 *, every_seconds: float = 10.0, every_records: int = 50_000):
+        self.resolver, self.codec, self.output, self.dead_letters = resolver, codec, output, dead_letters
+        self.checkpoint = checkpoint
+        snap = snapshot or Snapshot(epoch=1)
+        self.epoch, self.counter, self.offsets = snap.epoch, snap.counter, dict(snap.offsets)
+        self.every_seconds, self.every_records = every_seconds, every_records
+        self._since_save, self._saved_at = 0, time.monotonic()
+        self._lock = threading.Lock()
+        derived = load_derived()
+        self._membership, self._decided = derived["customer_membership_changed"], derived["identity_decided"]
+        self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0}
+
+    @classmethod
+    def restore(cls, checkpoint: IdentityCheckpoint, config, codec, output, dead_letters, **kw) -> "IdentityStage":
+        snap = checkpoint.load()
+        resolver = IdentityResolver.from_dict(snap.resolver, config) if snap.resolver else IdentityResolver(config)
+        return cls(resolver, codec, output, dead_letters, checkpoint, snap, **kw)
+
+    def _seq(self) -> int:
+        self.counter += 1
+        return (self.epoch << 32) | self.counter
+
+    def _pending(self, records: list[RawRecord]) -> list[RawRecord]:
+        return [r for r in records if r.offset >= self.offsets.get((r.topic, r.partition), 0)]
+
+    def _advance(self, records: list[RawRecord]) -> None:
+        for r in records:
+            key = (r.topic, r.partition)
+            self.offsets[key] = max(self.offsets.get(key, 0), r.offset + 1)
+
+    def handle(self, records: list[RawRecord]) -> None:
+        with self._lock:
+            todo = self._pending(records)
+            letters = []
+            for record in todo:
+                try:
+                    event = decode_event(self.codec, record.value)
+                except DecodeError as exc:
+                    letters.append(DeadLetter(record, exc.reason))
+                    continue
+                self._publish(record, event)
+            if letters:
+                self.dead_letters.send(letters)
+                self.stats["dead"] += len(letters)
+            self.output.flush()
+            self._advance(todo)
+            self._since_save += len(todo)
+            if self._since_save >= self.every_records or time.monotonic() - self._saved_at >= self.every_seconds:
+                self._save()
+
+    def _publish(self, record: RawRecord, event: dict) -> None:
+        resolution = self.resolver.observe(event)
+        decided_at = event["envelope"]["occurred_at"]
+        for decision in resolution.decisions:
+            body = decision_record(decision, self._seq(), decided_at)
+            key = body["customer_id"] or resolution.customer_id
+            self.output.send(DECISIONS_TOPIC, key, self.codec.encode(self._decided, body))
+        self.stats["decisions"] += len(resolution.decisions)
+        for customer in affected_customers(resolution.decisions):
+            members = [{"kind": n.kind, "value": n.value} for n in self.resolver.members_of(customer)]
+            body = {"customer_id": customer, "identifiers": members, "seq": self._seq(),
+                    "decided_by": event["envelope"]["event_id"]}
+            self.output.send(CUSTOMER_EVENTS_TOPIC, customer, self.codec.encode(self._membership, body),
+                             [(KIND, b"membership")])
+            self.stats["memberships"] += 1
+        if resolution.customer_id is None:   # every hint blocked or absent: kept in the log, in no profile
+            self.stats["unattributed"] += 1
+            return
+        headers = [*record.headers, (KIND, b"event"), (CUSTOMER, resolution.customer_id.encode()),
+                   (ANCHOR, str(resolution.anchor).encode()), (SEQ, str(self._seq()).encode()),
+                   (ORIGIN, f"{record.topic}/{record.partition}/{record.offset}".encode())]
+        self.output.send(CUSTOMER_EVENTS_TOPIC, resolution.customer_id, record.value, headers)
+        self.stats["events"] += 1
+
+    def catch_up(self, records: list[RawRecord]) -> int:
+        """Re-observe records whose outputs were published before the last stop (nothing is sent)."""
+        with self._lock:
+            todo = self._pending(records)
+            for record in todo:
+                try:
+                    self.resolver.observe(decode_event(self.codec, record.value))
+                except DecodeError:
+                    pass   # dead-lettered when it was first handled
+            self._advance(todo)
+            return len(todo)
+
+    def _save(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.save(Snapshot(self.epoch, self.counter, dict(self.offsets), self.resolver.to_dict()))
+        self._since_save, self._saved_at = 0, time.monotonic()
+
+    def save(self) -> None:
+        with self._lock:
+            self._save()

@@ -1,0 +1,51 @@
+"""The customer-360 view as the Avro records the processors publish: ``Customer360`` and ``ContactFindingRaised``.
+
+Why a converter and not a second hand-written encoder: ``view`` stays the one
+definition of the read model (plain JSON for the API and the tests), and the
+published contract is ``schemas/derived/customer_360.v1.avsc``. Running the view
+through ``to_avro`` turns ISO timestamps into datetimes and money strings into
+exact Decimals, and it fails loudly, naming the field path, the moment the view
+and the schema drift apart (a new key, a None where the schema has none), instead
+of publishing a record that consumers cannot read. Converters are compiled once
+per process: this runs for every profile update.
+
+Pure: imports only ``touchstream.schemas`` and ``touchstream.events``; no Kafka, no I/O.
+"""
+
+from __future__ import annotations
+
+from touchstream.events.validation import compile_schema, to_avro
+from touchstream.schemas import load_derived
+
+SCHEMA = load_derived()["customer_360"]
+FINDING_SCHEMA = load_derived()["contact_finding_raised"]
+_TO_RECORD = compile_schema(SCHEMA.schema)
+_TO_FINDING = compile_schema(FINDING_SCHEMA.schema)
+
+
+def to_record(view: dict) -> dict:
+    """``customer_360.view(profile)`` -> the Avro-shaped ``Customer360`` record fastavro writes.
+
+    Raises ``EventValidationError`` (with field paths) if the view no longer fits the schema.
+    """
+    return to_avro(SCHEMA.schema, view, _TO_RECORD)
+
+
+def finding_id(customer_id: str, key: str) -> str:
+    """``<customer_id>/<key>``: a finding key is unique within a profile only, the id across customers."""
+    return f"{customer_id}/{key}"
+
+
+def finding_records(customer_id: str, view: dict) -> list[dict]:
+    """One Avro-shaped ``ContactFindingRaised`` per finding of the view, in the view's (event-time) order.
+
+    Every current finding is returned, not only new ones: findings are recomputed as late events
+    arrive (their evidence grows), and the id makes a re-published finding replace the older copy.
+    """
+    return [
+        to_avro(FINDING_SCHEMA.schema, {
+            "finding_id": finding_id(customer_id, f["id"]), "customer_id": customer_id, "kind": f["kind"],
+            "at": f["at"], "subject": f["subject"], "channels": f["channels"], "evidence": f["evidence"],
+        }, _TO_FINDING)
+        for f in view["findings"]
+    ]

@@ -1,0 +1,219 @@
+"""DuckDB storage of the customer-360: the fold's event store, identity claims, states and read tables.
+
+Shares the serving process's DuckDB file and writer lock (``DuckDBStore``). Every
+table is suffixed with a version so a rebuild can fill a fresh version beside the
+live one; ``activate`` points the analysts' views at a version in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Iterable
+
+import pyarrow as pa
+
+from touchstream.projections.customer_360_routing import Claim
+from touchstream.projections.duckdb_store import DuckDBStore, load_sql
+from touchstream.projections.identity_normalise import KINDS, normalise
+
+VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS projection_versions (
+    name VARCHAR PRIMARY KEY, version INTEGER NOT NULL, switched_at TIMESTAMPTZ)"""
+EVENTS = pa.schema([("event_id", pa.string()), ("anchor", pa.string()),
+                    ("occurred_at", pa.timestamp("ms", tz="UTC")), ("value", pa.binary())])
+CLAIMS = pa.schema([("identifier", pa.string()), ("customer_id", pa.string()), ("seq", pa.uint64())])
+STATES = pa.schema([("customer_id", pa.string()), ("state", pa.string())])
+SUMMARY = pa.schema([
+    ("customer_id", pa.string()), ("events", pa.int32()), ("first_seen", pa.timestamp("ms", tz="UTC")),
+    ("last_seen", pa.timestamp("ms", tz="UTC")), ("journey_stage", pa.string()), ("preferred_channel", pa.string()),
+    ("identifiers", pa.int32()), ("channels", pa.int32()), ("open_complaints", pa.int32()),
+    ("last_csat", pa.float64()), ("last_nps", pa.float64()), ("findings", pa.int32()), ("profile", pa.string()),
+    ("fingerprint", pa.string()), ("updated_at", pa.timestamp("ms", tz="UTC")),
+])
+CHANNELS = pa.schema([
+    ("customer_id", pa.string()), ("channel", pa.string()), ("contacts", pa.int32()),
+    ("customer_initiated", pa.int32()), ("company_initiated", pa.int32()),
+    ("last_contact_at", pa.timestamp("ms", tz="UTC")), ("pmp_rank", pa.int32()), ("pmp_score", pa.float64()),
+    ("response_rate", pa.float64()),
+])
+FINDINGS = pa.schema([
+    ("finding_id", pa.string()), ("customer_id", pa.string()), ("kind", pa.string()),
+    ("raised_at", pa.timestamp("ms", tz="UTC")), ("subject", pa.string()), ("channels", pa.list_(pa.string())),
+    ("evidence", pa.list_(pa.string())),
+])
+NAME = "customer_360"
+
+
+def sink_name(version: int) -> str:
+    return f"{NAME}_v{version}"
+
+
+def _insert(con, table: str, rows: list[dict], schema: pa.Schema, conflict: str = "") -> None:
+    if rows:
+        con.register("_rows", pa.Table.from_pylist(rows, schema=schema))
+        try:
+            con.execute(f"INSERT INTO {table} SELECT * FROM _rows {conflict}")
+        finally:
+            con.unregister("_rows")
+
+
+def _in(con, sql: str, keys: Iterable[str]) -> list[tuple]:
+    """Run ``sql`` whose ``_keys`` relation holds ``keys``: one query for a whole batch."""
+    keys = sorted(set(keys))
+    if not keys:
+        return []
+    con.register("_keys", pa.table({"k": pa.array(keys, pa.string())}))
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.unregister("_keys")
+
+
+class Customer360Store:
+    def __init__(self, db: DuckDBStore, version: int | None = None):
+        self.db = db
+        db.execute_script(VERSIONS_DDL)
+        active = self.active_version()
+        self.version = version or active or 1
+        db.execute_script(load_sql(NAME).replace("{v}", f"v{self.version}"))
+        if active is None:
+            self.activate(self.version)
+
+    @property
+    def sink(self) -> str:
+        return sink_name(self.version)
+
+    def _t(self, table: str) -> str:
+        return f"{table}_v{self.version}"
+
+    def active_version(self) -> int | None:
+        cur = self.db.cursor()
+        try:
+            row = cur.execute("SELECT version FROM projection_versions WHERE name = ?", [NAME]).fetchone()
+        finally:
+            cur.close()
+        return row[0] if row else None
+
+    def activate(self, version: int) -> None:
+        """Point the analysts' views at ``version``, atomically (readers see the old or the new, never a mix)."""
+        views = load_sql(f"{NAME}_views").replace("{v}", f"v{version}")
+        with self.db.transaction() as con:
+            con.execute(views)
+            con.execute("INSERT INTO projection_versions VALUES (?, ?, now()) ON CONFLICT DO UPDATE SET "
+                        "version = excluded.version, switched_at = excluded.switched_at", [NAME, version])
+
+    def drop(self) -> None:
+        """Remove this version's tables (a retired or abandoned version)."""
+        with self.db.transaction() as con:
+            for table in ("customer_channels", "contact_findings", "customer_360", "c360_state", "c360_identity",
+                          "c360_events"):
+                con.execute(f"DROP TABLE IF EXISTS {self._t(table)}")
+            con.execute("DELETE FROM sink_offsets WHERE sink = ?", [self.sink])
+
+    # -- inside the sink's transaction ---------------------------------------------------------
+    def claims(self, con, identifiers: Iterable[str]) -> dict[str, Claim]:
+        rows = _in(con, f"SELECT i.identifier, i.customer_id, i.seq FROM {self._t('c360_identity')} i "
+                        "JOIN _keys ON i.identifier = _keys.k", identifiers)
+        return {r[0]: Claim(*r) for r in rows}
+
+    def known_events(self, con, event_ids: Iterable[str]) -> set[str]:
+        rows = _in(con, f"SELECT e.event_id FROM {self._t('c360_events')} e JOIN _keys ON e.event_id = _keys.k",
+                   event_ids)
+        return {r[0] for r in rows}
+
+    def states(self, con, customers: Iterable[str]) -> dict[str, dict]:
+        rows = _in(con, f"SELECT s.customer_id, s.state FROM {self._t('c360_state')} s "
+                        "JOIN _keys ON s.customer_id = _keys.k", customers)
+        return {cid: json.loads(state) for cid, state in rows}
+
+    def history(self, con, customers: Iterable[str]) -> list[tuple[str, bytes]]:
+        """(customer, Avro value) of every stored event whose anchor the customers hold now."""
+        return _in(con, f"SELECT m.customer_id, e.value FROM {self._t('c360_events')} e "
+                        f"JOIN {self._t('c360_identity')} m ON m.identifier = e.anchor "
+                        "JOIN _keys ON m.customer_id = _keys.k ORDER BY e.occurred_at, e.event_id", customers)
+
+    def finding_ids(self, con, customers: Iterable[str]) -> set[str]:
+        rows = _in(con, f"SELECT f.finding_id FROM {self._t('contact_findings')} f "
+                        "JOIN _keys ON f.customer_id = _keys.k", customers)
+        return {r[0] for r in rows}
+
+    def add_events(self, con, rows: list[dict]) -> None:
+        _insert(con, self._t("c360_events"), rows, EVENTS, "ON CONFLICT DO NOTHING")
+
+    def put_claims(self, con, claims: Iterable[Claim]) -> None:
+        rows = [c._asdict() for c in claims]
+        _insert(con, self._t("c360_identity"), rows, CLAIMS,
+                "ON CONFLICT DO UPDATE SET customer_id = excluded.customer_id, seq = excluded.seq")
+
+    def put_profiles(self, con, states: list[dict], summaries: list[dict], channels: list[dict],
+                     findings: list[dict], gone: Iterable[str]) -> None:
+        """Replace everything stored for the customers in ``states`` and ``gone`` (merged away: deleted)."""
+        touched = sorted({s["customer_id"] for s in states} | set(gone))
+        if not touched:
+            return
+        con.register("_keys", pa.table({"k": pa.array(touched, pa.string())}))
+        try:
+            for table in ("c360_state", "customer_360", "customer_channels", "contact_findings"):
+                con.execute(f"DELETE FROM {self._t(table)} WHERE customer_id IN (SELECT k FROM _keys)")
+        finally:
+            con.unregister("_keys")
+        _insert(con, self._t("c360_state"), states, STATES)
+        _insert(con, self._t("customer_360"), summaries, SUMMARY)
+        _insert(con, self._t("customer_channels"), channels, CHANNELS)
+        _insert(con, self._t("contact_findings"), findings, FINDINGS)
+
+    # -- reads (their own cursors) ----------------------------------------------------------------
+    def resolve(self, text: str) -> str | None:
+        """A customer id from a customer id, any identifier as written, or ``kind:value``."""
+        cur = self.db.cursor()
+        try:
+            if cur.execute(f"SELECT 1 FROM {self._t('customer_360')} WHERE customer_id = ?", [text]).fetchone():
+                return text
+            for candidate in candidates(text):
+                row = cur.execute(f"SELECT customer_id FROM {self._t('c360_identity')} WHERE identifier = ?",
+                                  [candidate]).fetchone()
+                if row:
+                    return row[0]
+            return None
+        finally:
+            cur.close()
+
+    def profile(self, customer_id: str) -> dict | None:
+        cur = self.db.cursor()
+        try:
+            row = cur.execute(f"SELECT profile FROM {self._t('customer_360')} WHERE customer_id = ?",
+                              [customer_id]).fetchone()
+        finally:
+            cur.close()
+        return json.loads(row[0]) if row else None
+
+    def lookup(self, text: str) -> dict | None:
+        customer = self.resolve(text.strip())
+        return self.profile(customer) if customer else None
+
+    def fingerprints(self) -> dict[str, str]:
+        cur = self.db.cursor()
+        try:
+            return dict(cur.execute(f"SELECT customer_id, fingerprint FROM {self._t('customer_360')}").fetchall())
+        finally:
+            cur.close()
+
+
+def candidates(text: str) -> list[str]:
+    """Identifiers ``text`` may be, normalised as events are: "kind:value" first, then by its look."""
+    kind, sep, value = text.partition(":")
+    if sep and kind in KINDS:
+        node, _ = normalise(kind, value)
+        return [str(node)] if node else []
+    kinds = ["email"] if "@" in text else ["phone"] if text.lstrip("+").replace(" ", "").replace("-", "").isdigit() else []
+    kinds += [k for k in ("customer_id", "loyalty_card", "account_number", "cookie_id", "device_id") if k not in kinds]
+    out = []
+    for k in kinds:
+        node, _ = normalise(k, text)
+        if node is not None:
+            out.append(str(node))
+    return out
+
+
+def utc(moment: str | datetime | None) -> datetime | None:
+    return datetime.fromisoformat(moment) if isinstance(moment, str) else moment

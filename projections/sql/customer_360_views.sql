@@ -1,0 +1,16 @@
+-- The analysts' names, pointing at the active customer-360 version {v}.
+CREATE OR REPLACE VIEW customer_360 AS SELECT * FROM customer_360_{v};
+CREATE OR REPLACE VIEW customer_channels AS SELECT * FROM customer_channels_{v};
+CREATE OR REPLACE VIEW contact_findings AS SELECT * FROM contact_findings_{v};
+CREATE OR REPLACE VIEW customer_identifiers AS
+SELECT split_part(identifier, ':', 1) AS kind, substr(identifier, strpos(identifier, ':') + 1) AS value,
+       customer_id, seq
+FROM c360_identity_{v};
+-- The touchmap: every interaction of every customer across channels, in event time
+-- (the whole history from the interaction log, not only the profile's last N).
+CREATE OR REPLACE VIEW customer_timeline AS
+SELECT m.customer_id, i.occurred_at, i.channel, i.content, i.initiated_by, i.event_type,
+       i.event_id, i.correlation_id, i.amount, i.currency
+FROM c360_events_{v} e
+JOIN c360_identity_{v} m ON m.identifier = e.anchor
+JOIN interactions i ON i.event_id = e.event_id;

@@ -18,9 +18,8 @@ Per batch, in one DuckDB transaction with the consumed offsets:
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -30,7 +29,7 @@ from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, S
 from touchstream.processors.records import RawRecord
 from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_contract import SCHEMA as PROFILE_SCHEMA
-from touchstream.projections.customer_360_contract import finding_records, to_record
+from touchstream.projections.customer_360_contract import finding_id, finding_records, to_record
 from touchstream.projections.customer_360_routing import Claim, route
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.interaction_log import first_per_event_id, next_offsets, pending
@@ -54,11 +53,11 @@ def _headers(record: RawRecord) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers if k.startswith("touchstream.") and v is not None}
 
 
-def summary_rows(customer_id: str, profile, view: dict, now: datetime) -> tuple[dict, list[dict], list[dict]]:
-    """The read-table rows of one 360: the summary, one row per channel, one per finding."""
+def summary_row(customer_id: str, view: dict, now: datetime) -> dict:
+    """The ``customer_360`` row of one 360, with its channel and finding rows as lists."""
     pmp = {p["channel"]: p for p in view["pmp"]}
     top = min(view["pmp"], key=lambda p: p["rank"], default=None)
-    attitude = view["attitude"]
+    attitude, text = view["attitude"], c360.view_json(view)
     summary = {
         "customer_id": customer_id, "events": view["events"], "first_seen": view["first_seen"],
         "last_seen": view["last_seen"], "journey_stage": view["journey"]["stage"],
@@ -66,33 +65,39 @@ def summary_rows(customer_id: str, profile, view: dict, now: datetime) -> tuple[
         "channels": len(view["channels"]), "open_complaints": view["complaints"]["open_count"],
         "last_csat": attitude["csat"] and attitude["csat"]["value"],
         "last_nps": attitude["nps"] and attitude["nps"]["value"], "findings": len(view["findings"]),
-        "profile": json.dumps(view, sort_keys=True), "fingerprint": c360.fingerprint(profile), "updated_at": now,
+        "profile": text, "fingerprint": c360.view_fingerprint(text), "updated_at": now,
     }
-    channels = [{
-        "customer_id": customer_id, "channel": ch["channel"], "contacts": ch["contacts"],
+    summary["channel_rows"] = [{
+        "channel": ch["channel"], "contacts": ch["contacts"],
         "customer_initiated": ch["by_initiator"].get("customer", {}).get("contacts", 0),
         "company_initiated": ch["by_initiator"].get("company", {}).get("contacts", 0),
         "last_contact_at": ch["last_contact_at"], "pmp_rank": pmp.get(ch["channel"], {}).get("rank"),
         "pmp_score": pmp.get(ch["channel"], {}).get("score"),
         "response_rate": pmp.get(ch["channel"], {}).get("response_rate"),
     } for ch in view["channels"]]
-    findings = [{"finding_id": f"{customer_id}/{f['id']}", "customer_id": customer_id, "kind": f["kind"],
-                 "raised_at": f["at"], "subject": f["subject"], "channels": list(f["channels"]),
-                 "evidence": list(f["evidence"])} for f in view["findings"]]
-    for row in (summary, *channels, *findings):
+    summary["finding_rows"] = [{"finding_id": finding_id(customer_id, f["id"]), "kind": f["kind"],
+                                "raised_at": f["at"], "subject": f["subject"], "channels": list(f["channels"]),
+                                "evidence": list(f["evidence"])} for f in view["findings"]]
+    for row in (summary, *summary["channel_rows"], *summary["finding_rows"]):
         for key in ("first_seen", "last_seen", "last_contact_at", "raised_at"):
             if isinstance(row.get(key), str):
                 row[key] = datetime.fromisoformat(row[key])
-    return summary, channels, findings
+    return summary
 
 
 class Customer360Sink:
+    """Folds a batch per transaction. Profiles live in a bounded in-memory cache; on a miss
+    (first touch after a restart, or evicted) the customer is refolded from the stored
+    events, which is deterministic, so no fold state needs writing per batch."""
+
     def __init__(self, store: Customer360Store, codec: AvroCodec, output, dead_letters,
-                 config: c360.Config | None = None):
+                 config: c360.Config | None = None, *, cache_size: int = 20_000):
         self.store, self.codec, self.output, self.dead_letters = store, codec, output, dead_letters
         self.config = config or c360.Config()
         self.name = store.sink
         self._committed = store.db.committed_offsets(self.name)
+        self._cache: OrderedDict[str, c360.Profile] = OrderedDict()
+        self.cache_size = cache_size
         self._finding_schema = load_derived()["contact_finding_raised"]
         self.stats = {"events": 0, "refolds": 0, "profiles": 0, "deleted": 0, "dead": 0}
 
@@ -105,19 +110,21 @@ class Customer360Sink:
             self.dead_letters.send(letters)
             self.stats["dead"] += len(letters)
         now = datetime.now(timezone.utc)
-        with self.store.db.transaction() as con:
-            routing = route(claims, self.store.claims(con, (c.identifier for c in claims)))
-            self.store.put_claims(con, routing.updates.values())
-            known = self.store.known_events(con, (e.event_id for e in events))
-            fresh = [e for e in first_per_event_id(e._asdict() for e in events) if e["event_id"] not in known]
-            self.store.add_events(con, [{k: e[k] for k in ("event_id", "anchor", "occurred_at", "value")}
-                                        for e in fresh])
-            dirty = routing.moved | vanished
-            profiles = self._fold_new(con, fresh, routing.owner, dirty)
-            profiles.update(self._refold(con, dirty))
-            gone = sorted(dirty - profiles.keys())
-            self._write(con, profiles, gone, now)
-            self.store.db.save_offsets(con, self.name, next_offsets(r.position for r in todo), now)
+        try:
+            with self.store.db.transaction() as con:
+                routing = route(claims, self.store.claims(con, (c.identifier for c in claims)))
+                self.store.put_claims(con, routing.updates.values())
+                unique = first_per_event_id(e._asdict() for e in events)
+                new = self.store.add_events(con, [{k: e[k] for k in ("event_id", "anchor", "occurred_at", "value")}
+                                                  for e in unique])
+                fresh = [e for e in unique if e["event_id"] in new]
+                profiles = self._fold(con, fresh, routing.owner, routing.moved | vanished)
+                gone = sorted((routing.moved | vanished) - profiles.keys())
+                self._write(con, profiles, gone, now)
+                self.store.db.save_offsets(con, self.name, next_offsets(r.position for r in todo), now)
+        except BaseException:
+            self._cache.clear()   # it may hold folds of a batch that was rolled back
+            raise
         for key, offset in next_offsets(r.position for r in todo).items():
             self._committed[key] = max(self._committed.get(key, 0), offset)
         self.stats["events"] += len(fresh)
@@ -146,46 +153,42 @@ class Customer360Sink:
             claims.append(claim)
         return events, claims, vanished, letters
 
-    def _fold_new(self, con, fresh: list[dict], owner: dict[str, str], dirty: set[str]) -> dict:
-        """Fold new events into their customers' stored states (customers being refolded get them there)."""
-        by_customer: dict[str, list[dict]] = defaultdict(list)
+    def _fold(self, con, fresh: list[dict], owner: dict[str, str], moved: set[str]) -> dict:
+        """The new profile of every customer this batch touched: cached ones fold the new events,
+        moved or uncached ones are refolded from their stored events (which include the new ones)."""
+        news: dict[str, list[dict]] = defaultdict(list)
         for e in fresh:
-            customer = owner[e["anchor"]]
-            if customer not in dirty:
-                by_customer[customer].append(e["record"])
-        states = self.store.states(con, by_customer)
-        profiles = {}
-        for customer, records in by_customer.items():
-            profile = c360.from_dict(states[customer]) if customer in states else None
-            profiles[customer] = c360.fold(records, customer, self.config, profile)
+            news[owner[e["anchor"]]].append(e["record"])
+        refold = set(moved) | {c for c in news if c not in self._cache}
+        profiles = {c: c360.fold(rs, c, self.config, self._cache[c]) for c, rs in news.items() if c not in refold}
+        if refold:
+            by_customer: dict[str, list[dict]] = defaultdict(list)
+            for customer, value in self.store.history(con, refold):
+                by_customer[customer].append(decode_event(self.codec, value))
+            profiles.update({c: c360.fold(rs, c, self.config) for c, rs in by_customer.items()})
+            self.stats["refolds"] += len(refold)
+        for customer in refold - profiles.keys():
+            self._cache.pop(customer, None)
+        for customer, profile in profiles.items():
+            self._cache[customer] = profile
+            self._cache.move_to_end(customer)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return profiles
 
-    def _refold(self, con, customers: set[str]) -> dict:
-        if not customers:
-            return {}
-        by_customer: dict[str, list[dict]] = defaultdict(list)
-        for customer, value in self.store.history(con, customers):
-            by_customer[customer].append(decode_event(self.codec, value))
-        self.stats["refolds"] += len(customers)
-        return {customer: c360.fold(records, customer, self.config) for customer, records in by_customer.items()}
-
     def _write(self, con, profiles: dict, gone: list[str], now: datetime) -> None:
-        states, summaries, channels, findings, raised = [], [], [], [], []
+        summaries, raised = [], []
         announced = self.store.finding_ids(con, profiles)
         for customer, profile in sorted(profiles.items()):
             view = c360.view(profile)
-            summary, chans, finds = summary_rows(customer, profile, view, now)
-            states.append({"customer_id": customer, "state": json.dumps(c360.to_dict(profile))})
-            summaries.append(summary)
-            channels += chans
-            findings += finds
+            summaries.append(summary_row(customer, view, now))
             self.output.send(CUSTOMER_360_TOPIC, customer, self.codec.encode(PROFILE_SCHEMA, to_record(view)))
             raised += [f for f in finding_records(customer, view) if f["finding_id"] not in announced]
         for record in raised:
             self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self._finding_schema, record))
         for customer in gone:
             self.output.send(CUSTOMER_360_TOPIC, customer, None)
-        self.store.put_profiles(con, states, summaries, channels, findings, gone)
+        self.store.put_profiles(con, summaries, gone)
         self.output.flush()
         self.stats["profiles"] += len(profiles)
         self.stats["deleted"] += len(gone)

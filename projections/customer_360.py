@@ -28,6 +28,8 @@ touchmap windows) that serving publishes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Iterable
 
 from touchstream.projections import customer_360_answers as _answers  # noqa: F401  (registers reducers)
@@ -46,7 +48,7 @@ from touchstream.projections.customer_360_timeline import fold_common
 from touchstream.projections.customer_360_touchmap import fold_message, touchmap_view
 
 __all__ = ["Config", "Profile", "apply", "differences", "fingerprint", "fold", "from_dict", "new_profile",
-           "to_dict", "view"]
+           "to_dict", "view", "view_fingerprint", "view_json"]
 
 
 def apply(profile: Profile, record: dict) -> Profile:
@@ -96,6 +98,16 @@ def view(profile: Profile) -> dict:
         "touchmap": touchmap_view(profile),
         "findings": _findings(profile),
     }
+
+
+def view_json(view_: dict) -> str:
+    """The canonical JSON text of a view: what is stored, served and hashed."""
+    return json.dumps(view_, sort_keys=True, separators=(",", ":"))
+
+
+def view_fingerprint(text: str) -> str:
+    """sha256 of ``view_json``: equal 360 rows <=> equal fingerprints (replay vs live, restart vs none)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _identifiers(profile: Profile) -> list[dict]:

@@ -1,4 +1,4 @@
-"""DuckDB storage of the customer-360: the fold's event store, identity claims, states and read tables.
+"""DuckDB storage of the customer-360: the fold's event store, identity claims and the read tables.
 
 Shares the serving process's DuckDB file and writer lock (``DuckDBStore``). Every
 table is suffixed with a version so a rebuild can fill a fresh version beside the
@@ -22,24 +22,22 @@ VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS projection_versions (
 EVENTS = pa.schema([("event_id", pa.string()), ("anchor", pa.string()),
                     ("occurred_at", pa.timestamp("ms", tz="UTC")), ("value", pa.binary())])
 CLAIMS = pa.schema([("identifier", pa.string()), ("customer_id", pa.string()), ("seq", pa.uint64())])
-STATES = pa.schema([("customer_id", pa.string()), ("state", pa.string())])
+CHANNEL = pa.struct([
+    ("channel", pa.string()), ("contacts", pa.int32()), ("customer_initiated", pa.int32()),
+    ("company_initiated", pa.int32()), ("last_contact_at", pa.timestamp("ms", tz="UTC")), ("pmp_rank", pa.int32()),
+    ("pmp_score", pa.float64()), ("response_rate", pa.float64()),
+])
+FINDING = pa.struct([
+    ("finding_id", pa.string()), ("kind", pa.string()), ("raised_at", pa.timestamp("ms", tz="UTC")),
+    ("subject", pa.string()), ("channels", pa.list_(pa.string())), ("evidence", pa.list_(pa.string())),
+])
 SUMMARY = pa.schema([
     ("customer_id", pa.string()), ("events", pa.int32()), ("first_seen", pa.timestamp("ms", tz="UTC")),
     ("last_seen", pa.timestamp("ms", tz="UTC")), ("journey_stage", pa.string()), ("preferred_channel", pa.string()),
     ("identifiers", pa.int32()), ("channels", pa.int32()), ("open_complaints", pa.int32()),
     ("last_csat", pa.float64()), ("last_nps", pa.float64()), ("findings", pa.int32()), ("profile", pa.string()),
     ("fingerprint", pa.string()), ("updated_at", pa.timestamp("ms", tz="UTC")),
-])
-CHANNELS = pa.schema([
-    ("customer_id", pa.string()), ("channel", pa.string()), ("contacts", pa.int32()),
-    ("customer_initiated", pa.int32()), ("company_initiated", pa.int32()),
-    ("last_contact_at", pa.timestamp("ms", tz="UTC")), ("pmp_rank", pa.int32()), ("pmp_score", pa.float64()),
-    ("response_rate", pa.float64()),
-])
-FINDINGS = pa.schema([
-    ("finding_id", pa.string()), ("customer_id", pa.string()), ("kind", pa.string()),
-    ("raised_at", pa.timestamp("ms", tz="UTC")), ("subject", pa.string()), ("channels", pa.list_(pa.string())),
-    ("evidence", pa.list_(pa.string())),
+    ("channel_rows", pa.list_(CHANNEL)), ("finding_rows", pa.list_(FINDING)),
 ])
 NAME = "customer_360"
 
@@ -105,8 +103,7 @@ class Customer360Store:
     def drop(self) -> None:
         """Remove this version's tables (a retired or abandoned version)."""
         with self.db.transaction() as con:
-            for table in ("customer_channels", "contact_findings", "customer_360", "c360_state", "c360_identity",
-                          "c360_events"):
+            for table in ("customer_360", "c360_identity", "c360_events"):
                 con.execute(f"DROP TABLE IF EXISTS {self._t(table)}")
             con.execute("DELETE FROM sink_offsets WHERE sink = ?", [self.sink])
 
@@ -116,16 +113,6 @@ class Customer360Store:
                         "JOIN _keys ON i.identifier = _keys.k", identifiers)
         return {r[0]: Claim(*r) for r in rows}
 
-    def known_events(self, con, event_ids: Iterable[str]) -> set[str]:
-        rows = _in(con, f"SELECT e.event_id FROM {self._t('c360_events')} e JOIN _keys ON e.event_id = _keys.k",
-                   event_ids)
-        return {r[0] for r in rows}
-
-    def states(self, con, customers: Iterable[str]) -> dict[str, dict]:
-        rows = _in(con, f"SELECT s.customer_id, s.state FROM {self._t('c360_state')} s "
-                        "JOIN _keys ON s.customer_id = _keys.k", customers)
-        return {cid: json.loads(state) for cid, state in rows}
-
     def history(self, con, customers: Iterable[str]) -> list[tuple[str, bytes]]:
         """(customer, Avro value) of every stored event whose anchor the customers hold now."""
         return _in(con, f"SELECT m.customer_id, e.value FROM {self._t('c360_events')} e "
@@ -133,34 +120,32 @@ class Customer360Store:
                         "JOIN _keys ON m.customer_id = _keys.k ORDER BY e.occurred_at, e.event_id", customers)
 
     def finding_ids(self, con, customers: Iterable[str]) -> set[str]:
-        rows = _in(con, f"SELECT f.finding_id FROM {self._t('contact_findings')} f "
-                        "JOIN _keys ON f.customer_id = _keys.k", customers)
+        rows = _in(con, f"SELECT unnest(c.finding_rows).finding_id FROM {self._t('customer_360')} c "
+                        "JOIN _keys ON c.customer_id = _keys.k", customers)
         return {r[0] for r in rows}
 
-    def add_events(self, con, rows: list[dict]) -> None:
-        _insert(con, self._t("c360_events"), rows, EVENTS, "ON CONFLICT DO NOTHING")
+    def add_events(self, con, rows: list[dict]) -> set[str]:
+        """Store events; returns the ids that were new (a redelivered event is already there)."""
+        if not rows:
+            return set()
+        con.register("_rows", pa.Table.from_pylist(rows, schema=EVENTS))
+        try:
+            return {r[0] for r in con.execute(f"INSERT INTO {self._t('c360_events')} SELECT * FROM _rows "
+                                              "ON CONFLICT DO NOTHING RETURNING event_id").fetchall()}
+        finally:
+            con.unregister("_rows")
 
     def put_claims(self, con, claims: Iterable[Claim]) -> None:
         rows = [c._asdict() for c in claims]
         _insert(con, self._t("c360_identity"), rows, CLAIMS,
                 "ON CONFLICT DO UPDATE SET customer_id = excluded.customer_id, seq = excluded.seq")
 
-    def put_profiles(self, con, states: list[dict], summaries: list[dict], channels: list[dict],
-                     findings: list[dict], gone: Iterable[str]) -> None:
-        """Replace everything stored for the customers in ``states`` and ``gone`` (merged away: deleted)."""
-        touched = sorted({s["customer_id"] for s in states} | set(gone))
-        if not touched:
-            return
-        con.register("_keys", pa.table({"k": pa.array(touched, pa.string())}))
-        try:
-            for table in ("c360_state", "customer_360", "customer_channels", "contact_findings"):
-                con.execute(f"DELETE FROM {self._t(table)} WHERE customer_id IN (SELECT k FROM _keys)")
-        finally:
-            con.unregister("_keys")
-        _insert(con, self._t("c360_state"), states, STATES)
-        _insert(con, self._t("customer_360"), summaries, SUMMARY)
-        _insert(con, self._t("customer_channels"), channels, CHANNELS)
-        _insert(con, self._t("contact_findings"), findings, FINDINGS)
+    def put_profiles(self, con, summaries: list[dict], gone: Iterable[str]) -> None:
+        """Upsert the customers in ``summaries``; delete those in ``gone`` (merged away)."""
+        _insert(con, self._t("customer_360"), summaries, SUMMARY,
+                "ON CONFLICT DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in SUMMARY.names[1:]))
+        for customer in gone:
+            con.execute(f"DELETE FROM {self._t('customer_360')} WHERE customer_id = ?", [customer])
 
     # -- reads (their own cursors) ----------------------------------------------------------------
     def resolve(self, text: str) -> str | None:

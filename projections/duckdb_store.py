@@ -106,13 +106,22 @@ class DuckDBStore:
 
     @staticmethod
     def save_offsets(con, sink: str, offsets: dict[tuple[str, int], int], now: datetime) -> None:
-        for (topic, partition), next_offset in offsets.items():
+        """Advance a sink's offsets (never backwards), all partitions in one statement."""
+        if not offsets:
+            return
+        keys = sorted(offsets)
+        con.register("_offsets", pa.table({
+            "sink": [sink] * len(keys), "topic": [t for t, _ in keys],
+            "partition": pa.array([p for _, p in keys], pa.int32()), "next_offset": [offsets[k] for k in keys],
+            "updated_at": pa.array([now] * len(keys), pa.timestamp("ms", tz="UTC")),
+        }))
+        try:
             con.execute(
-                "INSERT INTO sink_offsets VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                "INSERT INTO sink_offsets SELECT * FROM _offsets ON CONFLICT DO UPDATE SET "
                 "next_offset = greatest(sink_offsets.next_offset, excluded.next_offset), "
-                "updated_at = excluded.updated_at",
-                [sink, topic, partition, next_offset, now],
-            )
+                "updated_at = excluded.updated_at")
+        finally:
+            con.unregister("_offsets")
 
     # -- the sink side --------------------------------------------------------
     def committed_offsets(self, sink: str) -> dict[tuple[str, int], int]:

@@ -19,12 +19,8 @@ CREATE TABLE IF NOT EXISTS c360_identity_{v} (
     seq          UBIGINT NOT NULL
 );
 
--- The fold state per customer (customer_360.to_dict as JSON).
-CREATE TABLE IF NOT EXISTS c360_state_{v} (
-    customer_id  VARCHAR PRIMARY KEY,
-    state        VARCHAR NOT NULL
-);
-
+-- One row per customer, upserted by primary key (one statement per batch). Channels and
+-- findings ride along as lists; the views customer_channels and contact_findings unnest them.
 CREATE TABLE IF NOT EXISTS customer_360_{v} (
     customer_id       VARCHAR PRIMARY KEY,
     events            INTEGER NOT NULL,
@@ -39,29 +35,11 @@ CREATE TABLE IF NOT EXISTS customer_360_{v} (
     last_nps          DOUBLE,
     findings          INTEGER NOT NULL,
     profile           JSON NOT NULL,    -- the whole 360 (customer_360.view), as served and published
-    fingerprint       VARCHAR NOT NULL,
-    updated_at        TIMESTAMPTZ NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS customer_channels_{v} (
-    customer_id        VARCHAR NOT NULL,
-    channel            VARCHAR NOT NULL,
-    contacts           INTEGER NOT NULL,
-    customer_initiated INTEGER NOT NULL,
-    company_initiated  INTEGER NOT NULL,
-    last_contact_at    TIMESTAMPTZ,
-    pmp_rank           INTEGER,
-    pmp_score          DOUBLE,
-    response_rate      DOUBLE,
-    PRIMARY KEY (customer_id, channel)
-);
-
-CREATE TABLE IF NOT EXISTS contact_findings_{v} (
-    finding_id   VARCHAR PRIMARY KEY,    -- "<customer_id>/<kind>:<subject...>"
-    customer_id  VARCHAR NOT NULL,
-    kind         VARCHAR NOT NULL,       -- repeat_question, repeated_request, overload, redundant, conflict
-    raised_at    TIMESTAMPTZ NOT NULL,   -- event time of the event that raised it
-    subject      VARCHAR NOT NULL,
-    channels     VARCHAR[] NOT NULL,
-    evidence     VARCHAR[] NOT NULL      -- event ids
+    fingerprint       VARCHAR NOT NULL, -- sha256 of profile
+    updated_at        TIMESTAMPTZ NOT NULL,
+    channel_rows      STRUCT(channel VARCHAR, contacts INTEGER, customer_initiated INTEGER,
+                             company_initiated INTEGER, last_contact_at TIMESTAMPTZ, pmp_rank INTEGER,
+                             pmp_score DOUBLE, response_rate DOUBLE)[] NOT NULL,
+    finding_rows      STRUCT(finding_id VARCHAR, kind VARCHAR, raised_at TIMESTAMPTZ, subject VARCHAR,
+                             channels VARCHAR[], evidence VARCHAR[])[] NOT NULL
 );

@@ -1,7 +1,12 @@
 -- The analysts' names, pointing at the active customer-360 version {v}.
-CREATE OR REPLACE VIEW customer_360 AS SELECT * FROM customer_360_{v};
-CREATE OR REPLACE VIEW customer_channels AS SELECT * FROM customer_channels_{v};
-CREATE OR REPLACE VIEW contact_findings AS SELECT * FROM contact_findings_{v};
+CREATE OR REPLACE VIEW customer_360 AS SELECT * EXCLUDE (channel_rows, finding_rows) FROM customer_360_{v};
+-- Contacts per customer and channel, with the channel's place in the preferred media package.
+CREATE OR REPLACE VIEW customer_channels AS
+SELECT customer_id, unnest(channel_rows, recursive := true) FROM customer_360_{v};
+-- Touchmap findings: overload, redundant campaign, promotion during an open complaint,
+-- repeated question or request. finding_id is "<customer_id>/<kind>:<subject...>".
+CREATE OR REPLACE VIEW contact_findings AS
+SELECT customer_id, unnest(finding_rows, recursive := true) FROM customer_360_{v};
 CREATE OR REPLACE VIEW customer_identifiers AS
 SELECT split_part(identifier, ':', 1) AS kind, substr(identifier, strpos(identifier, ':') + 1) AS value,
        customer_id, seq

@@ -52,7 +52,8 @@ def expected_fingerprints(settings, events: list[dict]) -> dict[str, str]:
         customer = anchor and resolver.customer_of(anchor.kind, anchor.value)
         if customer:
             by_customer[customer].append(record)
-    return {cid: c360.fingerprint(c360.fold(rs, cid)) for cid, rs in by_customer.items()}
+    return {cid: c360.view_fingerprint(c360.view_json(c360.view(c360.fold(rs, cid))))
+            for cid, rs in by_customer.items()}
 
 
 def live_fingerprints(settings, customers) -> dict[str, str]:

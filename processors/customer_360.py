@@ -98,7 +98,7 @@ class Customer360Sink:
         self._committed = store.db.committed_offsets(self.name)
         self._cache: OrderedDict[str, c360.Profile] = OrderedDict()
         self.cache_size = cache_size
-        self._finding_schema = load_derived()["contact_finding_raised"]
+        self.finding_schema = load_derived()["contact_finding_raised"]
         self.stats = {"events": 0, "refolds": 0, "profiles": 0, "deleted": 0, "dead": 0}
 
     def handle(self, records: list[RawRecord]) -> None:
@@ -128,6 +128,10 @@ class Customer360Sink:
         for key, offset in next_offsets(r.position for r in todo).items():
             self._committed[key] = max(self._committed.get(key, 0), offset)
         self.stats["events"] += len(fresh)
+
+    def committed(self, partition: tuple[str, int]) -> int:
+        """The next offset this sink will apply for (topic, partition)."""
+        return self._committed.get(partition, 0)
 
     def _parse(self, todo: list[RawRecord]):
         events, claims, vanished, letters = [], [], set(), []
@@ -185,7 +189,7 @@ class Customer360Sink:
             self.output.send(CUSTOMER_360_TOPIC, customer, self.codec.encode(PROFILE_SCHEMA, to_record(view)))
             raised += [f for f in finding_records(customer, view) if f["finding_id"] not in announced]
         for record in raised:
-            self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self._finding_schema, record))
+            self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self.finding_schema, record))
         for customer in gone:
             self.output.send(CUSTOMER_360_TOPIC, customer, None)
         self.store.put_profiles(con, summaries, gone)

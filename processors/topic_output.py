@@ -68,3 +68,15 @@ class MemoryOutput:
     def flush(self, timeout: float = 60.0) -> None:
         self.records += self._pending
         self._pending = []
+
+
+class NullOutput:
+    """Sends nothing: a rebuild replays history whose outputs downstream already received."""
+
+    sent = 0
+
+    def send(self, topic: str, key: str | bytes | None, value: bytes | None, headers: list[Header] = ()) -> None:
+        return None
+
+    def flush(self, timeout: float = 60.0) -> None:
+        return None

@@ -92,6 +92,31 @@ class Customer360Store:
             cur.close()
         return row[0] if row else None
 
+    def versions(self) -> list[int]:
+        """Every version whose tables exist (the active one, and a rebuild's while it runs)."""
+        cur = self.db.cursor()
+        try:
+            rows = cur.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'customer\\_360\\_v%' "
+                               "ESCAPE '\\'").fetchall()
+        finally:
+            cur.close()
+        return sorted(int(name.rsplit("_v", 1)[1]) for (name,) in rows)
+
+    def differences(self, old: "Customer360Store") -> tuple[list[tuple[str, str]], list[str], set[str]]:
+        """Against an older version: (customer, profile) new or changed, customers gone, old finding ids."""
+        new_t, old_t = self._t("customer_360"), old._t("customer_360")
+        cur = self.db.cursor()
+        try:
+            changed = cur.execute(
+                f"SELECT n.customer_id, n.profile FROM {new_t} n LEFT JOIN {old_t} o USING (customer_id) "
+                "WHERE o.fingerprint IS DISTINCT FROM n.fingerprint ORDER BY n.customer_id").fetchall()
+            gone = [r[0] for r in cur.execute(
+                f"SELECT customer_id FROM {old_t} ANTI JOIN {new_t} USING (customer_id) ORDER BY 1").fetchall()]
+            findings = {r[0] for r in cur.execute(f"SELECT unnest(finding_rows).finding_id FROM {old_t}").fetchall()}
+        finally:
+            cur.close()
+        return changed, gone, findings
+
     def activate(self, version: int) -> None:
         """Point the analysts' views at ``version``, atomically (readers see the old or the new, never a mix)."""
         views = load_sql(f"{NAME}_views").replace("{v}", f"v{version}")

@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from tests.conftest import BLOCKED_PHONE
@@ -158,3 +159,28 @@ def test_identity_and_serving_killed_mid_stream_end_with_the_same_360_rows(stack
     wait_pipeline(stack, timeout=300)
     expected = expected_fingerprints(stack, events)
     assert live_fingerprints(stack, expected) == expected
+
+
+def test_rebuild_side_by_side_while_events_flow_then_switch_equals_replay(stack):
+    first, second = list(generate(30, 10, random.randint(1000, 10**6))), list(generate(20, 10, random.randint(1000, 10**6)))
+    publish(stack, first)
+    wait_pipeline(stack, timeout=180)
+    someone = sorted(expected_fingerprints(stack, first))[0]
+    before = sql(stack, "SELECT version FROM projection_versions WHERE name = 'customer_360'")[0][0]
+    sender = threading.Thread(target=publish, args=(stack, second))
+    sender.start()
+    started = httpx.post(f"{stack.query_url}/admin/rebuild/customer-360", timeout=30)
+    assert started.status_code == 202, started.text
+    seen_meanwhile = []
+    with Client(stack.query_url) as client:
+        while httpx.get(f"{stack.query_url}/admin/rebuild/customer-360", timeout=30).json()["state"] == "building":
+            seen_meanwhile.append(client.customer(someone) is not None)   # the live version keeps serving
+    sender.join(timeout=300)
+    status = httpx.get(f"{stack.query_url}/admin/rebuild/customer-360", timeout=30).json()
+    assert status["state"] == "done", status
+    assert status["active_version"] == before + 1 and all(seen_meanwhile)
+    wait_pipeline(stack, timeout=180)
+    expected = expected_fingerprints(stack, first + second)
+    assert live_fingerprints(stack, expected) == expected
+    tables = {r[0] for r in sql(stack, "SELECT table_name FROM duckdb_tables()")}
+    assert f"customer_360_v{before + 1}" in tables and f"customer_360_v{before}" not in tables

@@ -44,10 +44,10 @@ def run(args, settings) -> int:
     if not args.no_up:
         _up(settings)
     count, sources, seconds = _publish(settings, events)
-    from touchstream.serving.catchup import wait_caught_up
+    from touchstream.serving.catchup import wait_pipeline
 
-    try:
-        catchup = wait_caught_up(settings)
+    try:  # the report reads the interaction log and the 360s: wait until both have applied every event
+        catchup = wait_pipeline(settings)
     except TimeoutError as exc:
         raise CliError(f"published {count} events, but {exc}") from None
     from touchstream.cli.query import run_sql

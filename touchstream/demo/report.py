@@ -1,7 +1,8 @@
-"""The short report ``touchstream demo`` prints: SQL over the ``interactions`` table, and its layout.
+"""The short report ``touchstream demo`` prints: SQL over the ``interactions`` table and the
+customer-360 views (``report_360``), and its layout.
 
 Why SQL through the query service: the report proves the events went the whole way
-(SDK -> Kafka -> serving sink -> DuckDB), instead of counting what was generated.
+(SDK -> Kafka -> serving sinks -> DuckDB), instead of counting what was generated.
 Every query is scoped to one demo run by its event-id prefix, so earlier runs or
 real traffic in the same stack do not blur the numbers. Pure: the caller passes
 ``query(sql) -> {"columns": [...], "rows": [[...]]}`` (the CLI uses ``run_sql``).
@@ -18,9 +19,15 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 def queries(prefix: str) -> dict[str, str]:
     """The report's statements for the run whose event ids start with ``prefix``."""
+    from touchstream.demo import report_360  # it imports table() from here
+
     if not _PREFIX_RE.match(prefix):
         raise ValueError(f"unexpected event-id prefix {prefix!r}")
     run = f"event_id LIKE '{prefix}%'"
+    return {**_log_queries(run), **report_360.queries(prefix)}
+
+
+def _log_queries(run: str) -> dict[str, str]:
     return {
         "channels": f"""
             SELECT channel, count(*) AS events,
@@ -60,7 +67,7 @@ class RunStats:
 
     events: int
     publish_seconds: float
-    catchup_seconds: float
+    catchup_seconds: float  # last acknowledgement -> the whole pipeline applied it (wait_pipeline)
     sources: int
 
 
@@ -85,10 +92,13 @@ def _side_by_side(left: str, right: str, gap: int = 6) -> str:
 
 def render(results: dict[str, dict], stats: RunStats) -> str:
     """Lay out the query results and the measured rates as plain text."""
+    from touchstream.demo import report_360
+
     out = [
         f"Published {stats.events:,} events from {stats.sources} channel systems in {stats.publish_seconds:.1f}s "
         f"({stats.events / max(stats.publish_seconds, 1e-9):,.0f} events/s, generation + validation + send); "
-        f"serving caught up {stats.catchup_seconds:.1f}s after the last acknowledgement.",
+        f"serving caught up {stats.catchup_seconds:.1f}s after the last acknowledgement "
+        "(interaction log, identity resolution and customer 360s).",
         "",
         _side_by_side(table(results["channels"]["columns"], results["channels"]["rows"]),
                       table(results["contents"]["columns"], results["contents"]["rows"])),
@@ -96,7 +106,7 @@ def render(results: dict[str, dict], stats: RunStats) -> str:
     for name, title in (("identities", "Identity hints seen (distinct values)"), ("complaints", "Complaints")):
         columns, rows = results[name]["columns"], results[name]["rows"]
         out += ["", title, table(columns, rows)]
-    return "\n".join(out)
+    return "\n".join(out + report_360.render(results))
 
 
 def build(query: Callable[[str], dict], prefix: str, stats: RunStats) -> str:

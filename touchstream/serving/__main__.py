@@ -17,6 +17,7 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import batch_agent, create_app
+from touchstream.processors.customer_360_rebuild import LiveCustomer360, Rebuild
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
@@ -36,11 +37,11 @@ def main() -> None:
     app = create_app(settings)
     interaction_log.register(app, sink, raw_topics(load_topics(settings.topic_config)))
     profiles = Customer360Store(store)
-    fold = customer_360.Customer360Sink(
+    live = LiveCustomer360(customer_360.Customer360Sink(
         profiles, codec, TopicOutput(settings, client_id="touchstream-serving"),
-        DeadLetterProducer(settings, consumer=profiles.sink),
-    )
-    batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", fold.handle, batch=5000)
+        DeadLetterProducer(settings, consumer="customer_360"),
+    ))
+    batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", live.handle, batch=5000)
 
     ready = threading.Event()
 
@@ -48,7 +49,7 @@ def main() -> None:
     async def _assigned(sender, assigned, **kwargs) -> None:
         ready.set()
 
-    api = build_api(store, ready=ready, profiles=profiles)
+    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings))
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from touchstream.processors.customer_360_rebuild import RebuildError
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
 
 MAX_ROWS = 100_000
@@ -42,9 +43,9 @@ def _plain(value):
     return str(value)  # Decimal, UUID, intervals, ...
 
 
-def build_api(store: DuckDBStore, ready=None, profiles=None) -> FastAPI:
+def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None) -> FastAPI:
     """``ready`` (a threading.Event) is set once the stream worker has its partitions;
-    ``profiles`` (a Customer360Store) serves the 360 lookups."""
+    ``profiles`` (a LiveCustomer360) serves the 360 lookups; ``rebuild`` rebuilds it side by side."""
     api = FastAPI(title="Touchstream query service", version="0.1.0")
 
     @api.get("/health")
@@ -60,7 +61,7 @@ def build_api(store: DuckDBStore, ready=None, profiles=None) -> FastAPI:
         ``customer_360`` is the active version's sink, whatever its version."""
         names = {"interaction_log": "interaction_log"}
         if profiles is not None:
-            names["customer_360"] = profiles.sink
+            names["customer_360"] = profiles.store.sink
         return {
             alias: [{"topic": t, "partition": p, "next_offset": o}
                     for (t, p), o in sorted(store.committed_offsets(name).items())]
@@ -74,6 +75,22 @@ def build_api(store: DuckDBStore, ready=None, profiles=None) -> FastAPI:
         if found is None:
             raise HTTPException(status_code=404, detail="no customer with that id or identifier")
         return found
+
+    @api.post("/admin/rebuild/customer-360", status_code=202)
+    def start_rebuild() -> dict:
+        """Replay the customer-events topic into a fresh version, then switch; the live one serves meanwhile."""
+        if rebuild is None:
+            raise HTTPException(status_code=404, detail="this service has no customer-360 to rebuild")
+        try:
+            return rebuild.start()
+        except RebuildError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+
+    @api.get("/admin/rebuild/customer-360")
+    def rebuild_status() -> dict:
+        if rebuild is None:
+            raise HTTPException(status_code=404, detail="this service has no customer-360 to rebuild")
+        return {**rebuild.status(), "active_version": profiles.store.version}
 
     @api.post("/sql")
     def sql(request: SqlRequest):

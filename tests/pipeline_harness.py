@@ -1,0 +1,175 @@
+"""The customer-360 pipeline in one process, for unit tests: no Kafka, no registry server.
+
+Plain-JSON events -> ``Catalogue.validate`` -> Confluent-framed Avro on raw partitions ->
+the real ``IdentityStage`` -> ``touchstream.customer-events`` (partitioned by key, offsets
+increasing) -> the real ``Customer360Sink`` on a DuckDB file. Topics are lists; a consumer
+is modelled as any merge of the partitions that keeps each partition's order, cut into
+batches, optionally rewinding a partition (a rebalance before the commit: at-least-once).
+
+``expected_fingerprints`` is what a replay from offset 0 computes: the pure resolver over
+all events, each event grouped under the final customer of its anchor, the pure fold.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from touchstream.codec.avro_codec import AvroCodec
+from touchstream.events.catalogue import Catalogue, ValidEvent
+from touchstream.processors.customer_360 import Customer360Sink
+from touchstream.processors.identity_checkpoint import IdentityCheckpoint
+from touchstream.processors.identity_resolution import SEQ, IdentityStage
+from touchstream.processors.records import RawRecord
+from touchstream.processors.topic_output import MemoryOutput
+from touchstream.projections import customer_360 as c360
+from touchstream.projections.customer_360_store import Customer360Store
+from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.projections.identity_resolution import IdentityConfig, IdentityResolver
+from touchstream.publishing.dead_letters import AlreadySentDeadLetters
+from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC
+
+CAT = Catalogue()
+NOW = datetime(2100, 1, 1, tzinfo=timezone.utc)
+RAW_PARTITIONS, EVENT_PARTITIONS = 3, 4
+NEVER = {"every_seconds": 1e9, "every_records": 10**9}   # snapshots only when a test says so
+Logs = dict[tuple[str, int], list[RawRecord]]
+
+
+def validated(events: list[dict]) -> list[ValidEvent]:
+    return [CAT.validate(e, now=NOW) for e in events]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    return zlib.crc32(key) % partitions   # stable across runs, unlike hash()
+
+
+def append(logs: Logs, topic: str, partition: int, key, value, headers) -> None:
+    log = logs[(topic, partition)]
+    log.append(RawRecord(topic, partition, len(log), key, value, list(headers)))
+
+
+def raw_logs(events: list[ValidEvent], codec: AvroCodec) -> Logs:
+    """The raw topics after a producer sent ``events`` in this order (keyed as the collector keys them)."""
+    logs: Logs = defaultdict(list)
+    for e in events:
+        append(logs, e.topic, partition_of(e.key, RAW_PARTITIONS), e.key, codec.encode(e.schema, e.record), [])
+    return logs
+
+
+def consume(logs: Logs, rnd, *, max_batch: int = 6, rewinds: int = 0) -> list[list[RawRecord]]:
+    """Batches as a consumer may receive them: partitions interleaved, each partition in order.
+
+    With ``rewinds``, up to that many times a partition goes back to an earlier offset after a
+    batch (redelivery after a rebalance) and is read again from there.
+    """
+    pos = dict.fromkeys(sorted(logs), 0)
+    out: list[list[RawRecord]] = []
+    while True:
+        batch = []
+        for _ in range(rnd.randint(1, max_batch)):
+            live = [tp for tp in pos if pos[tp] < len(logs[tp])]
+            if not live:
+                break
+            tp = rnd.choice(live)
+            batch.append(logs[tp][pos[tp]])
+            pos[tp] += 1
+        if not batch:
+            return out
+        out.append(batch)
+        if rewinds and rnd.random() < 0.3:
+            rewinds -= 1
+            tp = rnd.choice(list(pos))
+            pos[tp] = rnd.randint(0, pos[tp])
+
+
+class CustomerEventsTopic:
+    """``touchstream.customer-events`` as the identity stage produced it (partition = key hash)."""
+
+    def __init__(self, output: MemoryOutput):
+        self.output, self.logs, self._taken = output, defaultdict(list), 0
+
+    def collect(self) -> None:
+        for topic, key, value, headers in self.output.records[self._taken:]:
+            if topic == CUSTOMER_EVENTS_TOPIC:
+                append(self.logs, topic, partition_of(key, EVENT_PARTITIONS), key, value, headers)
+        self._taken = len(self.output.records)
+
+
+def identity_stage(folder: Path, config: IdentityConfig, codec, output: MemoryOutput) -> IdentityStage:
+    """A stage as the identity service starts one: restored from its checkpoint (a fresh epoch)."""
+    return IdentityStage.restore(IdentityCheckpoint(folder), config, codec, output, AlreadySentDeadLetters(), **NEVER)
+
+
+def identify(stage: IdentityStage, batches: list[list[RawRecord]], topic: CustomerEventsTopic) -> None:
+    for batch in batches:
+        stage.handle(batch)
+    topic.collect()
+
+
+def seqs(records: list, codec) -> list[int]:
+    """The identity sequence numbers of the stage's outputs (event headers, membership and decision bodies)."""
+    out = []
+    for _topic, _key, value, headers in records:
+        head = dict(headers)
+        out.append(int(head[SEQ]) if SEQ in head else codec.decode(value).record["seq"])
+    return out
+
+
+class Sink:
+    """A ``Customer360Sink`` on a DuckDB file that outlives it; ``restart`` is a crash: cache and connection lost."""
+
+    def __init__(self, path: Path, codec, *, cache_size: int = 20_000, output: MemoryOutput | None = None):
+        self.path, self.codec, self.cache_size = path, codec, cache_size
+        self.output = output or MemoryOutput()
+        self._open()
+
+    def _open(self) -> None:
+        self.db = DuckDBStore(self.path)
+        self.store = Customer360Store(self.db)
+        self.sink = Customer360Sink(self.store, self.codec, self.output, AlreadySentDeadLetters(),
+                                    cache_size=self.cache_size)
+
+    def restart(self) -> None:
+        self.db.close()
+        self._open()
+
+    def feed(self, batches: list[list[RawRecord]]) -> None:
+        for batch in batches:
+            self.sink.handle(batch)
+
+    def rows(self) -> dict[str, str]:
+        return self.store.fingerprints()
+
+    def events_of(self, customer: str) -> int | None:
+        profile = self.store.profile(customer)
+        return profile and profile["events"]
+
+    def last_360(self) -> dict[bytes, bytes | None]:
+        """The compacted topic as a reader sees it after compaction: the last value per key."""
+        return {key: value for topic, key, value, _h in self.output.records if topic == CUSTOMER_360_TOPIC}
+
+
+def pipeline(folder: Path, events: list[dict], codec, rnd, *, config: IdentityConfig | None = None,
+             cache_size: int = 20_000, output: MemoryOutput | None = None) -> tuple[CustomerEventsTopic, Sink]:
+    """Identity over interleaved raw batches, then a fresh sink; the caller decides how the sink reads."""
+    output = MemoryOutput()
+    topic = CustomerEventsTopic(output)
+    stage = identity_stage(folder / "identity", config or IdentityConfig(), codec, output)
+    identify(stage, consume(raw_logs(validated(events), codec), rnd), topic)
+    return topic, Sink(folder / "x.duckdb", codec, cache_size=cache_size, output=output)
+
+
+def expected_fingerprints(events: list[dict], config: IdentityConfig | None = None) -> dict[str, str]:
+    """What a replay computes: the pure resolver over every event, then the pure fold per final customer."""
+    resolver = IdentityResolver(config)
+    records = [v.record for v in validated(events)]
+    anchors = [resolver.observe(r).anchor for r in records]
+    by_customer = defaultdict(list)
+    for record, anchor in zip(records, anchors):
+        if anchor is not None and (customer := resolver.customer_of(anchor.kind, anchor.value)):
+            by_customer[customer].append(record)
+    return {customer: c360.view_fingerprint(c360.view_json(c360.view(c360.fold(rs, customer))))
+            for customer, rs in by_customer.items()}

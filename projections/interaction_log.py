@@ -71,13 +71,13 @@ def to_row(event_type: str, record: dict, schema_id: int, pos: Position, ingeste
     }
 
 
-def first_per_event_id(rows: Iterable[dict]) -> list[dict]:
-    """Keep the first row of each event_id: a redelivered duplicate never wins over the original."""
+def first_per_event_id(rows: Iterable[dict], key: str = "event_id") -> list[dict]:
+    """Keep the first row of each ``key`` value: a redelivered duplicate never wins over the original."""
     seen: set[str] = set()
     out = []
     for row in rows:
-        if row["event_id"] not in seen:
-            seen.add(row["event_id"])
+        if row[key] not in seen:
+            seen.add(row[key])
             out.append(row)
     return out
 

@@ -137,8 +137,11 @@ def test_a_wrong_merge_undone_by_an_unlink_equals_never_merged(stack):
     expected = expected_fingerprints(stack, ann + bob + [wrong, undo])
     assert set(expected) == {f"CU-A{tag}", f"CU-B{tag}"}
     assert live_fingerprints(stack, expected) == expected
-    decisions = sql(stack, "SELECT count(*) FROM interactions WHERE event_id = ?", [undo["envelope"]["event_id"]])
-    assert decisions == [[1]]
+    audit = sql(stack, "SELECT decision, customer_id, evidence_event_id FROM identity_decisions "
+                       "WHERE decided_by IN (?, ?) AND decision LIKE 'customer.%' ORDER BY seq",
+                [wrong["envelope"]["event_id"], undo["envelope"]["event_id"]])
+    assert audit == [["customer.merged", f"CU-A{tag}", wrong["envelope"]["event_id"]],
+                     ["customer.split", f"CU-A{tag}", None]]
 
 
 def test_identity_and_serving_killed_mid_stream_end_with_the_same_360_rows(stack):

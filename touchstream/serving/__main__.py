@@ -18,12 +18,13 @@ from touchstream.config import Settings
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import batch_agent, create_app
 from touchstream.processors.customer_360_rebuild import LiveCustomer360, Rebuild
+from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.http_app import build_api
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
 
 
 def main() -> None:
@@ -42,6 +43,8 @@ def main() -> None:
         DeadLetterProducer(settings, consumer="customer_360"),
     ))
     batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", live.handle, batch=5000)
+    decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
+    batch_agent(app, [DECISIONS_TOPIC], "identity_decisions", decisions.handle, batch=5000)
 
     ready = threading.Event()
 

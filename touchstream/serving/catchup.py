@@ -16,9 +16,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from touchstream.config import Settings
 from touchstream.processors.replay import committed_offsets
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
 
 IDENTITY_GROUP = "touchstream-identity"
+INPUTS = {"customer_360": [CUSTOMER_EVENTS_TOPIC], "identity_decisions": [DECISIONS_TOPIC]}   # else: raw topics
 Offsets = dict[tuple[str, int], int]
 
 
@@ -43,7 +44,7 @@ def _behind(ends: Offsets, applied: Offsets) -> int:
 
 
 def lag(settings: Settings, sink: str = "interaction_log") -> int:
-    topics = [CUSTOMER_EVENTS_TOPIC] if sink == "customer_360" else None
+    topics = INPUTS.get(sink)
     return _behind(end_offsets(settings, topics), applied_offsets(settings, sink))
 
 
@@ -60,7 +61,7 @@ def _wait(what: str, ends: Offsets, applied, timeout: float, start: float) -> No
 def wait_caught_up(settings: Settings, timeout: float = 300.0, sink: str = "interaction_log") -> float:
     """Block until the sink has applied everything on its input topics as they end now; returns seconds."""
     start = time.monotonic()
-    topics = [CUSTOMER_EVENTS_TOPIC] if sink == "customer_360" else None
+    topics = INPUTS.get(sink)
     _wait(sink, end_offsets(settings, topics), lambda: applied_offsets(settings, sink), timeout, start)
     return time.monotonic() - start
 
@@ -72,6 +73,6 @@ def wait_pipeline(settings: Settings, timeout: float = 300.0) -> float:
     ends = end_offsets(settings, raw)
     _wait("interaction_log", ends, lambda: applied_offsets(settings, "interaction_log"), timeout, start)
     _wait("identity stage", ends, lambda: committed_offsets(settings, IDENTITY_GROUP, raw), timeout, start)
-    _wait("customer_360", end_offsets(settings, [CUSTOMER_EVENTS_TOPIC]),
-          lambda: applied_offsets(settings, "customer_360"), timeout, start)
+    for sink, topic in (("customer_360", CUSTOMER_EVENTS_TOPIC), ("identity_decisions", DECISIONS_TOPIC)):
+        _wait(sink, end_offsets(settings, [topic]), lambda: applied_offsets(settings, sink), timeout, start)
     return time.monotonic() - start

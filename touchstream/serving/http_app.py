@@ -59,7 +59,7 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None) -> Fa
         """Per sink, the next offset applied for each partition it reads (for catch-up checks).
 
         ``customer_360`` is the active version's sink, whatever its version."""
-        names = {"interaction_log": "interaction_log"}
+        names = {"interaction_log": "interaction_log", "identity_decisions": "identity_decisions"}
         if profiles is not None:
             names["customer_360"] = profiles.store.sink
         return {

@@ -320,7 +320,7 @@ def test_cli_parses_stack_commands():
 def test_docker_compose_matches_settings_defaults():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"kafka", "registry", "collector", "serving"}
+    assert set(services) == {"kafka", "registry", "collector", "identity", "serving"}
     defaults = Settings(home=Path("/unused"))
     assert services["kafka"]["image"] == f"apache/kafka:{defaults.kafka_version}"
     assert f"{defaults.broker_port}:{defaults.broker_port}" in services["kafka"]["ports"]
@@ -342,6 +342,10 @@ def test_docker_compose_matches_settings_defaults():
         assert int(env["TOUCHSTREAM_COLLECTOR_PORT"]) == defaults.collector_port
         assert int(env["TOUCHSTREAM_QUERY_PORT"]) == defaults.query_port
         assert env["TOUCHSTREAM_REGISTRY_URL"] == f"http://registry:{defaults.registry_port}"
+    identity = services["identity"]
+    assert identity["command"] == ["up", "--only", "identity", "--foreground"]
+    assert identity["environment"] == services["serving"]["environment"]
+    assert local_stack.READY_FILES["identity"] in " ".join(identity["healthcheck"]["test"])
     internal = services["registry"]["environment"]["TOUCHSTREAM_BOOTSTRAP"]
     assert f"INTERNAL://{internal}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
 

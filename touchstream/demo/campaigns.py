@@ -96,7 +96,7 @@ def deliver(em: Emitter, c: Customer, t: int, camp: Campaign) -> None:
     elif camp.channel == "sms":
         stop = rng.random() < 0.03
         touchpoints.sms(em, c, t, content, "company", camp.subject, camp.template, camp.campaign_id,
-                        reply="STOP" if stop else None)
+                        reply="STOP" if stop else None, message_id=msg)
         if stop:
             identity_steps.withdraw(em, c, t + 4 * HOUR, "sms")
         elif rng.random() < 0.2:

@@ -122,10 +122,12 @@ def company_email(em: Emitter, c: Customer, t: int, content: str, initiated_by: 
 
 def sms(em: Emitter, c: Customer, t: int, content: str, initiated_by: str, text: str,
         template: str | None = None, campaign: str | None = None, corr: str | None = None,
-        reply: str | None = None) -> int:
-    """sms.sent + sms.delivered, and optionally the customer's answer (sms.received)."""
+        reply: str | None = None, message_id: str | None = None) -> int:
+    """sms.sent + sms.delivered, and optionally the customer's answer (sms.received).
+
+    A campaign passes the message_id of its campaign.message_sent: one message, two records."""
     rng = em.rng
-    msg = em.new_id("SMS")
+    msg = message_id or em.new_id("SMS")
     fields = {"message_id": msg, "text": text}
     if template:
         fields["template"] = template

@@ -44,7 +44,3 @@ def route(claims: Iterable[Claim], stored: dict[str, Claim]) -> Routing:
     owner.update({i: c.customer_id for i, c in best.items()})
     return Routing(best, owner, moved)
 
-
-def parse_anchor(anchor: str) -> tuple[str, str]:
-    kind, _, value = anchor.partition(":")
-    return kind, value

@@ -100,6 +100,7 @@ class Customer360Sink:
         self.cache_size = cache_size
         self.finding_schema = load_derived()["contact_finding_raised"]
         self.stats = {"events": 0, "refolds": 0, "profiles": 0, "deleted": 0, "dead": 0}
+        self.on_commit = lambda changed, moved: None   # told after each commit (the lookup cache listens)
 
     def handle(self, records: list[RawRecord]) -> None:
         todo = [r for r, keep in zip(records, pending((r.position for r in records), self._committed)) if keep]
@@ -128,6 +129,7 @@ class Customer360Sink:
         for key, offset in next_offsets(r.position for r in todo).items():
             self._committed[key] = max(self._committed.get(key, 0), offset)
         self.stats["events"] += len(fresh)
+        self.on_commit(set(profiles) | set(gone), routing.moved | vanished)
 
     def committed(self, partition: tuple[str, int]) -> int:
         """The next offset this sink will apply for (topic, partition)."""

@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 
 from touchstream.processors.customer_360 import Customer360Sink
+from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.replay import replay_range
 from touchstream.processors.topic_output import NullOutput
 from touchstream.projections.customer_360_contract import SCHEMA as PROFILE_SCHEMA
@@ -35,25 +36,6 @@ FINAL_GAP = 2_000   # records left to replay when the live sink is paused for th
 
 class RebuildError(RuntimeError):
     """A rebuild cannot start (one is running) or failed; the live version is untouched."""
-
-
-class LiveCustomer360:
-    """The customer-360 sink the live agent feeds; a rebuild swaps it under the lock."""
-
-    def __init__(self, sink: Customer360Sink):
-        self.sink = sink
-        self.lock = threading.Lock()
-
-    @property
-    def store(self) -> Customer360Store:
-        return self.sink.store
-
-    def handle(self, records) -> None:
-        with self.lock:
-            self.sink.handle(records)
-
-    def lookup(self, text: str) -> dict | None:
-        return self.sink.store.lookup(text)
 
 
 class Rebuild:

@@ -174,7 +174,9 @@ class Customer360Store:
 
     # -- reads (their own cursors) ----------------------------------------------------------------
     def resolve(self, text: str) -> str | None:
-        """A customer id from a customer id, any identifier as written, or ``kind:value``."""
+        """A customer id from a customer id, any identifier as written (normalised like events:
+        e-mail case, phone to E.164), or ``kind:value``. A customer id wins over an identifier.
+        Point queries by primary key: DuckDB answers those from its index, joins it would scan."""
         cur = self.db.cursor()
         try:
             if cur.execute(f"SELECT 1 FROM {self._t('customer_360')} WHERE customer_id = ?", [text]).fetchone():

@@ -17,7 +17,8 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import batch_agent, create_app
-from touchstream.processors.customer_360_rebuild import LiveCustomer360, Rebuild
+from touchstream.processors.customer_360_lookup import LiveCustomer360
+from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.customer_360_store import Customer360Store

@@ -222,32 +222,3 @@ def test_other_start_shifts_the_window():
     assert events and all(start <= _at(e) < start + timedelta(days=3) for e in events)
     with pytest.raises(ValueError):
         generate(5, 3, 1, start=datetime(2025, 3, 1))
-
-
-def test_report_sql_runs_on_the_interaction_log():
-    """The report's statements against the real table definition, filled by the real row mapping."""
-    duckdb = pytest.importorskip("duckdb")
-    from pathlib import Path
-
-    from touchstream.demo import report
-    from touchstream.projections.interaction_log import COLUMNS, Position, to_row
-
-    con = duckdb.connect()
-    con.execute((Path(__file__).parents[2] / "projections" / "sql" / "interaction_log.sql").read_text())
-    rows = []
-    for n, event in enumerate(generate(15, 6, 5)):
-        valid = CATALOGUE.validate(event, now=NOW)
-        row = to_row(valid.event_type, valid.record, 1, Position(valid.topic, 0, n), NOW)
-        rows.append([row[c] for c in COLUMNS])
-    names = ", ".join(f'"{c}"' for c in COLUMNS)
-    con.executemany(f"INSERT INTO interactions ({names}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
-
-    def query(sql):
-        cur = con.execute(sql)
-        return {"columns": [d[0] for d in cur.description], "rows": [list(r) for r in cur.fetchall()]}
-
-    text = report.build(query, event_id_prefix(15, 6, 5), report.RunStats(len(rows), 2.0, 1.0, 12))
-    assert f"Published {len(rows):,} events" in text and "Complaints" in text
-    totals = query(report.queries(event_id_prefix(15, 6, 5))["identities"])
-    customer_ids, events_counted = totals["rows"][0][0], totals["rows"][0][-1]
-    assert events_counted == len(rows) and 0 < customer_ids <= 15

@@ -41,14 +41,14 @@ def queries(prefix: str) -> dict[str, str]:
                    coalesce(sum(open_complaints), 0) AS open_complaints, coalesce(sum(findings), 0) AS findings
             FROM c""",
         "c360_stages": f"""WITH {run}
-            SELECT coalesce(journey_stage, '-') AS journey_stage, count(*) FILTER (WHERE known) AS known,
+            SELECT coalesce(journey_stage, '(none)') AS journey_stage, count(*) FILTER (WHERE known) AS known,
                    printf('%.1f', 100.0 * count(*) FILTER (WHERE known)
                                   / greatest((SELECT count(*) FROM c WHERE known), 1)) AS known_pct,
                    count(*) FILTER (WHERE NOT known) AS anonymous
             FROM c GROUP BY ALL ORDER BY known DESC, anonymous DESC, journey_stage""",
         "pmp": f"""WITH {run},
             k AS (SELECT customer_id, preferred_channel FROM c WHERE known),
-            pref AS (SELECT coalesce(preferred_channel, '-') AS channel, count(*) AS preferred FROM k GROUP BY ALL),
+            pref AS (SELECT coalesce(preferred_channel, '(none)') AS channel, count(*) AS preferred FROM k GROUP BY ALL),
             ch AS (SELECT channel, count(*) AS customers, avg(pmp_score) AS score, avg(response_rate) AS rate
                    FROM customer_channels JOIN k USING (customer_id) GROUP BY channel)
             SELECT channel, coalesce(preferred, 0) AS preferred,
@@ -62,12 +62,12 @@ def queries(prefix: str) -> dict[str, str]:
                    count(DISTINCT customer_id) AS customers
             FROM contact_findings JOIN run USING (customer_id)
             GROUP BY GROUPING SETS ((kind), ()) ORDER BY grouping(kind), findings DESC, kind""",
-        # the earliest finding of each kind first, then each kind's second, ...: every kind shows
-        "finding_examples": f"""WITH {run}
-            SELECT customer_id, kind, subject, channels, raised_at FROM (
-                SELECT *, row_number() OVER (PARTITION BY kind ORDER BY raised_at, finding_id) AS nth
-                FROM contact_findings JOIN run USING (customer_id))
-            ORDER BY nth, kind, raised_at, customer_id LIMIT {EXAMPLES}""",
+        # picked round by round (each kind's earliest, then each kind's second, ...) so every kind shows
+        "finding_examples": f"""WITH {run},
+            ranked AS (SELECT *, row_number() OVER (PARTITION BY kind ORDER BY raised_at, finding_id) AS nth
+                       FROM contact_findings JOIN run USING (customer_id)),
+            picked AS (SELECT * FROM ranked ORDER BY nth, kind LIMIT {EXAMPLES})
+            SELECT customer_id, kind, subject, channels, raised_at FROM picked ORDER BY raised_at, finding_id""",
         "c360_examples": f"""WITH {run}
             SELECT customer_id, journey_stage, preferred_channel, open_complaints, findings, profile
             FROM customer_360 JOIN run USING (customer_id) WHERE {KNOWN}
@@ -119,11 +119,11 @@ def render(results: dict[str, dict]) -> list[str]:
     return [
         *section("Customer 360 (profiles of the customers this run touched; anon-... = anonymous)", "c360_totals"),
         *section("Journey stage", "c360_stages"),
-        *section("Preferred media package (rank 1 over known customers; score and response rate over the "
-                 "customers using the channel)", "pmp"),
+        *section("Preferred media package (rank 1 of known customers; score and response rate: mean over "
+                 "the customers using the channel)", "pmp"),
         *section("Contact findings", "findings"),
         "",
-        f"First {EXAMPLES} findings (the earliest of each kind first)",
+        f"Examples (up to {EXAMPLES}: the earliest of each kind, then the next of each kind, ...)",
         table(["customer_id", "kind", "subject", "channels", "raised_at"], examples),
         "",
         "A few 360s (known customers with the most channels, then events)",

@@ -31,6 +31,7 @@ class Config:
     overload_cap: int = 5                             # more company messages than this in a window: overload
     window_anchor: datetime = datetime(1970, 1, 5, tzinfo=timezone.utc)  # a Monday: touchmap buckets start here
     known_fields: tuple[str, ...] = KNOWN_FIELDS
+    region: str | None = "NL"                         # phones without +country, as in identity.toml
 
 
 class Mark(NamedTuple):

@@ -13,6 +13,8 @@ from bisect import insort
 
 from touchstream.projections.customer_360_events import contact_key, direction, journey_signal, on
 from touchstream.projections.customer_360_state import ContactCount, Identifier, Interaction, Mark, Profile, Unlink
+from touchstream.projections.identity_facts import Trust
+from touchstream.projections.identity_normalise import KIND_CEILING, envelope_trust, normalise
 
 TRUST_RANK = {"unknown": 0, "claimed": 1, "observed": 2, "verified": 3}
 # Status receipts: they say a message arrived, not that anybody interacted.
@@ -26,9 +28,11 @@ def fold_common(profile: Profile, event_type: str, record: dict, mark: Mark) -> 
     if profile.last_seen is None or mark > profile.last_seen:
         profile.last_seen = mark
     if event_type != "identity.identifiers_unlinked":
-        for kind, value in record["envelope"]["identity"].items():
+        identity = record["envelope"]["identity"]
+        proven = envelope_trust(event_type, bool(identity.get("customer_id")))
+        for kind, value in identity.items():
             if value:
-                see_identifier(profile, kind, value, mark)
+                see_identifier(profile, kind, value, mark, hint_trust(kind, proven))
     count_contact(profile, event_type, record, mark)
     if not event_type.startswith("identity.") and event_type not in NOT_INTERACTIONS:
         remember_interaction(profile, event_type, record, mark)
@@ -37,12 +41,24 @@ def fold_common(profile: Profile, event_type: str, record: dict, mark: Mark) -> 
         journey_step(profile, signal, mark)
 
 
+def hint_trust(kind: str, proven: Trust | None) -> str:
+    """How far an envelope hint is trusted: what its event proves (identity resolution's trust
+    table), capped for shared kinds (cookies, devices); a customer id is the account itself."""
+    if kind == "customer_id":
+        return "verified"
+    return min(proven, KIND_CEILING.get(kind, Trust.VERIFIED)).symbol if proven else "unknown"
+
+
 def see_identifier(profile: Profile, kind: str, value: str, mark: Mark, trust: str = "unknown") -> None:
-    """Identifiers as given (identity resolution normalises them), with first/last seen and best trust."""
-    key = f"{kind}:{value}"
+    """Identifiers normalised as identity resolution does (e-mail case, phone E.164), with
+    first/last seen and the best trust any sighting earned."""
+    node, _note = normalise(kind, value, profile.config.region)
+    if node is None:
+        return
+    key = str(node)
     ident = profile.identifiers.get(key)
     if ident is None:
-        ident = profile.identifiers[key] = Identifier(kind, value, mark.at, mark.at)
+        ident = profile.identifiers[key] = Identifier(node.kind, node.value, mark.at, mark.at)
     if mark.at < ident.first_seen:
         ident.first_seen = mark.at
     elif mark.at > ident.last_seen:

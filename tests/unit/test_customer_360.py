@@ -393,3 +393,19 @@ def test_demo_shows_stages_pmp_and_findings(demo):
     assert any(p.attitude.csat or p.attitude.nps for p in profiles)
     kinds = {f.kind for p in profiles for f in p.findings.values()}
     assert {"conflict", "overload"} <= kinds, kinds
+
+
+def test_identifiers_are_normalised_and_trusted_as_their_events_prove():
+    def seen(event_type: str, identity: dict, hours: float) -> dict:
+        record = ev(event_type, hours)
+        record["envelope"]["identity"] = {**{k: None for k in record["envelope"]["identity"]}, **identity}
+        return record
+
+    profile = run(seen("web.page_viewed", {"cookie_id": "ck-1", "email": "Ann@Example.COM"}, 1),
+                  seen("web.page_viewed", {"customer_id": "CU-1", "cookie_id": "ck-1", "email": "ann@example.com"}, 2),
+                  seen("web.form_submitted", {"phone": "06 12345678"}, 3))
+    trust = {(i["kind"], i["value"]): i["trust"] for i in view(profile)["identifiers"]}
+    assert trust == {("cookie_id", "ck-1"): "observed",         # a browser is never proof
+                     ("email", "ann@example.com"): "verified",  # logged in: one identifier, both spellings
+                     ("customer_id", "CU-1"): "verified",
+                     ("phone", "+31612345678"): "claimed"}      # typed into a form

@@ -15,12 +15,14 @@ import uvicorn
 
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
+from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import batch_agent, create_app
 from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.topic_output import TopicOutput
+from touchstream.projections.customer_360 import Config
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import DeadLetterProducer
@@ -39,9 +41,10 @@ def main() -> None:
     app = create_app(settings)
     interaction_log.register(app, sink, raw_topics(load_topics(settings.topic_config)))
     profiles = Customer360Store(store)
+    region = load_identity_config(settings.identity_config_path).default_region   # phones as identity reads them
     live = LiveCustomer360(customer_360.Customer360Sink(
         profiles, codec, TopicOutput(settings, client_id="touchstream-serving"),
-        DeadLetterProducer(settings, consumer="customer_360"),
+        DeadLetterProducer(settings, consumer="customer_360"), Config(region=region),
     ))
     batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", live.handle, batch=5000)
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))

@@ -63,15 +63,12 @@ def main() -> None:
         ready.parent.mkdir(parents=True, exist_ok=True)
         ready.write_text("ready\n")
 
-    @app.timer(30.0)
-    async def _report() -> None:
-        log.info("identity stage: %s", stage.stats)
-
     try:
         faust.Worker(app, loglevel="warn").execute_from_commandline()
     finally:
         ready.unlink(missing_ok=True)
         stage.save()   # final snapshot; its lock waits for a batch still running
+        log.warning("identity stage stopped: %s", stage.stats)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ Example::
     blocked_values = [["phone", "+31 20 123 4567"], ["email", "test@example.com"]]
     blocked_patterns = [["email", ".*@mailinator\\\\.com"]]
 
-Changing it changes what a replay derives, so rebuild the customer-360 after an edit.
+Read when the identity process starts: an edit applies to the events observed after a
+restart of ``identity``. Re-deriving past events under new rules needs an identity replay
+from the raw topics, which is not automated yet (the customer-360 rebuild replays the
+already-resolved ``touchstream.customer-events``).
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def service_address(settings: Settings, name: str) -> str:
         "broker": local_bootstrap(settings),
         "registry": settings.registry_url,
         "collector": settings.collector_url,
-        "identity": f"consumer group touchstream-identity on {local_bootstrap(settings)}",
+        "identity": "group touchstream-identity",   # a worker: no address of its own
         "serving": settings.query_url,
     }[name]
 

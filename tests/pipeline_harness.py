@@ -51,15 +51,15 @@ def append(logs: Logs, topic: str, partition: int, key, value, headers) -> None:
     log.append(RawRecord(topic, partition, len(log), key, value, list(headers)))
 
 
-def raw_logs(events: list[ValidEvent], codec: AvroCodec) -> Logs:
+def raw_logs(events: list[ValidEvent], codec: AvroCodec, logs: Logs | None = None) -> Logs:
     """The raw topics after a producer sent ``events`` in this order (keyed as the collector keys them)."""
-    logs: Logs = defaultdict(list)
+    logs = defaultdict(list) if logs is None else logs
     for e in events:
         append(logs, e.topic, partition_of(e.key, RAW_PARTITIONS), e.key, codec.encode(e.schema, e.record), [])
     return logs
 
 
-def consume(logs: Logs, rnd, *, max_batch: int = 6, rewinds: int = 0) -> list[list[RawRecord]]:
+def consume(logs: Logs, rnd, *, max_batch: int = 8, rewinds: int = 0) -> list[list[RawRecord]]:
     """Batches as a consumer may receive them: partitions interleaved, each partition in order.
 
     With ``rewinds``, up to that many times a partition goes back to an earlier offset after a
@@ -123,7 +123,7 @@ class Sink:
 
     def __init__(self, path: Path, codec, *, cache_size: int = 20_000, output: MemoryOutput | None = None):
         self.path, self.codec, self.cache_size = path, codec, cache_size
-        self.output = output or MemoryOutput()
+        self.output = MemoryOutput() if output is None else output
         self._open()
 
     def _open(self) -> None:
@@ -155,11 +155,27 @@ class Sink:
 def pipeline(folder: Path, events: list[dict], codec, rnd, *, config: IdentityConfig | None = None,
              cache_size: int = 20_000, output: MemoryOutput | None = None) -> tuple[CustomerEventsTopic, Sink]:
     """Identity over interleaved raw batches, then a fresh sink; the caller decides how the sink reads."""
-    output = MemoryOutput()
-    topic = CustomerEventsTopic(output)
-    stage = identity_stage(folder / "identity", config or IdentityConfig(), codec, output)
+    produced = MemoryOutput()
+    topic = CustomerEventsTopic(produced)
+    stage = identity_stage(folder / "identity", config or IdentityConfig(), codec, produced)
     identify(stage, consume(raw_logs(validated(events), codec), rnd), topic)
     return topic, Sink(folder / "x.duckdb", codec, cache_size=cache_size, output=output)
+
+
+class Live:
+    """Both stages running side by side: ``send`` publishes events, then each stage reads its topics
+    (handing a stage what it already handled is harmless: it skips by offset)."""
+
+    def __init__(self, folder: Path, codec, config: IdentityConfig | None = None):
+        self.codec, self.raw = codec, defaultdict(list)
+        self.topic = CustomerEventsTopic(MemoryOutput())
+        self.stage = identity_stage(folder / "identity", config or IdentityConfig(), codec, self.topic.output)
+        self.sink = Sink(folder / "x.duckdb", codec)
+
+    def send(self, *events: dict) -> None:
+        raw_logs(validated(list(events)), self.codec, self.raw)
+        identify(self.stage, [[r for log in self.raw.values() for r in log]], self.topic)
+        self.sink.feed([[r for log in self.topic.logs.values() for r in log]])
 
 
 def expected_fingerprints(events: list[dict], config: IdentityConfig | None = None) -> dict[str, str]:

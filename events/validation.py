@@ -9,7 +9,7 @@ channel system can fix its payload without reading Avro. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -17,6 +17,7 @@ from touchstream.events.schema_compiler import Converter, SchemaCompiler
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ def parse_timestamp(value: Any) -> datetime:
     if isinstance(value, int):
         if not LONG_MIN // 1000 < value < LONG_MAX // 1000:
             raise _Invalid("epoch milliseconds out of range")
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        try:
+            return EPOCH + timedelta(milliseconds=value)   # exact; value / 1000 as a float is not
+        except OverflowError:
+            raise _Invalid("epoch milliseconds outside the years 1-9999") from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -71,6 +75,12 @@ def parse_timestamp(value: Any) -> datetime:
             raise _Invalid("timestamp has no time zone; send UTC, e.g. 2026-01-31T09:30:00Z")
         return parsed.astimezone(timezone.utc)
     raise _Invalid(f"expected an ISO-8601 timestamp or epoch millis, got {_typename(value)}")
+
+
+def _to_millis(value: Any) -> datetime:
+    """What the wire keeps of a timestamp-millis: the validated record equals the decoded one."""
+    moment = parse_timestamp(value)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _date(value: Any) -> date:
@@ -160,7 +170,9 @@ _SIMPLE: dict[str, Callable[[Any], Any]] = {
 def _leaf(schema: dict) -> Callable[[Any], Any]:
     """The converter of one primitive or logical type (raises ``_Invalid``)."""
     kind, logical = schema["type"], schema.get("logicalType")
-    if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
+    if logical == "timestamp-millis" and kind == "long":
+        return _to_millis
+    if logical == "timestamp-micros" and kind == "long":
         return parse_timestamp
     if logical == "date" and kind == "int":
         return _date

@@ -113,3 +113,21 @@ def test_money_is_exact_decimal(amount, ok):
     else:
         with pytest.raises(EventValidationError):
             to_avro(schema, {"a": amount})
+
+
+def test_a_validated_timestamp_is_what_the_wire_keeps_and_far_out_millis_are_refused():
+    schema = load_latest()["web.page_viewed"]
+    event = {"envelope": {"event_id": "e1", "event_type": "web.page_viewed", "occurred_at": "2026-03-01T09:00:00.123456Z",
+                          "recorded_at": 1772355600123, "channel": "web", "content": "inquiry",
+                          "initiated_by": "customer", "source": "t", "identity": {"cookie_id": "c"}},
+             "url": "https://x.example"}
+    record = to_avro(schema.schema, event)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(schema.schema), record)
+    buf.seek(0)
+    assert fastavro.schemaless_reader(buf, fastavro.parse_schema(schema.schema)) == record
+    assert record["envelope"]["occurred_at"].microsecond == 123000
+    assert record["envelope"]["recorded_at"] == datetime(2026, 3, 1, 9, 0, 0, 123000, tzinfo=timezone.utc)
+    event["envelope"]["occurred_at"] = 10**15
+    with pytest.raises(EventValidationError, match="envelope.occurred_at: epoch milliseconds outside"):
+        to_avro(schema.schema, event)

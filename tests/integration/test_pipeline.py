@@ -113,14 +113,21 @@ def test_garbage_goes_to_the_dead_letter_topic(stack):
     def letters():
         return [m for batch in consumer.poll(timeout_ms=500).values() for m in batch]
 
+    # Every consumer of the raw topics dead-letters what it cannot decode, under its own name.
     seen = []
-    wait_for(lambda: seen.extend(m for m in letters() if m.key == marker) or len(seen) >= 2, timeout=60,
-             what="two dead letters")
-    headers = [dict(m.headers) for m in seen]
-    assert b"magic byte" in headers[0]["dlq.reason"]
-    assert b"not in the registry" in headers[1]["dlq.reason"]
-    assert headers[0]["dlq.topic"] == topic.encode()
-    assert int(headers[0]["dlq.offset"]) == meta.offset
+    wait_for(lambda: seen.extend(m for m in letters() if m.key == marker) or len(seen) >= 4, timeout=60,
+             what="two dead letters from each of the two raw-topic consumers")
+    by_consumer: dict = {}
+    for m in seen:
+        h = dict(m.headers)
+        by_consumer.setdefault(h["dlq.consumer"], []).append(h)
+    assert set(by_consumer) == {b"interaction_log", b"identity"}
+    for letters_of_one in by_consumer.values():
+        first, second = sorted(letters_of_one, key=lambda h: int(h["dlq.offset"]))
+        assert b"magic byte" in first["dlq.reason"]
+        assert b"not in the registry" in second["dlq.reason"]
+        assert first["dlq.topic"] == topic.encode()
+        assert int(first["dlq.offset"]) == meta.offset
     rows = sql(stack, 'SELECT count(*) FROM dead_letters WHERE topic = ? AND "offset" = ?', [topic, meta.offset])
     assert rows == [[1]]
 

@@ -49,8 +49,10 @@ class Decoded:
 class AvroCodec:
     """Encodes events of known schemas and decodes any framed record by its schema id."""
 
-    def __init__(self, registry_url: str, *, auto_register: bool = True):
-        self._client = SchemaRegistryClient({"url": registry_url})
+    def __init__(self, registry_url: str, *, auto_register: bool = True, client=None):
+        """``client``: anything with SchemaRegistryClient's register_schema/lookup_schema/get_schema
+        (tests pass an in-memory one); by default confluent-kafka's client for ``registry_url``."""
+        self._client = client if client is not None else SchemaRegistryClient({"url": registry_url})
         self._auto_register = auto_register
         self._ids: dict[str, int] = {}
         self._writers: dict[str, object] = {}

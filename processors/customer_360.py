@@ -26,13 +26,13 @@ from typing import NamedTuple
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.processors.decoding import decode_event
 from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, SEQ
-from touchstream.processors.records import RawRecord
+from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_contract import SCHEMA as PROFILE_SCHEMA
 from touchstream.projections.customer_360_contract import finding_id, finding_records, to_record
 from touchstream.projections.customer_360_routing import Claim, route
 from touchstream.projections.customer_360_store import Customer360Store
-from touchstream.projections.interaction_log import first_per_event_id, next_offsets, pending
+from touchstream.projections.interaction_log import first_per_event_id, next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 from touchstream.schemas import load_derived
 from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC
@@ -95,7 +95,7 @@ class Customer360Sink:
         self.store, self.codec, self.output, self.dead_letters = store, codec, output, dead_letters
         self.config = config or c360.Config()
         self.name = store.sink
-        self._committed = store.db.committed_offsets(self.name)
+        self._committed = CommittedOffsets(store.db.committed_offsets(self.name))
         self._cache: OrderedDict[str, c360.Profile] = OrderedDict()
         self.cache_size = cache_size
         self.finding_schema = load_derived()["contact_finding_raised"]
@@ -103,7 +103,7 @@ class Customer360Sink:
         self.on_commit = lambda changed, moved: None   # told after each commit (the lookup cache listens)
 
     def handle(self, records: list[RawRecord]) -> None:
-        todo = [r for r, keep in zip(records, pending((r.position for r in records), self._committed)) if keep]
+        todo = self._committed.pending(records)
         if not todo:
             return
         events, claims, vanished, letters = self._parse(todo)
@@ -126,14 +126,13 @@ class Customer360Sink:
         except BaseException:
             self._cache.clear()   # it may hold folds of a batch that was rolled back
             raise
-        for key, offset in next_offsets(r.position for r in todo).items():
-            self._committed[key] = max(self._committed.get(key, 0), offset)
+        self._committed.advance(next_offsets(r.position for r in todo))
         self.stats["events"] += len(fresh)
         self.on_commit(set(profiles) | set(gone), routing.moved | vanished)
 
     def committed(self, partition: tuple[str, int]) -> int:
         """The next offset this sink will apply for (topic, partition)."""
-        return self._committed.get(partition, 0)
+        return self._committed.get(partition)
 
     def _parse(self, todo: list[RawRecord]):
         events, claims, vanished, letters = [], [], set(), []

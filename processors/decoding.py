@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 
 from touchstream.codec.avro_codec import AvroCodec, Decoded, DecodeError, RegistryError
+from touchstream.processors.records import RawRecord
+from touchstream.publishing.dead_letters import DeadLetter
 
 
 def decode(codec: AvroCodec, value: bytes | None, attempts: int = 8) -> Decoded:
@@ -28,3 +30,14 @@ def decode(codec: AvroCodec, value: bytes | None, attempts: int = 8) -> Decoded:
 
 def decode_event(codec: AvroCodec, value: bytes | None) -> dict:
     return decode(codec, value).record
+
+
+def decode_batch(codec: AvroCodec, records: list[RawRecord]) -> tuple[list[tuple[RawRecord, Decoded]], list[DeadLetter]]:
+    """(record, decoded) for every record that is an event, and a dead letter for every one that is not."""
+    good, letters = [], []
+    for record in records:
+        try:
+            good.append((record, decode(codec, record.value)))
+        except DecodeError as exc:
+            letters.append(DeadLetter(record, exc.reason))
+    return good, letters

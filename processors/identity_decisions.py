@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
-from touchstream.processors.records import RawRecord
+from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections.duckdb_store import DuckDBStore, load_sql
-from touchstream.projections.interaction_log import first_per_event_id, next_offsets, pending
+from touchstream.projections.interaction_log import first_per_event_id, next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ class IdentityDecisionSink:
     def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters):
         self.db, self.codec, self.dead_letters = db, codec, dead_letters
         db.execute_script(load_sql(SINK_NAME))
-        self._committed = db.committed_offsets(SINK_NAME)
+        self._committed = CommittedOffsets(db.committed_offsets(SINK_NAME))
         self.applied = 0
 
     def handle(self, records: list[RawRecord]) -> None:
-        todo = [r for r, keep in zip(records, pending((r.position for r in records), self._committed)) if keep]
+        todo = self._committed.pending(records)
         if not todo:
             return
         rows, letters = [], []
@@ -60,6 +60,5 @@ class IdentityDecisionSink:
                 finally:
                     con.unregister("_rows")
             self.db.save_offsets(con, SINK_NAME, offsets, datetime.now(timezone.utc))
-        for key, offset in offsets.items():
-            self._committed[key] = max(self._committed.get(key, 0), offset)
+        self._committed.advance(offsets)
         self.applied += len(rows)

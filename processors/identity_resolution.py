@@ -27,13 +27,13 @@ import threading
 import time
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
-from touchstream.processors.decoding import decode_event
+from touchstream.processors.decoding import decode_batch, decode_event
 from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
-from touchstream.processors.records import RawRecord
+from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections.identity_resolution import (
     CustomerMerged, CustomerSplit, IdentityFinding, IdentityResolver, IdentityUnlinked,
 )
-from touchstream.publishing.dead_letters import DeadLetter
+from touchstream.projections.interaction_log import next_offsets
 from touchstream.schemas import load_derived
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC
 
@@ -88,7 +88,7 @@ class IdentityStage:
         self.resolver, self.codec, self.output, self.dead_letters = resolver, codec, output, dead_letters
         self.checkpoint = checkpoint
         snap = snapshot or Snapshot(epoch=1)
-        self.epoch, self.counter, self.offsets = snap.epoch, snap.counter, dict(snap.offsets)
+        self.epoch, self.counter, self.offsets = snap.epoch, snap.counter, CommittedOffsets(snap.offsets)
         self.every_seconds, self.every_records = every_seconds, every_records
         self._since_save, self._saved_at = 0, time.monotonic()
         self._lock = threading.Lock()
@@ -106,30 +106,17 @@ class IdentityStage:
         self.counter += 1
         return (self.epoch << 32) | self.counter
 
-    def _pending(self, records: list[RawRecord]) -> list[RawRecord]:
-        return [r for r in records if r.offset >= self.offsets.get((r.topic, r.partition), 0)]
-
-    def _advance(self, records: list[RawRecord]) -> None:
-        for r in records:
-            key = (r.topic, r.partition)
-            self.offsets[key] = max(self.offsets.get(key, 0), r.offset + 1)
-
     def handle(self, records: list[RawRecord]) -> None:
         with self._lock:
-            todo = self._pending(records)
-            letters = []
-            for record in todo:
-                try:
-                    event = decode_event(self.codec, record.value)
-                except DecodeError as exc:
-                    letters.append(DeadLetter(record, exc.reason))
-                    continue
-                self._publish(record, event)
+            todo = self.offsets.pending(records)
+            decoded, letters = decode_batch(self.codec, todo)
+            for record, event in decoded:
+                self._publish(record, event.record)
             if letters:
                 self.dead_letters.send(letters)
                 self.stats["dead"] += len(letters)
             self.output.flush()
-            self._advance(todo)
+            self.offsets.advance(next_offsets(r.position for r in todo))
             self._since_save += len(todo)
             if self._since_save >= self.every_records or time.monotonic() - self._saved_at >= self.every_seconds:
                 self._save()
@@ -161,18 +148,18 @@ class IdentityStage:
     def catch_up(self, records: list[RawRecord]) -> int:
         """Re-observe records whose outputs were published before the last stop (nothing is sent)."""
         with self._lock:
-            todo = self._pending(records)
+            todo = self.offsets.pending(records)
             for record in todo:
                 try:
                     self.resolver.observe(decode_event(self.codec, record.value))
                 except DecodeError:
                     pass   # dead-lettered when it was first handled
-            self._advance(todo)
+            self.offsets.advance(next_offsets(r.position for r in todo))
             return len(todo)
 
     def _save(self) -> None:
         if self.checkpoint is not None:
-            self.checkpoint.save(Snapshot(self.epoch, self.counter, dict(self.offsets), self.resolver.to_dict()))
+            self.checkpoint.save(Snapshot(self.epoch, self.counter, self.offsets.as_dict(), self.resolver.to_dict()))
         self._since_save, self._saved_at = 0, time.monotonic()
 
     def save(self) -> None:

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.projections.duckdb_store import DuckDBStore
-from touchstream.projections.interaction_log import pending, to_row
+from touchstream.projections.interaction_log import next_offsets, to_row
 from touchstream.processors.app import batch_agent
 from touchstream.processors.decoding import decode
-from touchstream.processors.records import RawRecord
+from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,13 @@ class InteractionLogSink:
         self.codec = codec
         self.dead_letters = dead_letters
         self.name = name
-        self._committed = store.committed_offsets(name)
+        self._committed = CommittedOffsets(store.committed_offsets(name))
         self.applied = 0
         self.dead = 0
 
     def handle(self, records: list[RawRecord]) -> int:
         """Apply one batch; returns the number of new rows."""
-        todo = [r for r, keep in zip(records, pending((r.position for r in records), self._committed)) if keep]
+        todo = self._committed.pending(records)
         if not todo:
             return 0
         now = datetime.now(timezone.utc)
@@ -52,9 +52,7 @@ class InteractionLogSink:
             log.warning("%d undecodable record(s) sent to the dead-letter topic", len(letters))
         dead = [(d.record.position, d.reason) for d in letters]
         new = self.store.apply_interactions(self.name, rows, [r.position for r in todo], dead)
-        for record in todo:
-            key = (record.topic, record.partition)
-            self._committed[key] = max(self._committed.get(key, 0), record.offset + 1)
+        self._committed.advance(next_offsets(r.position for r in todo))
         self.applied += new
         self.dead += len(letters)
         return new

@@ -19,3 +19,27 @@ class RawRecord:
     @property
     def position(self) -> Position:
         return Position(self.topic, self.partition, self.offset)
+
+
+class CommittedOffsets:
+    """The next offset a sink applies per partition, as durable as the sink's own state.
+
+    Records below it were applied before a restart or a redelivery and are skipped;
+    it advances only after the sink's transaction committed.
+    """
+
+    def __init__(self, committed: dict[tuple[str, int], int] | None = None):
+        self._next = dict(committed or {})
+
+    def pending(self, records: list[RawRecord]) -> list[RawRecord]:
+        return [r for r in records if r.offset >= self._next.get((r.topic, r.partition), 0)]
+
+    def advance(self, offsets: dict[tuple[str, int], int]) -> None:
+        for key, offset in offsets.items():
+            self._next[key] = max(self._next.get(key, 0), offset)
+
+    def get(self, partition: tuple[str, int]) -> int:
+        return self._next.get(partition, 0)
+
+    def as_dict(self) -> dict[tuple[str, int], int]:
+        return dict(self._next)

@@ -82,11 +82,6 @@ def first_per_event_id(rows: Iterable[dict], key: str = "event_id") -> list[dict
     return out
 
 
-def pending(positions: Iterable[Position], committed: dict[tuple[str, int], int]) -> list[bool]:
-    """For each position, whether it is at or past the committed next offset (still to apply)."""
-    return [p.offset >= committed.get((p.topic, p.partition), 0) for p in positions]
-
-
 def next_offsets(positions: Iterable[Position]) -> dict[tuple[str, int], int]:
     out: dict[tuple[str, int], int] = {}
     for p in positions:

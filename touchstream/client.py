@@ -45,6 +45,14 @@ class Client:
         _raise_for(response)
         return response.json()
 
+    def complaint(self, case_id: str) -> dict | None:
+        """One complaint case as JSON-ready data; None if there is no such case."""
+        response = self._get(f"/complaints/{quote(case_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        _raise_for(response)
+        return response.json()
+
     def sql(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> list[dict]:
         """Read-only SQL; rows as dicts (exact decimals and timestamps come back as strings)."""
         body = {"sql": sql, "params": params or [], "max_rows": max_rows, "timeout": timeout}

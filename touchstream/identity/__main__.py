@@ -41,7 +41,7 @@ def build_stage(settings: Settings) -> IdentityStage:
 
 def catch_up(settings: Settings, stage: IdentityStage, topics: list[str]) -> int:
     committed = committed_offsets(settings, APP_ID, topics)
-    ranges = {tp: (stage.offsets.get(tp, 0), end) for tp, end in committed.items()}
+    ranges = {tp: (stage.offsets.get(tp), end) for tp, end in committed.items()}
     return replay_range(settings, ranges, stage.catch_up)
 
 

@@ -18,6 +18,8 @@ from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import batch_agent, create_app
+from touchstream.processors.complaint_resolution import SINK_NAME as COMPLAINT_SINK
+from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.identity_decisions import IdentityDecisionSink
@@ -47,6 +49,8 @@ def main() -> None:
         DeadLetterProducer(settings, consumer="customer_360"), Config(region=region),
     ))
     batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", live.handle, batch=5000)
+    complaints = ComplaintSink(store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK))
+    batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
     batch_agent(app, [DECISIONS_TOPIC], "identity_decisions", decisions.handle, batch=5000)
 
@@ -56,7 +60,7 @@ def main() -> None:
     async def _assigned(sender, assigned, **kwargs) -> None:
         ready.set()
 
-    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings))
+    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings), complaints=complaints)
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

@@ -67,11 +67,13 @@ def wait_caught_up(settings: Settings, timeout: float = 300.0, sink: str = "inte
 
 
 def wait_pipeline(settings: Settings, timeout: float = 300.0) -> float:
-    """Block until every raw event published so far is in the interaction log and in the 360s."""
+    """Block until every raw event published so far is in the interaction log, the complaint cases,
+    the identity decisions and the 360s."""
     start = time.monotonic()
     raw = raw_topics(load_topics(settings.topic_config))
     ends = end_offsets(settings, raw)
-    _wait("interaction_log", ends, lambda: applied_offsets(settings, "interaction_log"), timeout, start)
+    for sink in ("interaction_log", "complaint_resolution"):
+        _wait(sink, ends, lambda: applied_offsets(settings, sink), timeout, start)
     _wait("identity stage", ends, lambda: committed_offsets(settings, IDENTITY_GROUP, raw), timeout, start)
     for sink, topic in (("customer_360", CUSTOMER_EVENTS_TOPIC), ("identity_decisions", DECISIONS_TOPIC)):
         _wait(sink, end_offsets(settings, [topic]), lambda: applied_offsets(settings, sink), timeout, start)

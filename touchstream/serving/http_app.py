@@ -43,7 +43,7 @@ def _plain(value):
     return str(value)  # Decimal, UUID, intervals, ...
 
 
-def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None) -> FastAPI:
+def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, complaints=None) -> FastAPI:
     """``ready`` (a threading.Event) is set once the stream worker has its partitions;
     ``profiles`` (a LiveCustomer360) serves the 360 lookups; ``rebuild`` rebuilds it side by side."""
     api = FastAPI(title="Touchstream query service", version="0.1.0")
@@ -59,7 +59,8 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None) -> Fa
         """Per sink, the next offset applied for each partition it reads (for catch-up checks).
 
         ``customer_360`` is the active version's sink, whatever its version."""
-        names = {"interaction_log": "interaction_log", "identity_decisions": "identity_decisions"}
+        names = {"interaction_log": "interaction_log", "identity_decisions": "identity_decisions",
+                 "complaint_resolution": "complaint_resolution"}
         if profiles is not None:
             names["customer_360"] = profiles.store.sink
         return {
@@ -74,6 +75,14 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None) -> Fa
         found = profiles.lookup(identifier) if profiles is not None else None
         if found is None:
             raise HTTPException(status_code=404, detail="no customer with that id or identifier")
+        return found
+
+    @api.get("/complaints/{case_id}")
+    def complaint(case_id: str) -> dict:
+        """One complaint case: state, contacts on every channel, callbacks, escalations, metrics, FCR."""
+        found = complaints.case(case_id) if complaints is not None else None
+        if found is None:
+            raise HTTPException(status_code=404, detail="no complaint case with that id")
         return found
 
     @api.post("/admin/rebuild/customer-360", status_code=202)

@@ -1,0 +1,157 @@
+"""The complaint-resolution sink: raw topics -> ``complaint_cases`` in DuckDB.
+
+Per batch, in one DuckDB transaction with the consumed offsets: every event that
+names a case (complaint.* by case_id) or is threaded to one (a case_id field or
+envelope.correlation_id) is stored once, and each touched case is refolded from
+its stored events. The fold is order-free and ignores repeated event ids, so a
+redelivery, a late event or a restart gives the rows a replay gives. Cases are
+small (tens of events), so refolding per batch stays cheap. A correlation id
+that never becomes a case costs one stored row and no case row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from touchstream.codec.avro_codec import AvroCodec
+from touchstream.processors.decoding import decode_batch, decode_event
+from touchstream.processors.records import CommittedOffsets, RawRecord
+from touchstream.projections import complaint_resolution as cases
+from touchstream.projections.customer_360 import view_fingerprint, view_json
+from touchstream.projections.duckdb_store import DuckDBStore, load_sql
+from touchstream.projections.interaction_log import first_per_event_id, next_offsets
+
+log = logging.getLogger(__name__)
+SINK_NAME = "complaint_resolution"
+TS = pa.timestamp("ms", tz="UTC")
+EVENTS = pa.schema([("event_id", pa.string()), ("case_id", pa.string()), ("occurred_at", TS), ("value", pa.binary())])
+CONTACT = pa.struct([("contact_key", pa.string()), ("channel", pa.string()), ("direction", pa.string()),
+                     ("started_at", TS), ("ended_at", TS), ("wait_seconds", pa.float64()),
+                     ("talk_seconds", pa.float64()), ("handle_seconds", pa.float64())])
+CASES = pa.schema([
+    ("case_id", pa.string()), ("customer_id", pa.string()), ("state", pa.string()), ("is_open", pa.bool_()),
+    ("origin_channel", pa.string()), ("channels_touched", pa.list_(pa.string())), ("product", pa.string()),
+    ("category", pa.string()), ("cause", pa.string()), ("priority", pa.string()), ("assigned_team", pa.string()),
+    ("opened_at", TS), ("resolved_at", TS), ("closed_at", TS), ("resolution_code", pa.string()),
+    ("reopen_count", pa.int32()), ("escalation_level", pa.int32()), ("contacts", pa.int32()),
+    ("callbacks_promised", pa.int32()), ("callbacks_missed", pa.int32()), ("first_response_seconds", pa.float64()),
+    ("resolution_seconds", pa.float64()), ("handle_seconds", pa.float64()), ("fcr", pa.bool_()),
+    ("fcr_reason", pa.string()), ("anomalies", pa.int32()), ("case_view", pa.string()), ("fingerprint", pa.string()),
+    ("updated_at", TS), ("contact_rows", pa.list_(CONTACT)),
+])
+
+
+def case_key(record: dict) -> str | None:
+    """The case an event names or is threaded to (see ``complaint_resolution.belongs``)."""
+    env = record["envelope"]
+    if env["event_type"].startswith("complaint."):
+        return record.get("case_id")
+    return record.get("case_id") or env.get("correlation_id")
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def case_row(view: dict, now: datetime) -> dict:
+    """The ``complaint_cases`` row of one case view."""
+    metrics, text = view["metrics"], view_json(view)
+    return {
+        **{k: view[k] for k in ("case_id", "customer_id", "state", "origin_channel", "channels_touched", "product",
+                                "category", "cause", "priority", "assigned_team", "resolution_code",
+                                "reopen_count", "escalation_level")},
+        "is_open": view["open"], "opened_at": _time(view["opened_at"]), "resolved_at": _time(view["resolved_at"]),
+        "closed_at": _time(view["closed_at"]), "contacts": metrics["contacts"],
+        "callbacks_promised": metrics["callbacks_promised"], "callbacks_missed": metrics["callbacks_missed"],
+        "first_response_seconds": metrics["first_response_seconds"],
+        "resolution_seconds": metrics["resolution_seconds"], "handle_seconds": metrics["handle_seconds"],
+        "fcr": view["fcr"]["fcr"], "fcr_reason": view["fcr"]["reason"], "anomalies": len(view["anomalies"]),
+        "case_view": text, "fingerprint": view_fingerprint(text), "updated_at": now,
+        "contact_rows": [{"contact_key": c["key"], "channel": c["channel"], "direction": c["direction"],
+                          "started_at": _time(c["started_at"]), "ended_at": _time(c["ended_at"]),
+                          "wait_seconds": c["wait_seconds"], "talk_seconds": c["talk_seconds"],
+                          "handle_seconds": c["handle_seconds"]} for c in view["contacts"]],
+    }
+
+
+class ComplaintSink:
+    def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters, config: cases.Config | None = None):
+        self.db, self.codec, self.dead_letters = db, codec, dead_letters
+        self.config = config or cases.Config()
+        db.execute_script(load_sql(SINK_NAME))
+        self._committed = CommittedOffsets(db.committed_offsets(SINK_NAME))
+        self.stats = {"events": 0, "cases": 0, "dead": 0}
+
+    def handle(self, records: list[RawRecord]) -> None:
+        todo = self._committed.pending(records)
+        if not todo:
+            return
+        decoded, letters = decode_batch(self.codec, todo)
+        rows = []
+        for record, event in decoded:
+            key = case_key(event.record)
+            if key:
+                env = event.record["envelope"]
+                rows.append({"event_id": env["event_id"], "case_id": key, "occurred_at": env["occurred_at"],
+                             "value": record.value})
+        if letters:   # the interaction-log sink dead-letters the same records; this says which sink met them
+            self.dead_letters.send(letters)
+            self.stats["dead"] += len(letters)
+        offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
+        with self.db.transaction() as con:
+            touched = self._store(con, first_per_event_id(rows))
+            self._write(con, self._refold(con, touched), now)
+            self.db.save_offsets(con, SINK_NAME, offsets, now)
+        self._committed.advance(offsets)
+
+    def _store(self, con, rows: list[dict]) -> set[str]:
+        if not rows:
+            return set()
+        con.register("_rows", pa.Table.from_pylist(rows, schema=EVENTS))
+        try:
+            new = con.execute("INSERT INTO complaint_events SELECT * FROM _rows ON CONFLICT DO NOTHING "
+                              "RETURNING case_id").fetchall()
+        finally:
+            con.unregister("_rows")
+        self.stats["events"] += len(new)
+        return {r[0] for r in new}
+
+    def _refold(self, con, touched: set[str]) -> list[dict]:
+        if not touched:
+            return []
+        con.register("_keys", pa.table({"k": pa.array(sorted(touched), pa.string())}))
+        try:
+            stored = con.execute("SELECT e.case_id, e.value FROM complaint_events e JOIN _keys ON e.case_id = _keys.k "
+                                 "ORDER BY e.occurred_at, e.event_id").fetchall()
+        finally:
+            con.unregister("_keys")
+        by_case: dict[str, list[dict]] = defaultdict(list)
+        for key, value in stored:
+            by_case[key].append(decode_event(self.codec, value))
+        folded = (cases.fold(records, key, self.config) for key, records in sorted(by_case.items()))
+        return [cases.view(case) for case in folded if case.steps]   # contacts alone make no case
+
+    def _write(self, con, views: list[dict], now: datetime) -> None:
+        if not views:
+            return
+        rows = [case_row(v, now) for v in views]
+        con.register("_cases", pa.Table.from_pylist(rows, schema=CASES))
+        try:
+            con.execute("INSERT INTO complaint_cases SELECT * FROM _cases ON CONFLICT DO UPDATE SET "
+                        + ", ".join(f"{c} = excluded.{c}" for c in CASES.names[1:]))
+        finally:
+            con.unregister("_cases")
+        self.stats["cases"] += len(rows)
+
+    def case(self, case_id: str) -> dict | None:
+        cur = self.db.cursor()
+        try:
+            row = cur.execute("SELECT case_view FROM complaint_cases WHERE case_id = ?", [case_id]).fetchone()
+        finally:
+            cur.close()
+        return json.loads(row[0]) if row else None

@@ -1,0 +1,50 @@
+-- Complaint cases, folded by the serving process from the raw topics. Offsets in sink_offsets
+-- (sink 'complaint_resolution'), written in the same transaction as these rows.
+
+-- Every event that names a case (complaint.* by case_id) or is threaded to one (case_id field or
+-- envelope.correlation_id): the fold's own event store, so a case is refolded from its events.
+CREATE TABLE IF NOT EXISTS complaint_events (
+    event_id     VARCHAR PRIMARY KEY,
+    case_id      VARCHAR NOT NULL,     -- the case id, or the correlation id that may name one
+    occurred_at  TIMESTAMPTZ NOT NULL,
+    value        BLOB NOT NULL         -- the Confluent-framed Avro record, as published
+);
+
+CREATE TABLE IF NOT EXISTS complaint_cases (
+    case_id             VARCHAR PRIMARY KEY,
+    customer_id         VARCHAR,
+    state               VARCHAR NOT NULL,   -- opened, acknowledged, in_progress, callback_promised, resolved, closed
+    is_open             BOOLEAN NOT NULL,
+    origin_channel      VARCHAR,
+    channels_touched    VARCHAR[] NOT NULL,
+    product             VARCHAR,
+    category            VARCHAR,
+    cause               VARCHAR,
+    priority            VARCHAR,
+    assigned_team       VARCHAR,
+    opened_at           TIMESTAMPTZ,
+    resolved_at         TIMESTAMPTZ,
+    closed_at           TIMESTAMPTZ,
+    resolution_code     VARCHAR,
+    reopen_count        INTEGER NOT NULL,
+    escalation_level    INTEGER,
+    contacts            INTEGER NOT NULL,
+    callbacks_promised  INTEGER NOT NULL,
+    callbacks_missed    INTEGER NOT NULL,
+    first_response_seconds DOUBLE,
+    resolution_seconds  DOUBLE,
+    handle_seconds      DOUBLE,
+    fcr                 BOOLEAN,            -- null while unresolved
+    fcr_reason          VARCHAR,
+    anomalies           INTEGER NOT NULL,
+    case_view           JSON NOT NULL,      -- complaint_resolution.view: the whole case
+    fingerprint         VARCHAR NOT NULL,   -- sha256 of case_view
+    updated_at          TIMESTAMPTZ NOT NULL,
+    contact_rows        STRUCT(contact_key VARCHAR, channel VARCHAR, direction VARCHAR, started_at TIMESTAMPTZ,
+                               ended_at TIMESTAMPTZ, wait_seconds DOUBLE, talk_seconds DOUBLE,
+                               handle_seconds DOUBLE)[] NOT NULL
+);
+
+-- Every contact of every case, on any channel (wait, talk and handle time per contact).
+CREATE OR REPLACE VIEW complaint_contacts AS
+SELECT case_id, customer_id, unnest(contact_rows, recursive := true) FROM complaint_cases;

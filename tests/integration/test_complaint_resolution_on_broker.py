@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -49,3 +52,20 @@ def test_a_phone_complaint_resolved_on_the_call_is_fcr_until_an_email_about_it_t
         rows = client.sql("SELECT fcr, contacts FROM complaint_cases WHERE case_id = ?", [case])
         assert rows == [{"fcr": False, "contacts": repeat["metrics"]["contacts"]}]
         assert client.complaint("CASE-nobody") is None
+
+
+def test_cli_lists_and_shows_cases(stack):
+    case = f"CASE-{uuid.uuid4().hex[:10]}"
+    opened = plain_event("complaint.opened", T0, {"customer_id": "CU-cli"}, channel="web", by="customer",
+                         case_id=case, category="billing", priority="high", description="double charge")
+    publish(stack, [opened])
+    wait_pipeline(stack, timeout=180)
+
+    def cli(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "touchstream.cli", "complaints", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert case in cli("--open", "--limit", "1000")
+    assert json.loads(cli(case))["state"] == "opened"

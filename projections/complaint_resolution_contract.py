@@ -18,13 +18,10 @@ Pure: imports only ``touchstream.schemas`` and ``touchstream.events``; no Kafka,
 
 from __future__ import annotations
 
-from touchstream.events.validation import compile_schema, to_avro
-from touchstream.schemas import load_derived
+from touchstream.projections.contracts import converter
 
-SCHEMA = load_derived()["complaint_case_view"]
-SLA_SCHEMA = load_derived()["complaint_sla_event"]
-_TO_RECORD = compile_schema(SCHEMA.schema)
-_TO_SLA = compile_schema(SLA_SCHEMA.schema)
+SCHEMA, _TO_RECORD = converter("complaint_case_view")
+SLA_SCHEMA, _TO_SLA = converter("complaint_sla_event")
 
 
 def to_record(view: dict) -> dict:
@@ -32,7 +29,7 @@ def to_record(view: dict) -> dict:
 
     Raises ``EventValidationError`` (with field paths) if the view no longer fits the schema.
     """
-    return to_avro(SCHEMA.schema, view, _TO_RECORD)
+    return _TO_RECORD(view)
 
 
 def sla_record(event: dict) -> dict:
@@ -41,4 +38,4 @@ def sla_record(event: dict) -> dict:
     Fields the event's type does not carry (the clock of an escalation, the level of a breach) become null.
     Raises ``EventValidationError`` (with field paths) if the event no longer fits the schema.
     """
-    return to_avro(SLA_SCHEMA.schema, event, _TO_SLA)
+    return _TO_SLA(event)

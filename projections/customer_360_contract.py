@@ -14,13 +14,10 @@ Pure: imports only ``touchstream.schemas`` and ``touchstream.events``; no Kafka,
 
 from __future__ import annotations
 
-from touchstream.events.validation import compile_schema, to_avro
-from touchstream.schemas import load_derived
+from touchstream.projections.contracts import converter
 
-SCHEMA = load_derived()["customer_360"]
-FINDING_SCHEMA = load_derived()["contact_finding_raised"]
-_TO_RECORD = compile_schema(SCHEMA.schema)
-_TO_FINDING = compile_schema(FINDING_SCHEMA.schema)
+SCHEMA, _TO_RECORD = converter("customer_360")
+FINDING_SCHEMA, _TO_FINDING = converter("contact_finding_raised")
 
 
 def to_record(view: dict) -> dict:
@@ -28,7 +25,7 @@ def to_record(view: dict) -> dict:
 
     Raises ``EventValidationError`` (with field paths) if the view no longer fits the schema.
     """
-    return to_avro(SCHEMA.schema, view, _TO_RECORD)
+    return _TO_RECORD(view)
 
 
 def finding_id(customer_id: str, key: str) -> str:
@@ -43,9 +40,9 @@ def finding_records(customer_id: str, view: dict) -> list[dict]:
     arrive (their evidence grows), and the id makes a re-published finding replace the older copy.
     """
     return [
-        to_avro(FINDING_SCHEMA.schema, {
+        _TO_FINDING({
             "finding_id": finding_id(customer_id, f["id"]), "customer_id": customer_id, "kind": f["kind"],
             "at": f["at"], "subject": f["subject"], "channels": f["channels"], "evidence": f["evidence"],
-        }, _TO_FINDING)
+        })
         for f in view["findings"]
     ]

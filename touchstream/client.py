@@ -37,21 +37,20 @@ class Client:
         except httpx.HTTPError as exc:
             raise ClientError(f"query service not reachable at {self.url} ({exc}); is `touchstream up` running?") from None
 
-    def customer(self, id_or_identifier: str) -> dict | None:
-        """The 360 as JSON-ready data, by customer id or any identifier; None if nobody has it."""
-        response = self._get(f"/customers/{quote(id_or_identifier, safe='')}")
+    def _one(self, collection: str, key: str) -> dict | None:
+        response = self._get(f"/{collection}/{quote(key, safe='')}")
         if response.status_code == 404:
             return None
         _raise_for(response)
         return response.json()
 
+    def customer(self, id_or_identifier: str) -> dict | None:
+        """The 360 as JSON-ready data, by customer id or any identifier; None if nobody has it."""
+        return self._one("customers", id_or_identifier)
+
     def complaint(self, case_id: str) -> dict | None:
         """One complaint case as JSON-ready data; None if there is no such case."""
-        response = self._get(f"/complaints/{quote(case_id, safe='')}")
-        if response.status_code == 404:
-            return None
-        _raise_for(response)
-        return response.json()
+        return self._one("complaints", case_id)
 
     def sql(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> list[dict]:
         """Read-only SQL; rows as dicts (exact decimals and timestamps come back as strings)."""

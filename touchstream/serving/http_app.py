@@ -43,6 +43,12 @@ def _plain(value):
     return str(value)  # Decimal, UUID, intervals, ...
 
 
+def _found(value: dict | None, missing: str) -> dict:
+    if value is None:
+        raise HTTPException(status_code=404, detail=missing)
+    return value
+
+
 def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, complaints=None) -> FastAPI:
     """``ready`` (a threading.Event) is set once the stream worker has its partitions;
     ``profiles`` (a LiveCustomer360) serves the 360 lookups; ``rebuild`` rebuilds it side by side."""
@@ -72,18 +78,12 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
     @api.get("/customers/{identifier}")
     def customer(identifier: str) -> dict:
         """The 360 of a customer, found by customer id or by any identifier (e-mail, phone, card, cookie, ...)."""
-        found = profiles.lookup(identifier) if profiles is not None else None
-        if found is None:
-            raise HTTPException(status_code=404, detail="no customer with that id or identifier")
-        return found
+        return _found(profiles and profiles.lookup(identifier), "no customer with that id or identifier")
 
     @api.get("/complaints/{case_id}")
     def complaint(case_id: str) -> dict:
         """One complaint case: state, contacts on every channel, callbacks, escalations, metrics, FCR."""
-        found = complaints.case(case_id) if complaints is not None else None
-        if found is None:
-            raise HTTPException(status_code=404, detail="no complaint case with that id")
-        return found
+        return _found(complaints and complaints.case(case_id), "no complaint case with that id")
 
     @api.post("/admin/rebuild/customer-360", status_code=202)
     def start_rebuild() -> dict:

@@ -21,10 +21,17 @@ import pyarrow as pa
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.processors.decoding import decode_batch, decode_event
 from touchstream.processors.records import CommittedOffsets, RawRecord
+from touchstream.processors.complaint_sla_timer import SlaTimer
+from touchstream.processors.topic_output import NullOutput
 from touchstream.projections import complaint_resolution as cases
+from touchstream.projections import complaint_sla as sla
+from touchstream.projections.complaint_resolution_contract import SCHEMA as CASE_SCHEMA
+from touchstream.projections.complaint_resolution_contract import to_record
 from touchstream.projections.customer_360 import view_fingerprint, view_json
-from touchstream.projections.duckdb_store import DuckDBStore, load_sql
+from touchstream.projections.duckdb_store import DuckDBStore, insert_rows, keyed, load_sql
+from touchstream.projections.identity_normalise import normalise
 from touchstream.projections.interaction_log import first_per_event_id, next_offsets
+from touchstream.topics import COMPLAINT_CASES_TOPIC
 
 log = logging.getLogger(__name__)
 SINK_NAME = "complaint_resolution"
@@ -54,6 +61,22 @@ def case_key(record: dict) -> str | None:
     return record.get("case_id") or env.get("correlation_id")
 
 
+HINT_ORDER = ("customer_id", "loyalty_card", "account_number", "email", "phone", "device_id", "cookie_id")
+
+
+def case_hints(records: list[dict], region: str | None = "NL") -> list[str]:
+    """The identifiers a case's events carry ("kind:value", normalised as identity resolution does),
+    strongest kind first: the first one the customer-360 knows names the case's customer."""
+    found: dict[str, int] = {}
+    for record in records:
+        for kind, value in (record["envelope"].get("identity") or {}).items():
+            if kind in HINT_ORDER and isinstance(value, str):
+                node, _ = normalise(kind, value, region)
+                if node is not None:
+                    found.setdefault(str(node), HINT_ORDER.index(kind))
+    return sorted(found, key=lambda node: (found[node], node))
+
+
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -80,10 +103,21 @@ def case_row(view: dict, now: datetime) -> dict:
 
 
 class ComplaintSink:
-    def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters, config: cases.Config | None = None):
+    """Raw batches -> complaint_events, complaint_cases, complaint_sla (+ the case and SLA topics), one transaction.
+
+    ``customers(con, identifiers) -> {identifier: canonical customer id}`` reads the customer-360's
+    claims (the bootstrap wires it); without it a case shows its events' customer_id hint.
+    """
+
+    def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters, config: cases.Config | None = None, *,
+                 output=None, policies: tuple[sla.Policy, ...] | None = None, customers=None, region: str = "NL"):
         self.db, self.codec, self.dead_letters = db, codec, dead_letters
         self.config = config or cases.Config()
-        db.execute_script(load_sql(SINK_NAME))
+        self.output = output if output is not None else NullOutput()
+        self.timer = SlaTimer(codec, self.output, policies, SINK_NAME)
+        self.customers, self.region = customers, region
+        for script in (SINK_NAME, "complaint_sla", "complaint_kpis"):
+            db.execute_script(load_sql(script))
         self._committed = CommittedOffsets(db.committed_offsets(SINK_NAME))
         self.stats = {"events": 0, "cases": 0, "dead": 0}
 
@@ -105,7 +139,12 @@ class ComplaintSink:
         offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
         with self.db.transaction() as con:
             touched = self._store(con, first_per_event_id(rows))
-            self._write(con, self._refold(con, touched), now)
+            old, watermark = self.timer.advance(con, (e.record["envelope"]["occurred_at"] for _, e in decoded))
+            due = self.timer.due(con, watermark) if watermark != old else set()
+            folded = self._refold(con, touched | due)
+            self._write(con, folded, now)
+            self.timer.evaluate(con, folded, watermark, now)
+            self.output.flush()                     # Kafka has the case and SLA records before the offsets move
             self.db.save_offsets(con, SINK_NAME, offsets, now)
         self._committed.advance(offsets)
 
@@ -121,37 +160,60 @@ class ComplaintSink:
         self.stats["events"] += len(new)
         return {r[0] for r in new}
 
-    def _refold(self, con, touched: set[str]) -> list[dict]:
-        if not touched:
-            return []
-        con.register("_keys", pa.table({"k": pa.array(sorted(touched), pa.string())}))
-        try:
-            stored = con.execute("SELECT e.case_id, e.value FROM complaint_events e JOIN _keys ON e.case_id = _keys.k "
-                                 "ORDER BY e.occurred_at, e.event_id").fetchall()
-        finally:
-            con.unregister("_keys")
-        by_case: dict[str, list[dict]] = defaultdict(list)
-        for key, value in stored:
-            by_case[key].append(decode_event(self.codec, value))
-        folded = (cases.fold(records, key, self.config) for key, records in sorted(by_case.items()))
-        return [cases.view(case) for case in folded if case.steps]   # contacts alone make no case
+    def _refold(self, con, keys: set[str]) -> list[cases.Case]:
+        """The cases of ``keys`` folded from their stored events, plus their customers' other cases (FCR
+        is judged across a customer's cases), each with its canonical customer id and pinned policy."""
+        folded = self._fold(con, keys)
+        customers = {c.customer_id for c in folded if c.customer_id}
+        siblings = {r[0] for r in keyed(con, "SELECT c.case_id FROM complaint_cases c JOIN _keys "
+                                             "ON c.customer_id = _keys.k", customers)} - keys
+        return folded + self._fold(con, siblings)
 
-    def _write(self, con, views: list[dict], now: datetime) -> None:
-        if not views:
+    def _fold(self, con, keys: set[str]) -> list[cases.Case]:
+        by_case: dict[str, list[dict]] = defaultdict(list)
+        for key, value in keyed(con, "SELECT e.case_id, e.value FROM complaint_events e JOIN _keys "
+                                     "ON e.case_id = _keys.k ORDER BY e.occurred_at, e.event_id", keys):
+            by_case[key].append(decode_event(self.codec, value))
+        folded = [cases.fold(records, key, self.config) for key, records in sorted(by_case.items())]
+        folded = [case for case in folded if case.steps]   # contacts alone make no case
+        hints = {case.case_id: case_hints(by_case[case.case_id], self.region) for case in folded}
+        owners = self.customers(con, {h for hs in hints.values() for h in hs}) if self.customers else {}
+        for case in folded:
+            case.customer_id = next((owners[h] for h in hints[case.case_id] if h in owners), None) \
+                or cases.customer_hint(case)
+            self.timer.pin(case)
+        return folded
+
+    def _write(self, con, folded: list[cases.Case], now: datetime) -> None:
+        """Upsert the cases whose view changed, and publish those to the compacted case topic."""
+        if not folded:
             return
-        rows = [case_row(v, now) for v in views]
-        con.register("_cases", pa.Table.from_pylist(rows, schema=CASES))
-        try:
-            con.execute("INSERT INTO complaint_cases SELECT * FROM _cases ON CONFLICT DO UPDATE SET "
-                        + ", ".join(f"{c} = excluded.{c}" for c in CASES.names[1:]))
-        finally:
-            con.unregister("_cases")
+        before = dict(keyed(con, "SELECT c.case_id, c.fingerprint FROM complaint_cases c JOIN _keys "
+                                 "ON c.case_id = _keys.k", [c.case_id for c in folded]))
+        rows = [row for row in (case_row(v, now) for v in cases.views(folded))
+                if before.get(row["case_id"]) != row["fingerprint"]]
+        if not rows:
+            return
+        insert_rows(con, "complaint_cases", rows, CASES,
+                    "ON CONFLICT DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in CASES.names[1:]))
+        for row in rows:
+            view = json.loads(row["case_view"])
+            self.output.send(COMPLAINT_CASES_TOPIC, row["case_id"], self.codec.encode(CASE_SCHEMA, to_record(view)))
         self.stats["cases"] += len(rows)
 
     def case(self, case_id: str) -> dict | None:
+        """The case view, with its SLA clocks as of the sink's watermark (``sla``)."""
         cur = self.db.cursor()
         try:
-            row = cur.execute("SELECT case_view FROM complaint_cases WHERE case_id = ?", [case_id]).fetchone()
+            row = cur.execute("SELECT case_view FROM complaint_cases WHERE case_id = ?", [case_id]).fetchall()
+            if not row:
+                return None
+            clocks = cur.execute("SELECT clock, clock_kind, state, started_at, warning_at, due_at, met_at, "
+                                 "policy_version FROM complaint_sla WHERE case_id = ? ORDER BY started_at, clock",
+                                 [case_id]).fetchall()
+            watermark = self.timer.watermark(cur)
         finally:
             cur.close()
-        return json.loads(row[0]) if row else None
+        names = ("clock", "kind", "state", "started_at", "warning_at", "due_at", "met_at", "policy_version")
+        sla_rows = [{n: v.isoformat() if isinstance(v, datetime) else v for n, v in zip(names, r)} for r in clocks]
+        return {**json.loads(row[0][0]), "sla": sla_rows, "sla_as_of": watermark and watermark.isoformat()}

@@ -43,7 +43,8 @@ from touchstream.projections.complaint_case_state import OPEN_STATES, Case, Conf
 from touchstream.projections.customer_360_codec import decode, encode
 
 __all__ = ["Case", "Config", "Fcr", "RepeatContact", "apply", "belongs", "fingerprint", "first_contact_resolution",
-           "fold", "from_dict", "new_case", "same_issue_contacts", "summarise", "to_dict", "view"]
+           "customer_hint", "fold", "from_dict", "new_case", "same_issue_contacts", "summarise", "to_dict", "view",
+           "views"]
 
 
 def apply(case: Case, record: dict) -> Case:
@@ -80,17 +81,30 @@ def fingerprint(case: Case) -> str:
     return hashlib.sha256(json.dumps(to_dict(case), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def view(case: Case) -> dict:
-    """The case as JSON-friendly data: what an agent on any channel and the analysts see."""
+def views(folded: Iterable[Case]) -> list[dict]:
+    """The views of many cases, FCR judged across each customer's cases (a new case about the same issue
+    within the window makes an earlier resolution a repeat contact), in case id order."""
+    folded = sorted(folded, key=lambda c: c.case_id)
+    by_customer: dict[str, list[Case]] = {}
+    for case in folded:
+        if case.customer_id:
+            by_customer.setdefault(case.customer_id, []).append(case)
+    return [view(case, same_issue_contacts(case, by_customer.get(case.customer_id or "", ()))) for case in folded]
+
+
+def view(case: Case, repeats: Iterable[tuple] = ()) -> dict:
+    """The case as JSON-friendly data: what an agent on any channel and the analysts see.
+
+    ``repeats``: the customer's other contacts about the same issue (``same_issue_contacts``), for FCR."""
     opened, start = opening(case), start_of(case)
     info = opened.info if opened else {}
     trans = transitions(case)
     resolutions, closures = accepted(trans, {"resolved"}), accepted(trans, {"closed"})
     last_resolution = next((s for s in case.steps if resolutions and s.mark == resolutions[-1].mark), None)
-    fcr = first_contact_resolution(case)
+    fcr = first_contact_resolution(case, repeats)
     contacts = contacts_of(case)
     return {
-        "case_id": case.case_id, "customer_id": case.customer_id or _hint(case), "state": case.state,
+        "case_id": case.case_id, "customer_id": case.customer_id or customer_hint(case), "state": case.state,
         "open": case.state in OPEN_STATES, "events": len(case.applied),
         "opened_at": _iso(start and start.at), "opened_event_id": start and start.event_id,
         "origin_channel": opened.channel if opened else (case.steps[0].channel if case.steps else None),
@@ -131,7 +145,8 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _hint(case: Case) -> str | None:
+def customer_hint(case: Case) -> str | None:
+    """The ``identity.customer_id`` of the case's first step that names one (before identity resolution)."""
     return next((s.info["customer_hint"] for s in case.steps if s.info.get("customer_hint")), None)
 
 

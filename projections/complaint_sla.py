@@ -53,7 +53,7 @@ from touchstream.projections.complaint_sla_policy import (  # noqa: F401  (re-ex
 from touchstream.projections.customer_360_state import Mark
 
 __all__ = ["BREACHED", "MET", "RUNNING", "WARNING", "Clock", "Policy", "PolicyError", "Target", "clocks",
-           "due_events", "event_id", "load_policies", "parse_policies", "pin_policy", "policy_for"]
+           "due_events", "event_id", "load_policies", "parse_policies", "pin_policy", "policy_for", "withdrawal"]
 
 RUNNING, MET, WARNING, BREACHED = "running", "met", "warning", "breached"
 SOURCE = "touchstream-sla"
@@ -198,3 +198,24 @@ def _identity(case: Case) -> dict:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def withdrawal(case: Case, withdrawn: dict, identity: dict | None = None) -> dict:
+    """``complaint.sla_withdrawn`` for an SLA event already published that a later-arriving event made undue.
+
+    ``withdrawn`` holds the published event's ``event_id``, ``event_type``, ``clock`` and ``occurred_at``
+    (ISO or datetime). The id hashes the withdrawn id, so a re-run withdraws with the same id.
+    """
+    opened = opening(case) or (case.steps[0] if case.steps else None)
+    at = withdrawn["occurred_at"]
+    at = _iso(at) if isinstance(at, datetime) else at
+    clock = withdrawn.get("clock")
+    envelope = {"event_id": SLA_ID_PREFIX + hashlib.sha256(f"withdrawn|{withdrawn['event_id']}".encode())
+                .hexdigest()[:32],
+                "event_type": "complaint.sla_withdrawn", "occurred_at": at, "recorded_at": at,
+                "channel": opened.channel if opened else "web", "content": "complaint",
+                "initiated_by": opened.initiated_by if opened else "company", "source": SOURCE,
+                "identity": identity if identity is not None else _identity(case),
+                "correlation_id": case.case_id, "causation_id": withdrawn["event_id"]}
+    return {"envelope": envelope, "case_id": case.case_id, "clock": clock,
+            "clock_kind": clock.split(":", 1)[0] if clock else None, "withdraws": withdrawn["event_id"]}

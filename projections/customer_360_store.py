@@ -14,7 +14,7 @@ from typing import Iterable
 import pyarrow as pa
 
 from touchstream.projections.customer_360_routing import Claim
-from touchstream.projections.duckdb_store import DuckDBStore, load_sql
+from touchstream.projections.duckdb_store import DuckDBStore, insert_rows, keyed, load_sql
 from touchstream.projections.identity_normalise import KINDS, normalise
 
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS projection_versions (
@@ -44,27 +44,6 @@ NAME = "customer_360"
 
 def sink_name(version: int) -> str:
     return f"{NAME}_v{version}"
-
-
-def _insert(con, table: str, rows: list[dict], schema: pa.Schema, conflict: str = "") -> None:
-    if rows:
-        con.register("_rows", pa.Table.from_pylist(rows, schema=schema))
-        try:
-            con.execute(f"INSERT INTO {table} SELECT * FROM _rows {conflict}")
-        finally:
-            con.unregister("_rows")
-
-
-def _in(con, sql: str, keys: Iterable[str]) -> list[tuple]:
-    """Run ``sql`` whose ``_keys`` relation holds ``keys``: one query for a whole batch."""
-    keys = sorted(set(keys))
-    if not keys:
-        return []
-    con.register("_keys", pa.table({"k": pa.array(keys, pa.string())}))
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.unregister("_keys")
 
 
 class Customer360Store:
@@ -134,18 +113,18 @@ class Customer360Store:
 
     # -- inside the sink's transaction ---------------------------------------------------------
     def claims(self, con, identifiers: Iterable[str]) -> dict[str, Claim]:
-        rows = _in(con, f"SELECT i.identifier, i.customer_id, i.seq FROM {self._t('c360_identity')} i "
+        rows = keyed(con, f"SELECT i.identifier, i.customer_id, i.seq FROM {self._t('c360_identity')} i "
                         "JOIN _keys ON i.identifier = _keys.k", identifiers)
         return {r[0]: Claim(*r) for r in rows}
 
     def history(self, con, customers: Iterable[str]) -> list[tuple[str, bytes]]:
         """(customer, Avro value) of every stored event whose anchor the customers hold now."""
-        return _in(con, f"SELECT m.customer_id, e.value FROM {self._t('c360_events')} e "
+        return keyed(con, f"SELECT m.customer_id, e.value FROM {self._t('c360_events')} e "
                         f"JOIN {self._t('c360_identity')} m ON m.identifier = e.anchor "
                         "JOIN _keys ON m.customer_id = _keys.k ORDER BY e.occurred_at, e.event_id", customers)
 
     def finding_ids(self, con, customers: Iterable[str]) -> set[str]:
-        rows = _in(con, f"SELECT unnest(c.finding_rows).finding_id FROM {self._t('customer_360')} c "
+        rows = keyed(con, f"SELECT unnest(c.finding_rows).finding_id FROM {self._t('customer_360')} c "
                         "JOIN _keys ON c.customer_id = _keys.k", customers)
         return {r[0] for r in rows}
 
@@ -162,12 +141,12 @@ class Customer360Store:
 
     def put_claims(self, con, claims: Iterable[Claim]) -> None:
         rows = [c._asdict() for c in claims]
-        _insert(con, self._t("c360_identity"), rows, CLAIMS,
+        insert_rows(con, self._t("c360_identity"), rows, CLAIMS,
                 "ON CONFLICT DO UPDATE SET customer_id = excluded.customer_id, seq = excluded.seq")
 
     def put_profiles(self, con, summaries: list[dict], gone: Iterable[str]) -> None:
         """Upsert the customers in ``summaries``; delete those in ``gone`` (merged away)."""
-        _insert(con, self._t("customer_360"), summaries, SUMMARY,
+        insert_rows(con, self._t("customer_360"), summaries, SUMMARY,
                 "ON CONFLICT DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in SUMMARY.names[1:]))
         for customer in gone:
             con.execute(f"DELETE FROM {self._t('customer_360')} WHERE customer_id = ?", [customer])

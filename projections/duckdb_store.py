@@ -14,12 +14,12 @@ limited to read statements and interrupted after a time limit.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import duckdb
 import pyarrow as pa
@@ -52,6 +52,39 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple]
     truncated: bool
+
+
+def insert_rows(con, table: str, rows: list[dict], schema: pa.Schema, conflict: str = "") -> None:
+    """One INSERT of many rows through Arrow, columns matched by name (per-statement cost dominates row by row)."""
+    if not rows:
+        return
+    name = f"_{table}_rows"
+    con.register(name, pa.Table.from_pylist(rows, schema=schema))
+    with _registered(con, name):
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name} {conflict}")
+
+
+def keyed(con, sql: str, keys: Iterable[str]) -> list[tuple]:
+    """Run ``sql`` whose ``_keys(k)`` relation holds ``keys``: one statement for a whole batch of keys."""
+    keys = sorted(set(keys))
+    if not keys:
+        return []
+    con.register("_keys", pa.table({"k": pa.array(keys, pa.string())}))
+    with _registered(con, "_keys"):
+        return con.execute(sql).fetchall()
+
+
+@contextmanager
+def _registered(con, name: str):
+    """Unregister ``name`` afterwards; after a failed statement the transaction is aborted and refuses
+    even that, so the statement's own error is the one that propagates."""
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.unregister(name)
+        raise
+    con.unregister(name)
 
 
 def load_sql(name: str) -> str:

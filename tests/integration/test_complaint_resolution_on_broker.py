@@ -11,9 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.event_builders import plain_event
-from tests.integration.test_customer_360_on_broker import publish
+from tests.integration.test_customer_360_on_broker import latest_per_key, publish
 from touchstream.client import Client
+from touchstream.processors.replay import replay
 from touchstream.serving.catchup import wait_pipeline
+from touchstream.topics import COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 4, 10, tzinfo=timezone.utc)
@@ -54,18 +56,107 @@ def test_a_phone_complaint_resolved_on_the_call_is_fcr_until_an_email_about_it_t
         assert client.complaint("CASE-nobody") is None
 
 
+def sla_events(settings, case: str) -> list[dict]:
+    """The case's records on touchstream.complaint-sla, as a subscriber decodes them with our registry."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    found: list[dict] = []
+
+    def keep(records):
+        found.extend(deserialize(r.value, SerializationContext(COMPLAINT_SLA_TOPIC, MessageField.VALUE))
+                     for r in records if r.key.decode() == case)
+
+    replay(settings, [COMPLAINT_SLA_TOPIC], keep)
+    return found
+
+
+def after_watermark(client: Client) -> datetime:
+    """A start time beyond every event the stack has seen: the SLA clock is event time, shared by all tests."""
+    rows = client.sql("SELECT max(watermark) AS w FROM complaint_sla_watermark")
+    seen = rows[0]["w"] if rows and rows[0]["w"] else None
+    start = max(T0, datetime.fromisoformat(seen) if seen else T0) + timedelta(days=1)
+    return start.replace(minute=0, second=0, microsecond=0)
+
+
+def case_events(case: str, customer: str):
+    def about(event_type: str, at: datetime, channel: str = "phone", by: str = "company", **kw) -> dict:
+        event = plain_event(event_type, at, {"customer_id": customer}, channel=channel, by=by, **kw)
+        event["envelope"]["correlation_id"] = case
+        return event
+    return about
+
+
+def test_a_missed_callback_breaches_when_event_time_passes_its_deadline(stack):
+    case, customer = f"CASE-{uuid.uuid4().hex[:10]}", f"CU-{uuid.uuid4().hex[:8]}"
+    about = case_events(case, customer)
+    with Client(stack.query_url) as client:
+        t = after_watermark(client)
+        publish(stack, [
+            about("complaint.opened", t, by="customer", case_id=case, category="delivery", priority="normal",
+                  description="parcel missing"),
+            about("complaint.acknowledged", t + timedelta(minutes=1), case_id=case),
+            about("complaint.callback_promised", t + timedelta(minutes=5), case_id=case, callback_id=case + "-cb",
+                  callback_channel="phone", promised_by=(t + timedelta(hours=4)).isoformat()),
+        ])
+        wait_pipeline(stack, timeout=180)
+        clock = "callback:" + case + "-cb"
+        before = {c["clock"]: c for c in client.complaint(case)["sla"]}
+        assert before[clock]["state"] in ("running", "warning") and before[clock]["met_at"] is None
+        assert not [e for e in sla_events(stack, case) if e["envelope"]["event_type"] == "complaint.sla_breached"]
+        # Nothing more happens on the case; another customer's visit six hours later moves event time on.
+        publish(stack, [plain_event("web.page_viewed", t + timedelta(hours=6), {"cookie_id": "ck-" + case})])
+        wait_pipeline(stack, timeout=180)
+        after = {c["clock"]: c for c in client.complaint(case)["sla"]}
+        assert after[clock]["state"] == "breached", after[clock]
+        breaches = [e for e in sla_events(stack, case) if e["envelope"]["event_type"] == "complaint.sla_breached"]
+        assert [e["clock"] for e in breaches if e["clock"] == clock] == [clock]
+        due = next(e for e in breaches if e["clock"] == clock)["due_at"]
+        assert due == t + timedelta(hours=4)
+        assert client.sql("SELECT case_id FROM complaint_breaches WHERE clock = ?", [clock]) == [{"case_id": case}]
+    assert case in cli("--breached", "--limit", "1000")
+
+
+def test_reopen_after_close_updates_the_kpis_and_the_case_topic(stack):
+    case, product = f"CASE-{uuid.uuid4().hex[:10]}", f"SKU-{uuid.uuid4().hex[:8]}"
+    about = case_events(case, f"CU-{uuid.uuid4().hex[:8]}")
+    kpis = "SELECT sum(closed) AS closed, sum(reopened_cases) AS reopened, sum(still_open) AS open " \
+           "FROM complaint_kpis WHERE product = ?"
+    with Client(stack.query_url) as client:
+        t = after_watermark(client)
+        publish(stack, [
+            about("complaint.opened", t, channel="email", by="customer", case_id=case, category="product_quality",
+                  product=product, priority="low", description="broken hinge"),
+            about("complaint.resolved", t + timedelta(hours=2), channel="email", case_id=case,
+                  resolution_code="replacement"),
+            about("complaint.closed", t + timedelta(hours=3), channel="email", case_id=case),
+        ])
+        wait_pipeline(stack, timeout=180)
+        assert client.sql(kpis, [product]) == [{"closed": 1, "reopened": 0, "open": 0}]
+        publish(stack, [about("complaint.reopened", t + timedelta(days=2), channel="phone", by="customer",
+                              case_id=case, reason="broke again")])
+        wait_pipeline(stack, timeout=180)
+        assert client.sql(kpis, [product]) == [{"closed": 0, "reopened": 1, "open": 1}]
+        view = client.complaint(case)
+    assert view["reopen_count"] == 1 and view["state"] != "closed"
+    published = latest_per_key(stack, COMPLAINT_CASES_TOPIC)[case]
+    assert published["state"] == view["state"] and published["reopen_count"] == 1
+
+
+def cli(*args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "touchstream.cli", "complaints", *args],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_cli_lists_and_shows_cases(stack):
     case = f"CASE-{uuid.uuid4().hex[:10]}"
     opened = plain_event("complaint.opened", T0, {"customer_id": "CU-cli"}, channel="web", by="customer",
                          case_id=case, category="billing", priority="high", description="double charge")
     publish(stack, [opened])
     wait_pipeline(stack, timeout=180)
-
-    def cli(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "touchstream.cli", "complaints", *args],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
     assert case in cli("--open", "--limit", "1000")
     assert json.loads(cli(case))["state"] == "opened"

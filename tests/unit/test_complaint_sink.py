@@ -13,11 +13,13 @@ from tests.pipeline_harness import consume, raw_logs, validated
 from touchstream.demo.generator import generate
 from touchstream.processors.complaint_resolution import ComplaintSink, case_key
 from touchstream.projections import complaint_resolution as cases
+from touchstream.projections import complaint_sla as sla
 from touchstream.projections.customer_360 import view_fingerprint, view_json
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
 
 CODEC = LocalCodec()
+POLICIES = sla.load_policies()
 EVENTS = validated(list(generate(60, 20, 11)))
 
 
@@ -27,7 +29,11 @@ def expected() -> dict[str, str]:
         if case_key(e.record):
             by_case[case_key(e.record)].append(e.record)
     folded = [cases.fold(records, key) for key, records in by_case.items()]
-    return {c.case_id: view_fingerprint(view_json(cases.view(c))) for c in folded if c.steps}
+    folded = [c for c in folded if c.steps]
+    for c in folded:
+        c.customer_id = cases.customer_hint(c)
+        c.policy_version = sla.pin_policy(c, POLICIES).version
+    return {v["case_id"]: view_fingerprint(view_json(v)) for v in cases.views(folded)}
 
 
 def rows(db: DuckDBStore) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""``touchstream complaints [--open] [CASE_ID]``: complaint cases, or one case in full."""
+"""``touchstream complaints [--open] [--breached] [CASE_ID]``: complaint cases, or one case in full."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from touchstream.cli.query import format_table
 from touchstream.client import Client, ClientError
 
 COLUMNS = ("case_id", "customer_id", "state", "origin_channel", "channels_touched", "category", "priority",
-           "opened_at", "resolved_at", "reopen_count", "contacts", "callbacks_missed", "fcr")
+           "opened_at", "resolved_at", "reopen_count", "contacts", "callbacks_missed", "fcr", "sla_breaches")
+BREACHES = ("LEFT JOIN (SELECT case_id, count(*) FILTER (WHERE breached) AS sla_breaches FROM complaint_sla "
+            "GROUP BY case_id) USING (case_id)")
 
 
 def register(sub) -> None:
     p = sub.add_parser("complaints", help="list complaint cases, or show one (state, contacts, callbacks, FCR)")
     p.add_argument("case_id", nargs="?", help="show this case in full (JSON)")
     p.add_argument("--open", action="store_true", help="only cases still open")
+    p.add_argument("--breached", action="store_true", help="only cases with a breached SLA clock")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=run)
 
@@ -29,8 +32,9 @@ def run(args, settings) -> int:
                     raise CliError(f"no complaint case {args.case_id!r}")
                 echo(json.dumps(case, indent=2))
                 return 0
-            where = "WHERE is_open" if args.open else ""
-            rows = client.sql(f"SELECT {', '.join(COLUMNS)} FROM complaint_cases {where} "
+            where = " AND ".join(f for f, on in (("is_open", args.open), ("sla_breaches > 0", args.breached)) if on)
+            rows = client.sql(f"SELECT {', '.join(COLUMNS[:-1])}, coalesce(sla_breaches, 0) AS sla_breaches "
+                              f"FROM complaint_cases {BREACHES} {'WHERE ' + where if where else ''} "
                               "ORDER BY opened_at DESC NULLS LAST, case_id LIMIT ?", [args.limit])
     except ClientError as exc:
         raise CliError(str(exc)) from None

@@ -49,7 +49,11 @@ def main() -> None:
         DeadLetterProducer(settings, consumer="customer_360"), Config(region=region),
     ))
     batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", live.handle, batch=5000)
-    complaints = ComplaintSink(store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK))
+    complaints = ComplaintSink(
+        store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
+        output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
+        customers=lambda con, ids: {k: claim.customer_id for k, claim in live.store.claims(con, ids).items()},
+    )
     batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
     batch_agent(app, [DECISIONS_TOPIC], "identity_decisions", decisions.handle, batch=5000)

@@ -1,0 +1,145 @@
+"""SLA timers of the complaint sink: clocks into ``complaint_sla``, due events onto ``touchstream.complaint-sla``.
+
+Why the timer runs on the sink's event-time watermark and not on the wall clock:
+the brief wants SLAs on event time, so a replay from offset 0, a slow consumer
+and the live run all see the same clocks. The watermark is the greatest
+``occurred_at`` the sink has consumed on any raw topic; every batch advances it,
+and each case is re-evaluated when one of its events arrives or when the
+watermark passes the next instant on its agenda (a warning or a due time), so a
+missed callback breaches as soon as any later event shows that its deadline has
+passed. (A stream that stops dead stops the clocks with it; see the README.)
+
+Side effects happen once: SLA event ids are deterministic (``complaint_sla.event_id``)
+and every published id is kept in ``complaint_sla_events`` in the same transaction
+as the offsets, so redelivery, a restart or a rebuild re-sends nothing a subscriber
+already has. If an event arriving late shows that a published warning or breach
+was not due after all, a ``complaint.sla_withdrawn`` naming it is published.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+import pyarrow as pa
+
+from touchstream.codec.avro_codec import AvroCodec
+from touchstream.projections import complaint_sla as sla
+from touchstream.projections.complaint_case_metrics import opening
+from touchstream.projections.complaint_case_state import Case
+from touchstream.projections.complaint_resolution_contract import SLA_SCHEMA, sla_record
+from touchstream.projections.duckdb_store import insert_rows, keyed
+from touchstream.topics import COMPLAINT_SLA_TOPIC
+
+TS = pa.timestamp("ms", tz="UTC")
+CLOCKS = pa.schema([
+    ("case_id", pa.string()), ("clock", pa.string()), ("clock_kind", pa.string()), ("policy_version", pa.string()),
+    ("priority", pa.string()), ("channel", pa.string()), ("started_at", TS), ("warning_at", TS), ("due_at", TS),
+    ("met_at", TS), ("state", pa.string()), ("breached", pa.bool_()), ("breached_at", TS),
+    ("started_by", pa.string()), ("met_by", pa.string()),
+])
+SENT = pa.schema([("event_id", pa.string()), ("case_id", pa.string()), ("event_type", pa.string()),
+                  ("clock", pa.string()), ("occurred_at", TS), ("published_at", TS)])
+AGENDA = pa.schema([("case_id", pa.string()), ("next_at", TS)])
+
+
+class SlaTimer:
+    """Evaluates cases' clocks at the watermark and publishes the SLA events that fell due, once each."""
+
+    def __init__(self, codec: AvroCodec, output, policies: tuple[sla.Policy, ...] | None = None,
+                 sink: str = "complaint_resolution"):
+        self.codec, self.output, self.sink = codec, output, sink
+        self.policies = policies if policies is not None else sla.load_policies()
+        self.stats = {"published": 0, "withdrawn": 0}
+
+    def watermark(self, con) -> datetime | None:
+        rows = con.execute("SELECT watermark FROM complaint_sla_watermark WHERE sink = ?", [self.sink]).fetchall()
+        return rows[0][0] if rows else None
+
+    def advance(self, con, seen: Iterable[datetime]) -> tuple[datetime | None, datetime | None]:
+        """(old, new) watermark after the batch's event times; stored in the caller's transaction."""
+        old = self.watermark(con)
+        new = max([t for t in (old, *seen) if t is not None], default=None)
+        if new is not None and new != old:
+            con.execute("INSERT INTO complaint_sla_watermark VALUES (?, ?) ON CONFLICT DO UPDATE SET "
+                        "watermark = excluded.watermark", [self.sink, new])
+        return old, new
+
+    def due(self, con, watermark: datetime | None) -> set[str]:
+        """Cases with an agenda instant the watermark has reached."""
+        if watermark is None:
+            return set()
+        return {r[0] for r in con.execute("SELECT case_id FROM complaint_sla_agenda WHERE next_at <= ?",
+                                          [watermark]).fetchall()}
+
+    def pin(self, case: Case) -> sla.Policy | None:
+        return sla.pin_policy(case, self.policies)
+
+    def evaluate(self, con, folded: list[Case], watermark: datetime | None, now: datetime) -> None:
+        """Rewrite the clocks and agenda of these cases, and send what fell due (flushed by the caller)."""
+        if not folded or watermark is None:
+            return
+        clock_rows, agenda, due = [], [], {}
+        for case in folded:
+            policy = self.pin(case)
+            if policy is None:
+                continue
+            opened = opening(case) or case.steps[0]
+            clocks = sla.clocks(case, policy, watermark)
+            clock_rows += [_clock_row(case, policy, c, opened) for c in clocks]
+            upcoming = [t for c in clocks if c.met_at is None
+                        for t in (c.warning_at, c.due_at) if t > watermark]
+            if upcoming:
+                agenda.append({"case_id": case.case_id, "next_at": min(upcoming)})
+            due[case.case_id] = (case, sla.due_events(case, policy, watermark))
+        ids = [c.case_id for c in folded]
+        keyed(con, "DELETE FROM complaint_sla WHERE case_id IN (SELECT k FROM _keys)", ids)
+        keyed(con, "DELETE FROM complaint_sla_agenda WHERE case_id IN (SELECT k FROM _keys)", ids)
+        insert_rows(con, "complaint_sla", clock_rows, CLOCKS)
+        insert_rows(con, "complaint_sla_agenda", agenda, AGENDA)
+        self._publish(con, due, now)
+
+    def _publish(self, con, due: dict[str, tuple[Case, list[dict]]], now: datetime) -> None:
+        sent = {}
+        for event_id, case_id, event_type, clock, at, withdrawn in keyed(
+                con, "SELECT e.event_id, e.case_id, e.event_type, e.clock, e.occurred_at, e.withdrawn_at "
+                     "FROM complaint_sla_events e JOIN _keys ON e.case_id = _keys.k", due):
+            sent[event_id] = (case_id, event_type, clock, at, withdrawn)
+        fresh, withdrawals = [], []
+        for case_id, (case, events) in sorted(due.items()):
+            ids = {e["envelope"]["event_id"] for e in events}
+            for event in events:
+                if event["envelope"]["event_id"] not in sent:
+                    self._send(case_id, event)
+                    fresh.append(_sent_row(event, now))
+            for event_id, (_, event_type, clock, at, withdrawn) in sorted(sent.items()):
+                if sent[event_id][0] == case_id and event_id not in ids and withdrawn is None:
+                    undo = sla.withdrawal(case, {"event_id": event_id, "event_type": event_type, "clock": clock,
+                                                 "occurred_at": at})
+                    self._send(case_id, undo)
+                    withdrawals.append((event_id, undo["envelope"]["event_id"]))
+        insert_rows(con, "complaint_sla_events", fresh, SENT, "ON CONFLICT DO NOTHING")
+        for event_id, undo_id in withdrawals:
+            con.execute("UPDATE complaint_sla_events SET withdrawn_at = ?, withdrawal_id = ? WHERE event_id = ?",
+                        [now, undo_id, event_id])
+        self.stats["published"] += len(fresh)
+        self.stats["withdrawn"] += len(withdrawals)
+
+    def _send(self, case_id: str, event: dict) -> None:
+        self.output.send(COMPLAINT_SLA_TOPIC, case_id, self.codec.encode(SLA_SCHEMA, sla_record(event)),
+                         [("touchstream.event_type", event["envelope"]["event_type"].encode())])
+
+
+def _clock_row(case: Case, policy: sla.Policy, c: sla.Clock, opened) -> dict:
+    return {"case_id": case.case_id, "clock": c.name, "clock_kind": c.kind, "policy_version": policy.version,
+            "priority": opened.info.get("priority"), "channel": opened.channel,
+            "started_at": c.started_at, "warning_at": c.warning_at, "due_at": c.due_at, "met_at": c.met_at,
+            "state": c.state, "breached": c.state == sla.BREACHED, "breached_at": c.breached_at,
+            "started_by": c.started_by, "met_by": c.met_by}
+
+
+def _sent_row(event: dict, now: datetime) -> dict:
+    env = event["envelope"]
+    return {"event_id": env["event_id"], "case_id": event["case_id"], "event_type": env["event_type"],
+            "clock": event.get("clock"), "occurred_at": datetime.fromisoformat(env["occurred_at"]),
+            "published_at": now}

@@ -1,0 +1,158 @@
+"""SLA timers in the complaint sink: clocks and published SLA events on the event-time watermark.
+
+Checked against the pure ``complaint_sla`` functions evaluated once, at the final watermark,
+over every case's complete history: any interleaving, redelivery and restart of the raw
+topics must leave the same clocks, publish each due event once, and withdraw what a late
+event made undue.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+
+from tests.complaint_streams import T0, call, ev
+from tests.local_codec import LocalCodec
+from tests.pipeline_harness import consume, raw_logs, validated
+from touchstream.demo.generator import generate
+from touchstream.processors.complaint_resolution import ComplaintSink, case_key
+from touchstream.processors.topic_output import MemoryOutput
+from touchstream.projections import complaint_resolution as cases
+from touchstream.projections import complaint_sla as sla
+from touchstream.projections.complaint_resolution_contract import SCHEMA as CASE_SCHEMA
+from touchstream.projections.complaint_resolution_contract import to_record
+from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.publishing.dead_letters import AlreadySentDeadLetters
+from touchstream.topics import COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC
+
+CODEC = LocalCodec()
+POLICIES = sla.load_policies()
+EVENTS = validated(list(generate(60, 20, 11)))
+
+
+def pure(records: list[dict]) -> tuple[dict, dict]:
+    """(clock rows by (case, clock), due event ids by case) at the final watermark, from complete histories."""
+    watermark = max(r["envelope"]["occurred_at"] for r in records)
+    by_case = defaultdict(list)
+    for r in records:
+        if case_key(r):
+            by_case[case_key(r)].append(r)
+    clocks, due = {}, {}
+    for key, history in by_case.items():
+        case = cases.fold(history, key)
+        if not case.steps:
+            continue
+        case.customer_id = cases.customer_hint(case)
+        policy = sla.pin_policy(case, POLICIES)
+        for c in sla.clocks(case, policy, watermark):
+            clocks[(key, c.name)] = (c.state, c.due_at, c.met_at)
+        due[key] = {e["envelope"]["event_id"] for e in sla.due_events(case, policy, watermark)}
+    return clocks, due
+
+
+def table(db: DuckDBStore, sql: str) -> list[tuple]:
+    cur = db.cursor()
+    try:
+        return cur.execute(sql).fetchall()
+    finally:
+        cur.close()
+
+
+def published(output: MemoryOutput) -> list[dict]:
+    return [CODEC.decode(value).record for topic, _, value, _ in output.records if topic == COMPLAINT_SLA_TOPIC]
+
+
+def feed(tmp_path, batches, output: MemoryOutput, restart_at: int | None = None) -> DuckDBStore:
+    db = DuckDBStore(tmp_path / "sla.duckdb")
+    sink = ComplaintSink(db, CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES)
+    for n, batch in enumerate(batches):
+        if n == restart_at:                      # a clean restart: a new sink on the same file
+            db.close()
+            db = DuckDBStore(tmp_path / "sla.duckdb")
+            sink = ComplaintSink(db, CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES)
+        sink.handle(batch)
+    return db
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_clocks_and_published_events_equal_the_pure_evaluation_at_the_final_watermark(tmp_path, seed):
+    rnd = random.Random(seed)
+    batches = consume(raw_logs(EVENTS, CODEC), rnd, max_batch=300, rewinds=3)
+    output = MemoryOutput()
+    db = feed(tmp_path, batches, output, restart_at=len(batches) // 2)
+    want_clocks, want_due = pure([e.record for e in EVENTS])
+    got = {(case, clock): (state, due, met) for case, clock, state, due, met in
+           table(db, "SELECT case_id, clock, state, due_at, met_at FROM complaint_sla")}
+    assert len(want_clocks) > 50 and got == want_clocks
+    events = published(output)
+    ids = Counter(e["envelope"]["event_id"] for e in events)
+    assert ids and max(ids.values()) == 1, "an SLA event was published twice"
+    withdrawn = {e["withdraws"] for e in events if e["envelope"]["event_type"] == "complaint.sla_withdrawn"}
+    live = {i for i in ids if i not in withdrawn} - {e["envelope"]["event_id"] for e in events if e["withdraws"]}
+    assert live == set().union(*want_due.values())
+    kinds = Counter(e["envelope"]["event_type"] for e in events)
+    assert kinds["complaint.sla_breached"] > 0
+    stored = {r[0] for r in table(db, "SELECT event_id FROM complaint_sla_events WHERE withdrawn_at IS NULL")}
+    assert stored == live
+
+
+def test_the_compacted_case_topic_ends_with_each_case_row(tmp_path):
+    output = MemoryOutput()
+    db = feed(tmp_path, consume(raw_logs(EVENTS, CODEC), random.Random(5), max_batch=200), output)
+    last = {key.decode(): value for topic, key, value, _ in output.records if topic == COMPLAINT_CASES_TOPIC}
+    rows = dict(table(db, "SELECT case_id, case_view FROM complaint_cases"))
+    assert last.keys() == rows.keys()
+    assert all(last[k] == CODEC.encode(CASE_SCHEMA, to_record(json.loads(v))) for k, v in rows.items())
+
+
+def _breach_and_withdrawal_stream() -> tuple[list, list, list]:
+    """A callback promised for +4h; later, an unrelated call (the watermark passes the deadline); and
+    then, arriving last, the callback the agent logged late: it was made in time."""
+    case = [ev("complaint.opened", 0, "o1", "phone"), ev("complaint.acknowledged", 2, "a1", "phone"),
+            ev("complaint.callback_promised", 10, "p1", "phone", promised_by=(T0 + timedelta(hours=4)).isoformat())]
+    later = call("OTHER", 600, "x", corr=None)
+    late = [ev("phone.callback_made", 100, "cb1", "phone", case_id="K1", callback_id="CB1", reached=True)]
+    return case, later, late
+
+
+def _records(log, start: dict) -> list:
+    out = [r for records in log.values() for r in records if r.offset >= start.get((r.topic, r.partition), 0)]
+    start.update({(r.topic, r.partition): r.offset + 1 for r in out})
+    return out
+
+
+def test_a_missed_callback_breaches_once_time_passes_and_a_late_callback_withdraws_the_breach(tmp_path):
+    case, later, late = _breach_and_withdrawal_stream()
+    output, seen = MemoryOutput(), {}
+    db = DuckDBStore(tmp_path / "sla.duckdb")
+    sink = ComplaintSink(db, CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES)
+    log = raw_logs(validated_records(case), CODEC)
+    sink.handle(_records(log, seen))
+    assert not [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"]
+    sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))   # no event of the case: the timer
+    breaches = [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"]
+    assert [e["clock"] for e in breaches if e["clock"].startswith("callback:")] == ["callback:CB1"]
+    sink.handle(_records(raw_logs(validated_records(late), CODEC, log), seen))
+    withdrawals = [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_withdrawn"]
+    callback_breach = next(e for e in breaches if e["clock"] == "callback:CB1")["envelope"]["event_id"]
+    assert callback_breach in {e["withdraws"] for e in withdrawals}
+    assert table(db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]
+    _, due = pure(case + later + late)
+    live = {r[0] for r in table(db, "SELECT event_id FROM complaint_sla_events WHERE withdrawn_at IS NULL")}
+    assert live == due["K1"]
+
+
+def validated_records(records: list[dict]):
+    """``ev`` gives validated records; the raw log wants them with their topic and schema again."""
+    return validated([_plain(r) for r in records])
+
+
+def _plain(record: dict) -> dict:
+    env = record["envelope"]
+    out = {**record, "envelope": {**env, "occurred_at": env["occurred_at"].isoformat(),
+                                  "recorded_at": env["recorded_at"].isoformat()}}
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in out.items()}

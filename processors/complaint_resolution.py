@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -49,7 +50,7 @@ CASES = pa.schema([
     ("callbacks_promised", pa.int32()), ("callbacks_missed", pa.int32()), ("first_response_seconds", pa.float64()),
     ("resolution_seconds", pa.float64()), ("handle_seconds", pa.float64()), ("fcr", pa.bool_()),
     ("fcr_reason", pa.string()), ("anomalies", pa.int32()), ("case_view", pa.string()), ("fingerprint", pa.string()),
-    ("updated_at", TS), ("contact_rows", pa.list_(CONTACT)),
+    ("updated_at", TS), ("contact_rows", pa.list_(CONTACT)), ("customer_anchor", pa.string()),
 ])
 
 
@@ -81,10 +82,10 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def case_row(view: dict, now: datetime) -> dict:
-    """The ``complaint_cases`` row of one case view."""
+def case_row(view: dict, now: datetime, anchor: str | None = None) -> dict:
+    """The ``complaint_cases`` row of one case view; ``anchor``: the identifier that named its customer."""
     metrics, text = view["metrics"], view_json(view)
-    return {
+    return {"customer_anchor": anchor,
         **{k: view[k] for k in ("case_id", "customer_id", "state", "origin_channel", "channels_touched", "product",
                                 "category", "cause", "priority", "assigned_team", "resolution_code",
                                 "reopen_count", "escalation_level")},
@@ -105,8 +106,10 @@ def case_row(view: dict, now: datetime) -> dict:
 class ComplaintSink:
     """Raw batches -> complaint_events, complaint_cases, complaint_sla (+ the case and SLA topics), one transaction.
 
-    ``customers(con, identifiers) -> {identifier: canonical customer id}`` reads the customer-360's
-    claims (the bootstrap wires it); without it a case shows its events' customer_id hint.
+    ``customers`` (a ``complaint_customers.Customer360Directory``, wired by the bootstrap) names each
+    case's canonical customer from the customer-360's claims; without it a case shows its events'
+    customer_id hint. ``reconcile`` refolds the cases whose customer moved since (the 360 calls it).
+    A lock keeps the agent's batches and the 360's reconcile calls, on executor threads, apart.
     """
 
     def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters, config: cases.Config | None = None, *,
@@ -116,6 +119,7 @@ class ComplaintSink:
         self.output = output if output is not None else NullOutput()
         self.timer = SlaTimer(codec, self.output, policies, SINK_NAME)
         self.customers, self.region = customers, region
+        self._lock, self._anchors = threading.Lock(), {}
         for script in (SINK_NAME, "complaint_sla", "complaint_kpis"):
             db.execute_script(load_sql(script))
         self._committed = CommittedOffsets(db.committed_offsets(SINK_NAME))
@@ -137,16 +141,30 @@ class ComplaintSink:
             self.dead_letters.send(letters)
             self.stats["dead"] += len(letters)
         offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
-        with self.db.transaction() as con:
+        with self._lock, self.db.transaction() as con:
             touched = self._store(con, first_per_event_id(rows))
             old, watermark = self.timer.advance(con, (e.record["envelope"]["occurred_at"] for _, e in decoded))
             due = self.timer.due(con, watermark) if watermark != old else set()
-            folded = self._refold(con, touched | due)
-            self._write(con, folded, now)
-            self.timer.evaluate(con, folded, watermark, now)
-            self.output.flush()                     # Kafka has the case and SLA records before the offsets move
+            self._update(con, touched | due | set(self._moved(con)), watermark, now)
             self.db.save_offsets(con, SINK_NAME, offsets, now)
         self._committed.advance(offsets)
+
+    def reconcile(self, *_ignored) -> int:
+        """Refold the cases whose customer the 360 moved; returns how many (a 360 ``listen`` callback)."""
+        with self._lock, self.db.transaction() as con:
+            moved = set(self._moved(con))
+            if moved:
+                self._update(con, moved, self.timer.watermark(con), datetime.now(timezone.utc))
+        return len(moved)
+
+    def _moved(self, con) -> list[str]:
+        return self.customers.moved_cases(con) if self.customers else []
+
+    def _update(self, con, keys: set[str], watermark, now: datetime) -> None:
+        folded = self._refold(con, keys)
+        self._write(con, folded, now)
+        self.timer.evaluate(con, folded, watermark, now)
+        self.output.flush()                     # Kafka has the case and SLA records before the offsets move
 
     def _store(self, con, rows: list[dict]) -> set[str]:
         if not rows:
@@ -177,10 +195,12 @@ class ComplaintSink:
         folded = [cases.fold(records, key, self.config) for key, records in sorted(by_case.items())]
         folded = [case for case in folded if case.steps]   # contacts alone make no case
         hints = {case.case_id: case_hints(by_case[case.case_id], self.region) for case in folded}
-        owners = self.customers(con, {h for hs in hints.values() for h in hs}) if self.customers else {}
+        owners = self.customers.owners(con, {h for hs in hints.values() for h in hs}) if self.customers else {}
         for case in folded:
-            case.customer_id = next((owners[h] for h in hints[case.case_id] if h in owners), None) \
-                or cases.customer_hint(case)
+            known = hints[case.case_id]
+            anchor = next((h for h in known if h in owners), known[0] if known else None)
+            case.customer_id = owners.get(anchor) or cases.customer_hint(case)
+            self._anchors[case.case_id] = anchor
             self.timer.pin(case)
         return folded
 
@@ -188,10 +208,12 @@ class ComplaintSink:
         """Upsert the cases whose view changed, and publish those to the compacted case topic."""
         if not folded:
             return
-        before = dict(keyed(con, "SELECT c.case_id, c.fingerprint FROM complaint_cases c JOIN _keys "
-                                 "ON c.case_id = _keys.k", [c.case_id for c in folded]))
-        rows = [row for row in (case_row(v, now) for v in cases.views(folded))
-                if before.get(row["case_id"]) != row["fingerprint"]]
+        before = {k: (f, a) for k, f, a in keyed(con, "SELECT c.case_id, c.fingerprint, c.customer_anchor FROM "
+                                                     "complaint_cases c JOIN _keys ON c.case_id = _keys.k",
+                                                 [c.case_id for c in folded])}
+        anchors, self._anchors = self._anchors, {}
+        rows = [row for row in (case_row(v, now, anchors.get(v["case_id"])) for v in cases.views(folded))
+                if before.get(row["case_id"]) != (row["fingerprint"], row["customer_anchor"])]
         if not rows:
             return
         insert_rows(con, "complaint_cases", rows, CASES,

@@ -76,6 +76,7 @@ class LiveCustomer360:
     def __init__(self, sink: Customer360Sink, cache: LookupCache | None = None):
         self.lock = threading.Lock()
         self.cache = cache or LookupCache()
+        self.listeners: list[Callable[[set[str], set[str]], None]] = []
         self.sink = sink
 
     @property
@@ -85,8 +86,17 @@ class LiveCustomer360:
     @sink.setter
     def sink(self, sink: Customer360Sink) -> None:
         self._sink = sink
-        sink.on_commit = self.cache.invalidate
+        sink.on_commit = self._committed
         self.cache.clear()
+
+    def listen(self, listener: Callable[[set[str], set[str]], None]) -> None:
+        """Call ``listener(changed, moved)`` after each commit of the live sink (in the agent's thread)."""
+        self.listeners.append(listener)
+
+    def _committed(self, changed: set[str], moved: set[str]) -> None:
+        self.cache.invalidate(changed, moved)
+        for listener in self.listeners:
+            listener(changed, moved)
 
     @property
     def store(self) -> Customer360Store:

@@ -60,6 +60,10 @@ class Customer360Store:
     def sink(self) -> str:
         return sink_name(self.version)
 
+    def table(self, table: str) -> str:
+        """This version's name of a table (``c360_identity`` -> ``c360_identity_v3``), for other sinks' reads."""
+        return self._t(table)
+
     def _t(self, table: str) -> str:
         return f"{table}_v{self.version}"
 

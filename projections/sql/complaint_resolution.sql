@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS complaint_cases (
                                handle_seconds DOUBLE)[] NOT NULL
 );
 
+-- The identifier ("kind:value") that named the case's canonical customer in the customer-360 (or its
+-- strongest hint while the 360 knows none): the reconcile refolds a case when its owner changes.
+ALTER TABLE complaint_cases ADD COLUMN IF NOT EXISTS customer_anchor VARCHAR;
+
 -- Every contact of every case, on any channel (wait, talk and handle time per contact).
 CREATE OR REPLACE VIEW complaint_contacts AS
 SELECT case_id, customer_id, unnest(contact_rows, recursive := true) FROM complaint_cases;

@@ -18,6 +18,7 @@ from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import batch_agent, create_app
+from touchstream.processors.complaint_customers import Customer360Directory
 from touchstream.processors.complaint_resolution import SINK_NAME as COMPLAINT_SINK
 from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
@@ -52,8 +53,9 @@ def main() -> None:
     complaints = ComplaintSink(
         store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
         output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
-        customers=lambda con, ids: {k: claim.customer_id for k, claim in live.store.claims(con, ids).items()},
+        customers=Customer360Directory(live),
     )
+    live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
     batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
     batch_agent(app, [DECISIONS_TOPIC], "identity_decisions", decisions.handle, batch=5000)

@@ -124,9 +124,11 @@ ORDER BY s.due_at DESC, s.case_id, s.clock;
 -- was resolved (after it was opened, while unresolved)? One row per case with a customer id.
 -- path: fcr (resolved at first contact), callback (resolved after a callback promise, not FCR),
 -- other_resolved, unresolved (never resolved: open, or closed without a resolution).
--- Later interactions: the interaction log rows with the case's customer_id (the events' own
--- identity hint: store receipts known only by a loyalty card are not seen) after that instant,
--- within 90 days, leaving out the case's own events (complaint_events threads them to the case).
+-- Later interactions: the interaction log rows whose customer_id (the events' own identity hint)
+-- is the case's customer id, after that instant, within 90 days, leaving out the case's own
+-- events (complaint_events threads them to the case). A known customer's canonical id is their
+-- CRM id, so this finds them; events known only by another identifier (a store receipt with a
+-- loyalty card, an anonymous visit) are not seen, so purchases and activity are lower bounds.
 -- purchases: commerce.order_placed and store.purchase_completed; revenue: their amounts (one
 -- currency assumed); inbound: interactions the customer initiated; churned: no interaction at all.
 -- full_window: the 90 days have passed by the latest event in the log, so churn is settled.

@@ -1,5 +1,5 @@
-"""The short report ``touchstream demo`` prints: SQL over the ``interactions`` table and the
-customer-360 views (``report_360``), and its layout.
+"""The short report ``touchstream demo`` prints: SQL over the ``interactions`` table, the
+complaint cases (``report_complaints``) and the customer-360 views (``report_360``), and its layout.
 
 Why SQL through the query service: the report proves the events went the whole way
 (SDK -> Kafka -> serving sinks -> DuckDB), instead of counting what was generated.
@@ -19,12 +19,12 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 def queries(prefix: str) -> dict[str, str]:
     """The report's statements for the run whose event ids start with ``prefix``."""
-    from touchstream.demo import report_360  # it imports table() from here
+    from touchstream.demo import report_360, report_complaints  # they import table() from here
 
     if not _PREFIX_RE.match(prefix):
         raise ValueError(f"unexpected event-id prefix {prefix!r}")
     run = f"event_id LIKE '{prefix}%'"
-    return {**_log_queries(run), **report_360.queries(prefix)}
+    return {**_log_queries(run), **report_complaints.queries(prefix), **report_360.queries(prefix)}
 
 
 def _log_queries(run: str) -> dict[str, str]:
@@ -45,18 +45,6 @@ def _log_queries(run: str) -> dict[str, str]:
                    count(DISTINCT loyalty_card) AS loyalty_cards, count(DISTINCT account_number) AS accounts,
                    count(*) FILTER (WHERE customer_id IS NULL) AS events_without_customer_id,
                    count(*) AS events
-            FROM interactions WHERE {run}""",
-        "complaints": f"""
-            SELECT count(*) FILTER (WHERE event_type = 'complaint.opened') AS opened,
-                   count(*) FILTER (WHERE event_type = 'complaint.resolved') AS resolved,
-                   count(*) FILTER (WHERE event_type = 'complaint.resolved'
-                                    AND json_extract_string(payload, '$.resolved_on_first_contact') = 'true')
-                       AS first_contact,
-                   count(*) FILTER (WHERE event_type = 'complaint.escalated') AS escalated,
-                   count(*) FILTER (WHERE event_type = 'complaint.reopened') AS reopened,
-                   count(*) FILTER (WHERE event_type = 'complaint.callback_promised') AS callbacks_promised,
-                   count(*) FILTER (WHERE event_type = 'phone.callback_made') AS callbacks_made,
-                   count(*) FILTER (WHERE event_type = 'complaint.closed') AS closed
             FROM interactions WHERE {run}""",
     }
 
@@ -92,21 +80,20 @@ def _side_by_side(left: str, right: str, gap: int = 6) -> str:
 
 def render(results: dict[str, dict], stats: RunStats) -> str:
     """Lay out the query results and the measured rates as plain text."""
-    from touchstream.demo import report_360
+    from touchstream.demo import report_360, report_complaints
 
     out = [
         f"Published {stats.events:,} events from {stats.sources} channel systems in {stats.publish_seconds:.1f}s "
         f"({stats.events / max(stats.publish_seconds, 1e-9):,.0f} events/s, generation + validation + send); "
         f"serving caught up {stats.catchup_seconds:.1f}s after the last acknowledgement "
-        "(interaction log, identity resolution and customer 360s).",
+        "(interaction log, identity resolution, complaint cases and customer 360s).",
         "",
         _side_by_side(table(results["channels"]["columns"], results["channels"]["rows"]),
                       table(results["contents"]["columns"], results["contents"]["rows"])),
     ]
-    for name, title in (("identities", "Identity hints seen (distinct values)"), ("complaints", "Complaints")):
-        columns, rows = results[name]["columns"], results[name]["rows"]
-        out += ["", title, table(columns, rows)]
-    return "\n".join(out + report_360.render(results))
+    out += ["", "Identity hints seen (distinct values)",
+            table(results["identities"]["columns"], results["identities"]["rows"])]
+    return "\n".join(out + report_complaints.render(results) + report_360.render(results))
 
 
 def build(query: Callable[[str], dict], prefix: str, stats: RunStats) -> str:

@@ -62,6 +62,17 @@ def batch_agent(app: faust.App, topics: list[str], name: str, handle, *, batch: 
     return app.agent(channel, name=f"touchstream.{name}")(agent)
 
 
+def timer_task(app: faust.App, name: str, tick, *, interval: float) -> None:
+    """Run ``tick()`` every ``interval`` seconds in a worker thread, fail-stop like ``batch_agent``
+    (a timer that writes DuckDB must not fail silently and leave its sink behind)."""
+
+    async def timer() -> None:
+        await app.loop.run_in_executor(None, _handle_or_die, name, lambda _: tick(), [])
+
+    timer.__name__ = f"touchstream_{name}_timer"
+    app.timer(interval=interval, name=f"touchstream.{name}.timer")(timer)
+
+
 def _handle_or_die(name: str, handle, records: list[RawRecord]) -> None:
     try:
         handle(records)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -113,16 +114,19 @@ class ComplaintSink:
     """
 
     def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters, config: cases.Config | None = None, *,
-                 output=None, policies: tuple[sla.Policy, ...] | None = None, customers=None, region: str = "NL"):
+                 output=None, policies: tuple[sla.Policy, ...] | None = None, customers=None, region: str = "NL",
+                 idle_seconds: float = 10.0, wall=time.monotonic):
         self.db, self.codec, self.dead_letters = db, codec, dead_letters
         self.config = config or cases.Config()
         self.output = output if output is not None else NullOutput()
-        self.timer = SlaTimer(codec, self.output, policies, SINK_NAME)
+        self.timer = SlaTimer(codec, self.output, policies, SINK_NAME, idle_seconds=idle_seconds, wall=wall)
         self.customers, self.region = customers, region
-        self._lock, self._anchors = threading.Lock(), {}
+        self._lock, self._anchors, self._times = threading.Lock(), {}, {}
         for script in (SINK_NAME, "complaint_sla", "complaint_kpis"):
             db.execute_script(load_sql(script))
         self._committed = CommittedOffsets(db.committed_offsets(SINK_NAME))
+        with db.transaction() as con:
+            self.timer.load(con)
         self.stats = {"events": 0, "cases": 0, "dead": 0}
 
     def handle(self, records: list[RawRecord]) -> None:
@@ -143,11 +147,26 @@ class ComplaintSink:
         offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
         with self._lock, self.db.transaction() as con:
             touched = self._store(con, first_per_event_id(rows))
-            old, watermark = self.timer.advance(con, (e.record["envelope"]["occurred_at"] for _, e in decoded))
+            self.timer.observe(con, ((r.topic, r.partition, e.record["envelope"]["occurred_at"]) for r, e in decoded))
+            old, watermark = self.timer.advance(con)
             due = self.timer.due(con, watermark) if watermark != old else set()
             self._update(con, touched | due | set(self._moved(con)), watermark, now)
             self.db.save_offsets(con, SINK_NAME, offsets, now)
         self._committed.advance(offsets)
+
+    def tick(self) -> int:
+        """The SLA timer without new records: move the watermark on (idle partitions stop holding it)
+        and re-evaluate the cases whose agenda it passed; returns how many."""
+        with self._lock, self.db.transaction() as con:
+            old, watermark = self.timer.advance(con)
+            due = self.timer.due(con, watermark) if watermark != old else set()
+            if due:
+                self._update(con, due, watermark, datetime.now(timezone.utc))
+        return len(due)
+
+    def expect(self, partitions) -> None:
+        """Raw partitions assigned to this sink (the bootstrap's rebalance hook)."""
+        self.timer.expect(partitions)
 
     def reconcile(self, *_ignored) -> int:
         """Refold the cases whose customer the 360 moved; returns how many (a 360 ``listen`` callback)."""
@@ -163,7 +182,8 @@ class ComplaintSink:
     def _update(self, con, keys: set[str], watermark, now: datetime) -> None:
         folded = self._refold(con, keys)
         self._write(con, folded, now)
-        self.timer.evaluate(con, folded, watermark, now)
+        self.timer.evaluate(con, folded, watermark, now, self._times)
+        self._times = {}
         self.output.flush()                     # Kafka has the case and SLA records before the offsets move
 
     def _store(self, con, rows: list[dict]) -> set[str]:
@@ -189,9 +209,10 @@ class ComplaintSink:
 
     def _fold(self, con, keys: set[str]) -> list[cases.Case]:
         by_case: dict[str, list[dict]] = defaultdict(list)
-        for key, value in keyed(con, "SELECT e.case_id, e.value FROM complaint_events e JOIN _keys "
-                                     "ON e.case_id = _keys.k ORDER BY e.occurred_at, e.event_id", keys):
+        for key, value, at in keyed(con, "SELECT e.case_id, e.value, e.occurred_at FROM complaint_events e "
+                                         "JOIN _keys ON e.case_id = _keys.k ORDER BY e.occurred_at, e.event_id", keys):
             by_case[key].append(decode_event(self.codec, value))
+            self._times.setdefault(key, []).append(at)
         folded = [cases.fold(records, key, self.config) for key, records in sorted(by_case.items())]
         folded = [case for case in folded if case.steps]   # contacts alone make no case
         hints = {case.case_id: case_hints(by_case[case.case_id], self.region) for case in folded}

@@ -1,13 +1,20 @@
 """SLA timers of the complaint sink: clocks into ``complaint_sla``, due events onto ``touchstream.complaint-sla``.
 
-Why the timer runs on the sink's event-time watermark and not on the wall clock:
-the brief wants SLAs on event time, so a replay from offset 0, a slow consumer
-and the live run all see the same clocks. The watermark is the greatest
-``occurred_at`` the sink has consumed on any raw topic; every batch advances it,
-and each case is re-evaluated when one of its events arrives or when the
-watermark passes the next instant on its agenda (a warning or a due time), so a
-missed callback breaches as soon as any later event shows that its deadline has
-passed. (A stream that stops dead stops the clocks with it; see the README.)
+Why the timer runs on an event-time watermark and not on the wall clock: the
+brief wants SLAs on event time, so a replay from offset 0, a slow consumer and
+the live run all see the same clocks. Each case is re-evaluated when one of its
+events arrives or when the watermark passes the next instant on its agenda (a
+warning or a due time), so a missed callback breaches as soon as the stream
+shows that its deadline has passed.
+
+The watermark is the least, over the raw partitions still delivering, of the
+latest ``occurred_at`` each has delivered (and it never goes back). While one
+topic's backlog is still being read, another topic running days ahead cannot
+breach a case whose answering call is still in that backlog; a partition that
+delivered nothing for ``idle_seconds`` (wall clock: it is caught up) stops
+holding the watermark back, and a tick (``ComplaintSink.tick``, every few
+seconds) lets the clocks move on without new records. At rest the watermark is
+the latest event time consumed, whatever the timing, so replay equals live.
 
 Side effects happen once: SLA event ids are deterministic (``complaint_sla.event_id``)
 and every published id is kept in ``complaint_sla_events`` in the same transaction
@@ -18,8 +25,9 @@ was not due after all, a ``complaint.sla_withdrawn`` naming it is published.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pyarrow as pa
 
@@ -41,25 +49,58 @@ CLOCKS = pa.schema([
 SENT = pa.schema([("event_id", pa.string()), ("case_id", pa.string()), ("event_type", pa.string()),
                   ("clock", pa.string()), ("occurred_at", TS), ("published_at", TS)])
 AGENDA = pa.schema([("case_id", pa.string()), ("next_at", TS)])
+PARTITIONS = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("latest", TS)])
+Partition = tuple[str, int]
 
 
 class SlaTimer:
     """Evaluates cases' clocks at the watermark and publishes the SLA events that fell due, once each."""
 
     def __init__(self, codec: AvroCodec, output, policies: tuple[sla.Policy, ...] | None = None,
-                 sink: str = "complaint_resolution"):
+                 sink: str = "complaint_resolution", *, idle_seconds: float = 10.0,
+                 wall: Callable[[], float] = time.monotonic):
         self.codec, self.output, self.sink = codec, output, sink
         self.policies = policies if policies is not None else sla.load_policies()
+        self.idle_seconds, self.wall = idle_seconds, wall
+        self._latest: dict[Partition, datetime] = {}    # latest occurred_at per raw partition (persisted)
+        self._heard: dict[Partition, float] = {}        # wall time each partition last delivered or was assigned
         self.stats = {"published": 0, "withdrawn": 0}
+
+    def load(self, con) -> None:
+        """After a start: the partitions' latest event times; each counts as delivering until it goes idle."""
+        now = self.wall()
+        for topic, partition, latest in con.execute(
+                'SELECT topic, "partition", latest FROM complaint_sla_partitions').fetchall():
+            self._latest[(topic, partition)] = latest
+            self._heard[(topic, partition)] = now
+
+    def expect(self, partitions: Iterable[Partition]) -> None:
+        """Partitions just assigned: they hold the watermark until they deliver or go idle."""
+        now = self.wall()
+        for tp in partitions:
+            self._heard[tp] = now
 
     def watermark(self, con) -> datetime | None:
         rows = con.execute("SELECT watermark FROM complaint_sla_watermark WHERE sink = ?", [self.sink]).fetchall()
         return rows[0][0] if rows else None
 
-    def advance(self, con, seen: Iterable[datetime]) -> tuple[datetime | None, datetime | None]:
-        """(old, new) watermark after the batch's event times; stored in the caller's transaction."""
+    def observe(self, con, seen: Iterable[tuple[str, int, datetime]]) -> None:
+        """A batch's event times by partition (stored in the caller's transaction)."""
+        now, changed = self.wall(), {}
+        for topic, partition, at in seen:
+            tp = (topic, partition)
+            self._heard[tp] = now
+            if tp not in self._latest or at > self._latest[tp]:
+                self._latest[tp] = changed[tp] = at
+        insert_rows(con, "complaint_sla_partitions",
+                    [{"topic": t, "partition": p, "latest": at} for (t, p), at in changed.items()], PARTITIONS,
+                    "ON CONFLICT DO UPDATE SET latest = excluded.latest")
+
+    def advance(self, con) -> tuple[datetime | None, datetime | None]:
+        """(old, new) watermark now; the new one is stored in the caller's transaction."""
         old = self.watermark(con)
-        new = max([t for t in (old, *seen) if t is not None], default=None)
+        low = low_watermark(self._latest, self._heard, self.wall() - self.idle_seconds)
+        new = max([t for t in (old, low) if t is not None], default=None)
         if new is not None and new != old:
             con.execute("INSERT INTO complaint_sla_watermark VALUES (?, ?) ON CONFLICT DO UPDATE SET "
                         "watermark = excluded.watermark", [self.sink, new])
@@ -75,23 +116,30 @@ class SlaTimer:
     def pin(self, case: Case) -> sla.Policy | None:
         return sla.pin_policy(case, self.policies)
 
-    def evaluate(self, con, folded: list[Case], watermark: datetime | None, now: datetime) -> None:
-        """Rewrite the clocks and agenda of these cases, and send what fell due (flushed by the caller)."""
-        if not folded or watermark is None:
+    def evaluate(self, con, folded: list[Case], watermark: datetime | None, now: datetime,
+                 times: dict[str, list[datetime]]) -> None:
+        """Rewrite the clocks and agenda of these cases, and send what fell due (flushed by the caller).
+
+        ``times``: each case's event times. The agenda holds the next instant the case's clocks can
+        change at: a warning or due time, or the time of an event of the case the watermark has not
+        reached yet (the clocks see only what had happened by the watermark)."""
+        if not folded:
             return
         clock_rows, agenda, due = [], [], {}
         for case in folded:
             policy = self.pin(case)
             if policy is None:
                 continue
+            ahead = [t for t in times.get(case.case_id, ()) if watermark is None or t > watermark]
+            clocks = sla.clocks(case, policy, watermark) if watermark is not None else []
             opened = opening(case) or case.steps[0]
-            clocks = sla.clocks(case, policy, watermark)
             clock_rows += [_clock_row(case, policy, c, opened) for c in clocks]
-            upcoming = [t for c in clocks if c.met_at is None
-                        for t in (c.warning_at, c.due_at) if t > watermark]
+            upcoming = ahead + [t for c in clocks if c.met_at is None for t in (c.warning_at, c.due_at)
+                                if t > watermark]
             if upcoming:
                 agenda.append({"case_id": case.case_id, "next_at": min(upcoming)})
-            due[case.case_id] = (case, sla.due_events(case, policy, watermark))
+            if watermark is not None:
+                due[case.case_id] = (case, sla.due_events(case, policy, watermark))
         ids = [c.case_id for c in folded]
         keyed(con, "DELETE FROM complaint_sla WHERE case_id IN (SELECT k FROM _keys)", ids)
         keyed(con, "DELETE FROM complaint_sla_agenda WHERE case_id IN (SELECT k FROM _keys)", ids)
@@ -128,6 +176,19 @@ class SlaTimer:
     def _send(self, case_id: str, event: dict) -> None:
         self.output.send(COMPLAINT_SLA_TOPIC, case_id, self.codec.encode(SLA_SCHEMA, sla_record(event)),
                          [("touchstream.event_type", event["envelope"]["event_type"].encode())])
+
+
+def low_watermark(latest: dict[Partition, datetime], heard: dict[Partition, float],
+                  idle_before: float) -> datetime | None:
+    """The least latest event time over the partitions heard from since ``idle_before``; with none of
+    them delivering, the latest of all. A partition heard from but without an event time yet (just
+    assigned) holds it at None: nothing is known about what it will deliver."""
+    active = [tp for tp, at in list(heard.items()) if at >= idle_before]   # list(): one atomic copy
+    if not active:
+        return max(latest.values(), default=None)
+    if any(tp not in latest for tp in active):
+        return None
+    return min(latest[tp] for tp in active)
 
 
 def _clock_row(case: Case, policy: sla.Policy, c: sla.Clock, opened) -> dict:

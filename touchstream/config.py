@@ -39,6 +39,7 @@ class Settings:
     kafka_heap: str = "768m"
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "touchstream")
     topic_config: Path | None = None
+    sla_idle_seconds: int = 10     # a raw partition silent this long stops holding the SLA watermark back
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -57,6 +58,7 @@ class Settings:
             kafka_heap=env.get("TOUCHSTREAM_KAFKA_HEAP", "768m"),
             cache_dir=Path(cache).resolve() if cache else Path.home() / ".cache" / "touchstream",
             topic_config=Path(topics).resolve() if topics else None,
+            sla_idle_seconds=_int(env, "TOUCHSTREAM_SLA_IDLE_SECONDS", 10),
         )
 
     @property

@@ -37,11 +37,18 @@ CREATE TABLE IF NOT EXISTS complaint_sla_events (
     withdrawal_id   VARCHAR
 );
 
--- The sink's event-time clock: the greatest occurred_at it has consumed, and per case the next
--- instant (a warning or a due time) at which an SLA event may fall due: the timer's agenda.
+-- The sink's event-time clock (the watermark: it never goes back), the latest occurred_at consumed
+-- per raw partition (the watermark is the least of the partitions still delivering), and per case
+-- the next instant (a warning or a due time) at which an SLA event may fall due: the timer's agenda.
 CREATE TABLE IF NOT EXISTS complaint_sla_watermark (
     sink            VARCHAR PRIMARY KEY,
     watermark       TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS complaint_sla_partitions (
+    topic           VARCHAR NOT NULL,
+    "partition"     INTEGER NOT NULL,
+    latest          TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (topic, "partition")
 );
 CREATE TABLE IF NOT EXISTS complaint_sla_agenda (
     case_id         VARCHAR PRIMARY KEY,

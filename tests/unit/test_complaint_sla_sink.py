@@ -20,6 +20,7 @@ from tests.local_codec import LocalCodec
 from tests.pipeline_harness import consume, raw_logs, validated
 from touchstream.demo.generator import generate
 from touchstream.processors.complaint_resolution import ComplaintSink, case_key
+from touchstream.processors.complaint_sla_timer import low_watermark
 from touchstream.processors.topic_output import MemoryOutput
 from touchstream.projections import complaint_resolution as cases
 from touchstream.projections import complaint_sla as sla
@@ -66,16 +67,34 @@ def published(output: MemoryOutput) -> list[dict]:
     return [CODEC.decode(value).record for topic, _, value, _ in output.records if topic == COMPLAINT_SLA_TOPIC]
 
 
+class Wall:
+    """The wall clock the timer reads to tell a caught-up (idle) partition from a delivering one."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sink_on(path, output: MemoryOutput, wall: Wall) -> ComplaintSink:
+    return ComplaintSink(DuckDBStore(path), CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES,
+                         idle_seconds=10, wall=wall)
+
+
 def feed(tmp_path, batches, output: MemoryOutput, restart_at: int | None = None) -> DuckDBStore:
-    db = DuckDBStore(tmp_path / "sla.duckdb")
-    sink = ComplaintSink(db, CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES)
+    """Every batch while all partitions deliver, then the timer once they have all gone idle."""
+    wall = Wall()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
     for n, batch in enumerate(batches):
         if n == restart_at:                      # a clean restart: a new sink on the same file
-            db.close()
-            db = DuckDBStore(tmp_path / "sla.duckdb")
-            sink = ComplaintSink(db, CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES)
+            sink.db.close()
+            sink = sink_on(tmp_path / "sla.duckdb", output, wall)
         sink.handle(batch)
-    return db
+        wall.now += 0.01
+    wall.now += 11
+    sink.tick()
+    return sink.db
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -96,6 +115,7 @@ def test_clocks_and_published_events_equal_the_pure_evaluation_at_the_final_wate
     assert live == set().union(*want_due.values())
     kinds = Counter(e["envelope"]["event_type"] for e in events)
     assert kinds["complaint.sla_breached"] > 0
+    assert kinds["complaint.sla_withdrawn"] == 0, "the watermark ran ahead of a partition still delivering"
     stored = {r[0] for r in table(db, "SELECT event_id FROM complaint_sla_events WHERE withdrawn_at IS NULL")}
     assert stored == live
 
@@ -127,22 +147,30 @@ def _records(log, start: dict) -> list:
 
 def test_a_missed_callback_breaches_once_time_passes_and_a_late_callback_withdraws_the_breach(tmp_path):
     case, later, late = _breach_and_withdrawal_stream()
-    output, seen = MemoryOutput(), {}
-    db = DuckDBStore(tmp_path / "sla.duckdb")
-    sink = ComplaintSink(db, CODEC, AlreadySentDeadLetters(), output=output, policies=POLICIES)
+    output, seen, wall = MemoryOutput(), {}, Wall()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+
+    def breaches() -> list[dict]:
+        return [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"]
+
     log = raw_logs(validated_records(case), CODEC)
     sink.handle(_records(log, seen))
-    assert not [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"]
-    sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))   # no event of the case: the timer
-    breaches = [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"]
-    assert [e["clock"] for e in breaches if e["clock"].startswith("callback:")] == ["callback:CB1"]
+    sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))   # no event of the case
+    assert not breaches(), "the complaint partition still delivers: its clock may not be judged yet"
+    wall.now += 5
+    assert sink.tick() == 0 and not breaches()
+    wall.now += 6                                  # both partitions idle: event time moves to the latest event
+    assert sink.tick() == 1
+    assert [e["clock"] for e in breaches() if e["clock"].startswith("callback:")] == ["callback:CB1"]
+    assert sink.tick() == 0 and len(published(output)) == len(breaches()) + len(
+        [e for e in published(output) if e["envelope"]["event_type"] != "complaint.sla_breached"])
     sink.handle(_records(raw_logs(validated_records(late), CODEC, log), seen))
     withdrawals = [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_withdrawn"]
-    callback_breach = next(e for e in breaches if e["clock"] == "callback:CB1")["envelope"]["event_id"]
+    callback_breach = next(e for e in breaches() if e["clock"] == "callback:CB1")["envelope"]["event_id"]
     assert callback_breach in {e["withdraws"] for e in withdrawals}
-    assert table(db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]
+    assert table(sink.db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]
     _, due = pure(case + later + late)
-    live = {r[0] for r in table(db, "SELECT event_id FROM complaint_sla_events WHERE withdrawn_at IS NULL")}
+    live = {r[0] for r in table(sink.db, "SELECT event_id FROM complaint_sla_events WHERE withdrawn_at IS NULL")}
     assert live == due["K1"]
 
 
@@ -156,3 +184,13 @@ def _plain(record: dict) -> dict:
     out = {**record, "envelope": {**env, "occurred_at": env["occurred_at"].isoformat(),
                                   "recorded_at": env["recorded_at"].isoformat()}}
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in out.items()}
+
+
+def test_the_watermark_waits_for_partitions_still_delivering_and_skips_idle_ones():
+    t = T0
+    latest = {("a", 0): t + timedelta(hours=5), ("b", 0): t + timedelta(hours=1), ("c", 0): t + timedelta(days=9)}
+    heard = {("a", 0): 100.0, ("b", 0): 100.0, ("c", 0): 50.0}
+    assert low_watermark(latest, heard, idle_before=90.0) == t + timedelta(hours=1)   # c is idle, b lags
+    assert low_watermark(latest, heard, idle_before=200.0) == t + timedelta(days=9)   # all idle: the latest
+    assert low_watermark(latest, {**heard, ("d", 0): 100.0}, idle_before=90.0) is None   # d assigned, silent
+    assert low_watermark({}, {}, idle_before=0.0) is None

@@ -44,16 +44,17 @@ def run(args, settings) -> int:
     if not args.no_up:
         _up(settings)
     count, sources, seconds = _publish(settings, events)
-    from touchstream.serving.catchup import wait_pipeline
+    from touchstream.serving.catchup import wait_pipeline, wait_sla_settled
 
-    try:  # the report reads the interaction log and the 360s: wait until both have applied every event
+    try:  # the report reads every projection: wait until each has applied every event, and the SLA clocks
         catchup = wait_pipeline(settings)
+        settle = wait_sla_settled(settings)
     except TimeoutError as exc:
         raise CliError(f"published {count} events, but {exc}") from None
     from touchstream.cli.query import run_sql
     from touchstream.demo import report
 
-    stats = report.RunStats(count, seconds, catchup, sources)
+    stats = report.RunStats(count, seconds, catchup, sources, settle)
     prefix = event_id_prefix(args.customers, args.days, args.seed)
     print(report.build(lambda sql: run_sql(settings, sql), prefix, stats))
     return 0

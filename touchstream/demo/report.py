@@ -57,6 +57,7 @@ class RunStats:
     publish_seconds: float
     catchup_seconds: float  # last acknowledgement -> the whole pipeline applied it (wait_pipeline)
     sources: int
+    sla_seconds: float = 0.0  # then until the SLA clocks judged the latest event time (wait_sla_settled)
 
 
 def table(columns: list[str], rows: list[list]) -> str:
@@ -86,7 +87,8 @@ def render(results: dict[str, dict], stats: RunStats) -> str:
         f"Published {stats.events:,} events from {stats.sources} channel systems in {stats.publish_seconds:.1f}s "
         f"({stats.events / max(stats.publish_seconds, 1e-9):,.0f} events/s, generation + validation + send); "
         f"serving caught up {stats.catchup_seconds:.1f}s after the last acknowledgement "
-        "(interaction log, identity resolution, complaint cases and customer 360s).",
+        "(interaction log, identity resolution, complaint cases and customer 360s); "
+        f"the SLA clocks settled {stats.sla_seconds:.1f}s later (raw partitions idle, then the timer).",
         "",
         _side_by_side(table(results["channels"]["columns"], results["channels"]["rows"]),
                       table(results["contents"]["columns"], results["contents"]["rows"])),

@@ -17,7 +17,7 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
-from touchstream.processors.app import batch_agent, create_app
+from touchstream.processors.app import batch_agent, create_app, timer_task
 from touchstream.processors.complaint_customers import Customer360Directory
 from touchstream.processors.complaint_resolution import SINK_NAME as COMPLAINT_SINK
 from touchstream.processors.complaint_resolution import ComplaintSink
@@ -30,7 +30,7 @@ from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.http_app import build_api
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, RAW_PREFIX, load_topics, raw_topics
 
 
 def main() -> None:
@@ -53,10 +53,11 @@ def main() -> None:
     complaints = ComplaintSink(
         store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
         output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
-        customers=Customer360Directory(live),
+        customers=Customer360Directory(live), idle_seconds=settings.sla_idle_seconds,
     )
     live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
     batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
+    timer_task(app, COMPLAINT_SINK, complaints.tick, interval=2.0)   # SLA clocks move on while records pause
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
     batch_agent(app, [DECISIONS_TOPIC], "identity_decisions", decisions.handle, batch=5000)
 
@@ -64,6 +65,7 @@ def main() -> None:
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender, assigned, **kwargs) -> None:
+        complaints.expect((tp.topic, tp.partition) for tp in assigned if tp.topic.startswith(RAW_PREFIX))
         ready.set()
 
     api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings), complaints=complaints)

@@ -78,3 +78,20 @@ def wait_pipeline(settings: Settings, timeout: float = 300.0) -> float:
     for sink, topic in (("customer_360", CUSTOMER_EVENTS_TOPIC), ("identity_decisions", DECISIONS_TOPIC)):
         _wait(sink, end_offsets(settings, [topic]), lambda: applied_offsets(settings, sink), timeout, start)
     return time.monotonic() - start
+
+
+def wait_sla_settled(settings: Settings, timeout: float = 120.0) -> float:
+    """Block until the complaint SLA watermark has reached the latest event time consumed: every raw
+    partition has gone idle (``TOUCHSTREAM_SLA_IDLE_SECONDS``) and the timer judged the clocks then
+    due. Call after ``wait_pipeline``; returns seconds."""
+    sql = ("SELECT coalesce((SELECT max(watermark) FROM complaint_sla_watermark) "
+           ">= (SELECT max(latest) FROM complaint_sla_partitions), true) AS settled")
+    start = time.monotonic()
+    while True:
+        response = httpx.post(f"{settings.query_url}/sql", json={"sql": sql}, timeout=10)
+        response.raise_for_status()
+        if response.json()["rows"][0][0]:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"the complaint SLA watermark has not settled after {timeout:.0f}s")
+        time.sleep(0.5)

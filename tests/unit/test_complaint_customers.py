@@ -9,21 +9,18 @@ event, asked for the case's strongest hint it knows; and FCR judged across that 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.complaint_replay import Replayed
 from tests.event_builders import linked, plain_event
 from tests.local_codec import LocalCodec
 from tests.pipeline_harness import consume, pipeline, raw_logs, validated
 from touchstream.demo.generator import generate
 from touchstream.processors.complaint_customers import Customer360Directory
-from touchstream.processors.complaint_resolution import ComplaintSink, case_hints, case_key
+from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
-from touchstream.projections import complaint_resolution as cases
-from touchstream.projections import complaint_sla as sla
-from touchstream.projections.customer_360 import view_fingerprint, view_json
 from touchstream.projections.identity_resolution import IdentityResolver
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
 
@@ -43,28 +40,6 @@ def email_only_case(tag: str) -> list[dict]:
     return [crm, opened, resolved, linked(T + timedelta(days=1), ("customer_id", f"CU-{tag}"), ("email", email))]
 
 
-def expected(events: list[dict]) -> dict[str, tuple[str | None, str]]:
-    """{case: (customer, view fingerprint)} from the pure resolver and fold over every event."""
-    records = [v.record for v in validated(events)]
-    resolver = IdentityResolver()
-    for r in records:
-        resolver.observe(r)
-    by_case = defaultdict(list)
-    for r in records:
-        if case_key(r):
-            by_case[case_key(r)].append(r)
-    folded, policies = [], sla.load_policies()
-    for key, history in by_case.items():
-        case = cases.fold(history, key)
-        if not case.steps:
-            continue
-        owners = [resolver.customer_of(*h.split(":", 1)) for h in case_hints(history)]
-        case.customer_id = next((o for o in owners if o), None) or cases.customer_hint(case)
-        sla.pin_policy(case, policies)
-        folded.append(case)
-    return {v["case_id"]: (v["customer_id"], view_fingerprint(view_json(v))) for v in cases.views(folded)}
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cases_end_with_the_customer_and_fcr_a_replay_gives_though_the_360_lags_behind(tmp_path, seed):
     events = list(generate(30, 20, seed)) + email_only_case("a") + email_only_case("b")
@@ -79,7 +54,7 @@ def test_cases_end_with_the_customer_and_fcr_a_replay_gives_though_the_360_lags_
     assert early["K-a"] is None                       # an e-mail only: no customer id yet
     for batch in consume(topic.logs, rnd, max_batch=500):
         live.handle(batch)
-    want = expected(events)
+    want = Replayed([v.record for v in validated(events)], IdentityResolver()).cases
     got = {k: (c, f) for k, c, f in
            c360.db.cursor().execute("SELECT case_id, customer_id, fingerprint FROM complaint_cases").fetchall()}
     assert got["K-a"][0] == "CU-a" and got["K-b"][0] == "CU-b"

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 
+from tests.complaint_replay import Replayed
 from tests.complaint_streams import T0, call, ev
 from tests.local_codec import LocalCodec
 from tests.pipeline_harness import consume, raw_logs, validated
 from touchstream.demo.generator import generate
-from touchstream.processors.complaint_resolution import ComplaintSink, case_key
+from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.complaint_sla_timer import low_watermark
 from touchstream.processors.topic_output import MemoryOutput
-from touchstream.projections import complaint_resolution as cases
 from touchstream.projections import complaint_sla as sla
 from touchstream.projections.complaint_resolution_contract import SCHEMA as CASE_SCHEMA
 from touchstream.projections.complaint_resolution_contract import to_record
@@ -37,22 +37,8 @@ EVENTS = validated(list(generate(60, 20, 11)))
 
 def pure(records: list[dict]) -> tuple[dict, dict]:
     """(clock rows by (case, clock), due event ids by case) at the final watermark, from complete histories."""
-    watermark = max(r["envelope"]["occurred_at"] for r in records)
-    by_case = defaultdict(list)
-    for r in records:
-        if case_key(r):
-            by_case[case_key(r)].append(r)
-    clocks, due = {}, {}
-    for key, history in by_case.items():
-        case = cases.fold(history, key)
-        if not case.steps:
-            continue
-        case.customer_id = cases.customer_hint(case)
-        policy = sla.pin_policy(case, POLICIES)
-        for c in sla.clocks(case, policy, watermark):
-            clocks[(key, c.name)] = (c.state, c.due_at, c.met_at)
-        due[key] = {e["envelope"]["event_id"] for e in sla.due_events(case, policy, watermark)}
-    return clocks, due
+    replayed = Replayed(records)
+    return replayed.clocks, replayed.due
 
 
 def table(db: DuckDBStore, sql: str) -> list[tuple]:

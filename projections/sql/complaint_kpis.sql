@@ -124,14 +124,19 @@ ORDER BY s.due_at DESC, s.case_id, s.clock;
 -- was resolved (after it was opened, while unresolved)? One row per case with a customer id.
 -- path: fcr (resolved at first contact), callback (resolved after a callback promise, not FCR),
 -- other_resolved, unresolved (never resolved: open, or closed without a resolution).
--- Later interactions: the interaction log rows whose customer_id (the events' own identity hint)
--- is the case's customer id, after that instant, within 90 days, leaving out the case's own
--- events (complaint_events threads them to the case). A known customer's canonical id is their
--- CRM id, so this finds them; events known only by another identifier (a store receipt with a
--- loyalty card, an anonymous visit) are not seen, so purchases and activity are lower bounds.
+-- Later interactions: the customer's rows of complaint_customer_interactions after that instant,
+-- within 90 days, leaving out the case's own events (complaint_events threads them to the case).
 -- purchases: commerce.order_placed and store.purchase_completed; revenue: their amounts (one
 -- currency assumed); inbound: interactions the customer initiated; churned: no interaction at all.
 -- full_window: the 90 days have passed by the latest event in the log, so churn is settled.
+-- Every interaction with the customer it belongs to. Here: the events' own customer_id hint, so
+-- events known only by another identifier (a store receipt with a loyalty card, an anonymous
+-- visit) are missed. The serving process replaces it with the customer-360's touchmap
+-- (projections/sql/complaint_customer_360.sql: every identifier resolved to its customer).
+CREATE OR REPLACE VIEW complaint_customer_interactions AS
+SELECT customer_id, event_id, event_type, occurred_at, amount, currency, initiated_by
+FROM interactions WHERE customer_id IS NOT NULL;
+
 CREATE OR REPLACE VIEW complaint_loyalty_cases AS
 WITH base AS (
     SELECT case_id, customer_id,
@@ -146,7 +151,7 @@ WITH base AS (
 later AS (
     SELECT b.case_id, i.event_type, i.amount, i.currency, i.initiated_by
     FROM base b
-    JOIN interactions i ON i.customer_id = b.customer_id
+    JOIN complaint_customer_interactions i ON i.customer_id = b.customer_id
                        AND i.occurred_at > b.since AND i.occurred_at <= b.since + INTERVAL 90 DAY
     WHERE NOT EXISTS (SELECT 1 FROM complaint_events e WHERE e.event_id = i.event_id AND e.case_id = b.case_id)
 )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.complaint_fill import write_log
 from tests.complaint_replay import Replayed
 from tests.event_builders import linked, plain_event
 from tests.local_codec import LocalCodec
@@ -21,6 +22,7 @@ from touchstream.demo.generator import generate
 from touchstream.processors.complaint_customers import Customer360Directory
 from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
+from touchstream.projections.duckdb_store import load_sql
 from touchstream.projections.identity_resolution import IdentityResolver
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
 
@@ -59,3 +61,34 @@ def test_cases_end_with_the_customer_and_fcr_a_replay_gives_though_the_360_lags_
            c360.db.cursor().execute("SELECT case_id, customer_id, fingerprint FROM complaint_cases").fetchall()}
     assert got["K-a"][0] == "CU-a" and got["K-b"][0] == "CU-b"
     assert got == want
+
+
+def test_the_closed_loop_sees_purchases_made_with_any_identifier_of_the_customer(tmp_path):
+    """After the case, the customer buys in store with a loyalty card only; the 360 knows the card is
+    theirs. The log's own customer_id hint misses the purchase; the 360's touchmap counts it."""
+    crm = {"customer_id": "CU-loyal"}
+    case = [plain_event("complaint.opened", T, crm, channel="phone", by="customer", case_id="K-loyal",
+                        category="delivery", priority="normal", description="late"),
+            plain_event("complaint.resolved", T + timedelta(minutes=5), crm, channel="phone", by="company",
+                        case_id="K-loyal", resolution_code="explanation")]
+    card = linked(T - timedelta(days=1), ("customer_id", "CU-loyal"), ("loyalty_card", "LC-77"), channel="store")
+    bought = plain_event("store.purchase_completed", T + timedelta(days=3), {"loyalty_card": "LC-77"},
+                         by="customer")
+    events = [card, *case, bought]
+    topic, c360 = pipeline(tmp_path, events, CODEC, random.Random(1))
+    live = LiveCustomer360(c360.sink)
+    complaints = ComplaintSink(c360.db, CODEC, AlreadySentDeadLetters(), customers=Customer360Directory(live))
+    live.listen(complaints.reconcile)
+    complaints.handle([r for log in raw_logs(validated(events), CODEC).values() for r in log])
+    live.handle([r for log in topic.logs.values() for r in log])
+    write_log(c360.db, validated(events), T + timedelta(days=30))
+
+    def loyalty() -> tuple:
+        return c360.db.cursor().execute("SELECT customer_id, path, purchases, revenue FROM complaint_loyalty_cases "
+                                        "WHERE case_id = 'K-loyal'").fetchall()[0]
+
+    customer, _, purchases, revenue = loyalty()
+    assert (customer, purchases, float(revenue)) == ("CU-loyal", 0, 0.0)
+    c360.db.execute_script(load_sql("complaint_customer_360"))
+    customer, _, purchases, revenue = loyalty()
+    assert (customer, purchases, float(revenue)) == ("CU-loyal", 1, 42.0)

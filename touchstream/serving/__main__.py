@@ -27,7 +27,7 @@ from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.customer_360 import Config
 from touchstream.projections.customer_360_store import Customer360Store
-from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.projections.duckdb_store import DuckDBStore, load_sql
 from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.http_app import build_api
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, RAW_PREFIX, load_topics, raw_topics
@@ -56,6 +56,7 @@ def main() -> None:
         customers=Customer360Directory(live), idle_seconds=settings.sla_idle_seconds,
     )
     live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
+    store.execute_script(load_sql("complaint_customer_360"))   # the closed loop reads the 360's touchmap
     batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
     timer_task(app, COMPLAINT_SINK, complaints.tick, interval=2.0)   # SLA clocks move on while records pause
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))

@@ -186,6 +186,23 @@ class Customer360Store:
         customer = self.resolve(text.strip())
         return self.profile(customer) if customer else None
 
+    def timeline(self, customer_id: str, limit: int = 200, newest_first: bool = True) -> list[dict]:
+        """The touchmap: every interaction of the customer on any channel, from the interaction log
+        (the whole history, not only the profile's last N), whatever identifier each event carried."""
+        order = "DESC" if newest_first else "ASC"
+        cur = self.db.cursor()
+        try:
+            cur.execute(
+                "SELECT i.occurred_at, i.channel, i.content, i.initiated_by, i.event_type, i.event_id, "
+                "i.correlation_id, i.amount, i.currency "
+                f"FROM {self._t('c360_identity')} m JOIN {self._t('c360_events')} e ON e.anchor = m.identifier "
+                "JOIN interactions i ON i.event_id = e.event_id WHERE m.customer_id = ? "
+                f"ORDER BY i.occurred_at {order}, i.event_id {order} LIMIT ?", [customer_id, limit])
+            columns = [d[0] for d in cur.description]
+            return [dict(zip(columns, row)) for row in cur.fetchall()]
+        finally:
+            cur.close()
+
     def fingerprints(self) -> dict[str, str]:
         cur = self.db.cursor()
         try:

@@ -205,6 +205,29 @@ class DuckDBStore:
     # -- the analyst side -----------------------------------------------------
     def query(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> QueryResult:
         """Run one read-only statement on a fresh cursor, interrupted after ``timeout`` seconds."""
+        def fetch(cur):
+            cur.execute(sql, params or [])
+            columns = [d[0] for d in cur.description]
+            rows = cur.fetchmany(max_rows + 1)
+            return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
+        return self._read_only(sql, params, timeout, fetch)
+
+    def query_arrow(self, sql: str, params: list | None = None, *, max_rows: int = 10_000,
+                    timeout: float = 30.0) -> tuple[pa.Table, bool]:
+        """The same, as an Arrow table (exact types for Arrow and Parquet downloads); (table, truncated)."""
+        def fetch(cur):   # a relation streams batches; a DB-API result would copy every row first
+            reader = cur.sql(sql, params=params or None).to_arrow_reader(min(max_rows + 1, 100_000))
+            batches, count = [], 0
+            for batch in reader:
+                batches.append(batch)
+                count += batch.num_rows
+                if count > max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            return table.slice(0, max_rows), count > max_rows
+        return self._read_only(sql, params, timeout, fetch)
+
+    def _read_only(self, sql: str, params: list | None, timeout: float, fetch):
         cur = self._con.cursor()
         try:
             try:
@@ -219,15 +242,12 @@ class DuckDBStore:
             timer = threading.Timer(timeout, cur.interrupt)
             timer.start()
             try:
-                cur.execute(sql, params or [])
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchmany(max_rows + 1)
+                return fetch(cur)
             except duckdb.InterruptException:
                 raise QueryError(f"query cancelled after the {timeout:g}s time limit") from None
             except duckdb.Error as exc:
                 raise QueryError(str(exc).splitlines()[0]) from None
             finally:
                 timer.cancel()
-            return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
         finally:
             cur.close()

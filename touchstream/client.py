@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import httpx
+import pyarrow as pa
 
 from touchstream.config import Settings
 
@@ -18,9 +19,10 @@ class ClientError(RuntimeError):
 
 
 class Client:
-    def __init__(self, url: str | None = None, *, timeout: float = 30.0):
+    def __init__(self, url: str | None = None, *, timeout: float = 30.0, http: httpx.Client | None = None):
+        """``http``: an httpx client to talk through (a test's ``fastapi.testclient.TestClient``)."""
         self.url = (url or Settings.from_env().query_url).rstrip("/")
-        self._http = httpx.Client(timeout=timeout)
+        self._http = http if http is not None else httpx.Client(timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -31,9 +33,10 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _get(self, path: str) -> httpx.Response:
+    def _get(self, path: str, params: dict | None = None) -> httpx.Response:
         try:
-            return self._http.get(f"{self.url}{path}")
+            return self._http.get(f"{self.url}{path}", params={k: v for k, v in (params or {}).items()
+                                                               if v is not None})
         except httpx.HTTPError as exc:
             raise ClientError(f"query service not reachable at {self.url} ({exc}); is `touchstream up` running?") from None
 
@@ -52,16 +55,54 @@ class Client:
         """One complaint case as JSON-ready data; None if there is no such case."""
         return self._one("complaints", case_id)
 
+    def timeline(self, id_or_identifier: str, *, limit: int = 200, order: str = "desc") -> dict | None:
+        """The customer's touchmap: every interaction on any channel (``interactions``), newest first
+        unless ``order="asc"``; None if nobody has that id or identifier."""
+        response = self._get(f"/customers/{quote(id_or_identifier, safe='')}/timeline",
+                             {"limit": limit, "order": order})
+        if response.status_code == 404:
+            return None
+        _raise_for(response)
+        return response.json()
+
+    def complaints(self, *, open: bool | None = None, breached: bool | None = None, channel: str | None = None,
+                   customer: str | None = None, limit: int = 100) -> list[dict]:
+        """Complaint cases, newest first, filtered like ``GET /complaints``."""
+        flags = {"open": open, "breached": breached}
+        response = self._get("/complaints", {**{k: str(v).lower() for k, v in flags.items() if v is not None},
+                                             "channel": channel, "customer": customer, "limit": limit})
+        _raise_for(response)
+        return response.json()["rows"]
+
+    def kpis(self) -> list[dict]:
+        """The KPI views readable by name, with what each answers."""
+        response = self._get("/kpis")
+        _raise_for(response)
+        return response.json()["views"]
+
+    def kpi(self, name: str, *, limit: int = 1000) -> list[dict]:
+        response = self._get(f"/kpis/{quote(name, safe='')}", {"limit": limit})
+        _raise_for(response)
+        return response.json()["rows"]
+
     def sql(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> list[dict]:
         """Read-only SQL; rows as dicts (exact decimals and timestamps come back as strings)."""
-        body = {"sql": sql, "params": params or [], "max_rows": max_rows, "timeout": timeout}
+        result = self._sql(sql, params, max_rows, timeout, "json").json()
+        return [dict(zip(result["columns"], row)) for row in result["rows"]]
+
+    def sql_arrow(self, sql: str, params: list | None = None, *, max_rows: int = 1_000_000,
+                  timeout: float = 60.0) -> "pa.Table":
+        """Read-only SQL as an Arrow table with DuckDB's exact types (decimals, timestamps, lists)."""
+        return pa.ipc.open_stream(self._sql(sql, params, max_rows, timeout, "arrow").content).read_all()
+
+    def _sql(self, sql: str, params, max_rows: int, timeout: float, form: str) -> httpx.Response:
+        body = {"sql": sql, "params": params or [], "max_rows": max_rows, "timeout": timeout, "format": form}
         try:
             response = self._http.post(f"{self.url}/sql", json=body, timeout=timeout + 10)
         except httpx.HTTPError as exc:
             raise ClientError(f"query service not reachable at {self.url} ({exc})") from None
         _raise_for(response)
-        result = response.json()
-        return [dict(zip(result["columns"], row)) for row in result["rows"]]
+        return response
 
 
 def _raise_for(response: httpx.Response) -> None:

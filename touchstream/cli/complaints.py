@@ -10,8 +10,6 @@ from touchstream.client import Client, ClientError
 
 COLUMNS = ("case_id", "customer_id", "state", "origin_channel", "channels_touched", "category", "priority",
            "opened_at", "resolved_at", "reopen_count", "contacts", "callbacks_missed", "fcr", "sla_breaches")
-BREACHES = ("LEFT JOIN (SELECT case_id, count(*) FILTER (WHERE breached) AS sla_breaches FROM complaint_sla "
-            "GROUP BY case_id) USING (case_id)")
 
 
 def register(sub) -> None:
@@ -19,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("case_id", nargs="?", help="show this case in full (JSON)")
     p.add_argument("--open", action="store_true", help="only cases still open")
     p.add_argument("--breached", action="store_true", help="only cases with a breached SLA clock")
+    p.add_argument("--channel", help="only cases opened on this channel")
+    p.add_argument("--customer", help="only this (canonical) customer's cases")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=run)
 
@@ -32,10 +32,8 @@ def run(args, settings) -> int:
                     raise CliError(f"no complaint case {args.case_id!r}")
                 echo(json.dumps(case, indent=2))
                 return 0
-            where = " AND ".join(f for f, on in (("is_open", args.open), ("sla_breaches > 0", args.breached)) if on)
-            rows = client.sql(f"SELECT {', '.join(COLUMNS[:-1])}, coalesce(sla_breaches, 0) AS sla_breaches "
-                              f"FROM complaint_cases {BREACHES} {'WHERE ' + where if where else ''} "
-                              "ORDER BY opened_at DESC NULLS LAST, case_id LIMIT ?", [args.limit])
+            rows = client.complaints(open=True if args.open else None, breached=True if args.breached else None,
+                                     channel=args.channel, customer=args.customer, limit=args.limit)
     except ClientError as exc:
         raise CliError(str(exc)) from None
     echo(format_table(list(COLUMNS), [[r[c] for c in COLUMNS] for r in rows]))

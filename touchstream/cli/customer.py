@@ -12,6 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser("customer", help="show one customer's 360 (by customer id, e-mail, phone, card, cookie, ...)")
     p.add_argument("identifier", help="a customer id, any identifier as written, or kind:value (e.g. phone:+31612345678)")
     p.add_argument("--json", action="store_true", help="print the whole 360 as JSON")
+    p.add_argument("--timeline", action="store_true", help="print the touchmap: every interaction on any channel")
+    p.add_argument("--limit", type=int, default=50, help="with --timeline: how many interactions (newest first)")
     p.set_defaults(func=run)
 
 
@@ -40,10 +42,24 @@ def summary(view: dict) -> str:
 def run(args, settings) -> int:
     try:
         with Client(settings.query_url) as client:
-            view = client.customer(args.identifier)
+            view = client.timeline(args.identifier, limit=args.limit) if args.timeline \
+                else client.customer(args.identifier)
     except ClientError as exc:
         raise CliError(str(exc)) from None
     if view is None:
         raise CliError(f"no customer with id or identifier {args.identifier!r}")
-    echo(json.dumps(view, indent=2) if args.json else summary(view))
+    if args.json:
+        echo(json.dumps(view, indent=2))
+    elif args.timeline:
+        echo(timeline(view))
+    else:
+        echo(summary(view))
     return 0
+
+
+def timeline(found: dict) -> str:
+    lines = [f"customer {found['customer_id']}: {len(found['interactions'])} interactions, newest first"
+             + (" (more exist)" if found["truncated"] else "")]
+    lines += [f"  {i['occurred_at']}  {i['channel']:<11} {i['initiated_by']:<8} {i['content']:<13} {i['event_type']}"
+              for i in found["interactions"]]
+    return "\n".join(lines)

@@ -14,7 +14,9 @@ from touchstream.cli import CliError
 def register(sub) -> None:
     p = sub.add_parser("query", help="run read-only SQL on the projections and the interaction log")
     p.add_argument("sql", help="one SELECT statement")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json", "arrow", "parquet"), default="table",
+                   help="arrow and parquet keep DuckDB's exact types and need --output FILE")
+    p.add_argument("--output", help="write the result to this file (required for arrow and parquet)")
     p.add_argument("--max-rows", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=30.0, help="server-side time limit in seconds")
     p.set_defaults(func=run)
@@ -46,6 +48,8 @@ def format_table(columns: list[str], rows: list[list]) -> str:
 
 
 def run(args, settings) -> int:
+    if args.format in ("arrow", "parquet"):
+        return _download(args, settings)
     result = run_sql(settings, args.sql, max_rows=args.max_rows, timeout=args.timeout)
     columns, rows = result["columns"], result["rows"]
     if args.format == "json":
@@ -57,4 +61,23 @@ def run(args, settings) -> int:
     else:
         print(format_table(columns, rows))
         print(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{', truncated' if result['truncated'] else ''})")
+    return 0
+
+
+def _download(args, settings) -> int:
+    """Arrow IPC or Parquet: the exact column types, straight to a file."""
+    if not args.output:
+        raise CliError(f"--format {args.format} writes a file: add --output FILE")
+    body = {"sql": args.sql, "max_rows": args.max_rows, "timeout": args.timeout, "format": args.format}
+    try:
+        response = httpx.post(f"{settings.query_url}/sql", json=body, timeout=args.timeout + 10)
+    except httpx.HTTPError as exc:
+        raise CliError(f"query service not reachable at {settings.query_url} ({exc})") from None
+    if response.status_code != 200:
+        raise CliError(str(response.json().get("detail") if response.headers.get("content-type", "").startswith(
+            "application/json") else response.text[:500]))
+    with open(args.output, "wb") as out:
+        out.write(response.content)
+    truncated = response.headers.get("X-Touchstream-Truncated") == "true"
+    print(f"wrote {len(response.content):,} bytes to {args.output}" + (" (truncated at --max-rows)" if truncated else ""))
     return 0

@@ -8,39 +8,29 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from touchstream.processors.customer_360_rebuild import RebuildError
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
+from touchstream.serving.analyst_api import analyst_router, plain
 
-MAX_ROWS = 100_000
+MAX_ROWS = 100_000            # rows as JSON or CSV
+MAX_BINARY_ROWS = 5_000_000   # rows as Arrow or Parquet (typed and compact: large results go here)
 
 
 class SqlRequest(BaseModel):
     sql: str = Field(..., description="One read-only statement (SELECT/EXPLAIN).")
     params: list = Field(default_factory=list)
-    max_rows: int = Field(10_000, ge=1, le=MAX_ROWS)
+    max_rows: int = Field(10_000, ge=1, le=MAX_BINARY_ROWS,
+                          description=f"at most {MAX_ROWS:,} for json/csv, {MAX_BINARY_ROWS:,} for arrow/parquet")
     timeout: float = Field(30.0, gt=0, le=300)
-    format: str = Field("json", pattern="^(json|csv)$")
-
-
-def _plain(value):
-    """One DuckDB value as JSON: exact decimals and timestamps as strings, anything exotic as text."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)  # Decimal, UUID, intervals, ...
+    format: str = Field("json", pattern="^(json|csv|arrow|parquet)$",
+                        description="json (rows), csv, arrow (IPC stream) or parquet (a file to download)")
 
 
 def _found(value: dict | None, missing: str) -> dict:
@@ -53,6 +43,7 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
     """``ready`` (a threading.Event) is set once the stream worker has its partitions;
     ``profiles`` (a LiveCustomer360) serves the 360 lookups; ``rebuild`` rebuilds it side by side."""
     api = FastAPI(title="Touchstream query service", version="0.1.0")
+    api.include_router(analyst_router(store, profiles))
 
     @api.get("/health")
     def health():
@@ -103,17 +94,42 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
 
     @api.post("/sql")
     def sql(request: SqlRequest):
+        """One read-only statement; rows as JSON or CSV, or the exact types as Arrow or Parquet."""
+        if request.format in ("arrow", "parquet"):
+            return _binary(store, request)
+        if request.max_rows > MAX_ROWS:
+            raise HTTPException(status_code=422, detail=f"max_rows is at most {MAX_ROWS:,} for {request.format}; "
+                                                        "ask for arrow or parquet for more")
         try:
             result = store.query(request.sql, request.params, max_rows=request.max_rows, timeout=request.timeout)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
-        rows = [[_plain(v) for v in row] for row in result.rows]
+        rows = [[plain(v) for v in row] for row in result.rows]
         if request.format == "csv":
             buf = io.StringIO()
             writer = csv.writer(buf)
             writer.writerow(result.columns)
             writer.writerows(rows)
-            return PlainTextResponse(buf.getvalue(), media_type="text/csv")
+            return PlainTextResponse(buf.getvalue(), media_type="text/csv",
+                                     headers={"X-Touchstream-Truncated": str(result.truncated).lower()})
         return {"columns": result.columns, "rows": rows, "truncated": result.truncated}
 
     return api
+
+
+def _binary(store: DuckDBStore, request: SqlRequest) -> Response:
+    try:
+        table, truncated = store.query_arrow(request.sql, request.params, max_rows=request.max_rows,
+                                             timeout=request.timeout)
+    except QueryError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    sink = pa.BufferOutputStream()
+    if request.format == "arrow":
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        media, headers = "application/vnd.apache.arrow.stream", {}
+    else:
+        pq.write_table(table, sink)
+        media, headers = "application/vnd.apache.parquet", {"Content-Disposition": 'attachment; filename="result.parquet"'}
+    return Response(sink.getvalue().to_pybytes(), media_type=media,
+                    headers={**headers, "X-Touchstream-Truncated": str(truncated).lower()})

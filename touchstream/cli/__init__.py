@@ -14,7 +14,7 @@ import sys
 from touchstream.config import Settings
 
 # Order is the order shown in --help.
-COMMANDS = ("stack", "publish", "query", "customer", "complaints", "kpis", "rebuild", "keys", "demo")
+COMMANDS = ("stack", "publish", "query", "customer", "complaints", "kpis", "export", "rebuild", "keys", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from touchstream.processors.customer_360_rebuild import RebuildError
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
 from touchstream.serving.analyst_api import analyst_router, plain
 from touchstream.serving.contracts_api import router as contracts_router
+from touchstream.serving.export_api import export_router
 
 MAX_ROWS = 100_000            # rows as JSON or CSV
 MAX_BINARY_ROWS = 5_000_000   # rows as Arrow or Parquet (typed and compact: large results go here)
@@ -46,6 +47,7 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
     api = FastAPI(title="Touchstream query service", version="0.1.0")
     api.include_router(analyst_router(store, profiles))
     api.include_router(contracts_router)
+    api.include_router(export_router(store))
 
     @api.get("/health")
     def health():

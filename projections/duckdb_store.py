@@ -203,17 +203,19 @@ class DuckDBStore:
         return new
 
     # -- the analyst side -----------------------------------------------------
-    def query(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0) -> QueryResult:
-        """Run one read-only statement on a fresh cursor, interrupted after ``timeout`` seconds."""
+    def query(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0,
+              search_path: str | None = None) -> QueryResult:
+        """Run one read-only statement on a fresh cursor, interrupted after ``timeout`` seconds;
+        ``search_path``: the schema its names resolve in first (the masked views for some callers)."""
         def fetch(cur):
             cur.execute(sql, params or [])
             columns = [d[0] for d in cur.description]
             rows = cur.fetchmany(max_rows + 1)
             return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
-        return self._read_only(sql, params, timeout, fetch)
+        return self._read_only(sql, params, timeout, fetch, search_path)
 
     def query_arrow(self, sql: str, params: list | None = None, *, max_rows: int = 10_000,
-                    timeout: float = 30.0) -> tuple[pa.Table, bool]:
+                    timeout: float = 30.0, search_path: str | None = None) -> tuple[pa.Table, bool]:
         """The same, as an Arrow table (exact types for Arrow and Parquet downloads); (table, truncated)."""
         def fetch(cur):   # a relation streams batches; a DB-API result would copy every row first
             reader = cur.sql(sql, params=params or None).to_arrow_reader(min(max_rows + 1, 100_000))
@@ -225,11 +227,13 @@ class DuckDBStore:
                     break
             table = pa.Table.from_batches(batches, schema=reader.schema)
             return table.slice(0, max_rows), count > max_rows
-        return self._read_only(sql, params, timeout, fetch)
+        return self._read_only(sql, params, timeout, fetch, search_path)
 
-    def _read_only(self, sql: str, params: list | None, timeout: float, fetch):
+    def _read_only(self, sql: str, params: list | None, timeout: float, fetch, search_path: str | None = None):
         cur = self._con.cursor()
         try:
+            if search_path:
+                cur.execute("SET search_path = ?", [search_path])
             try:
                 statements = cur.extract_statements(sql)
             except duckdb.Error as exc:

@@ -6,6 +6,7 @@ service needs nothing else installed to ask for a 360 or run read-only SQL.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import quote
 
 import httpx
@@ -14,14 +15,36 @@ import pyarrow as pa
 from touchstream.config import Settings
 
 
+API_KEY_ENV, OPERATOR_KEY_FILE = "TOUCHSTREAM_API_KEY", "operator.key"
+
+
+def local_key(settings: Settings, env: dict | None = None) -> str | None:
+    """The key the CLI and ``Client`` send: ``$TOUCHSTREAM_API_KEY``, else the local operator's key
+    (``$TOUCHSTREAM_HOME/operator.key``, written by the serving process at its first start)."""
+    explicit = (os.environ if env is None else env).get(API_KEY_ENV)
+    if explicit:
+        return explicit
+    path = settings.home / OPERATOR_KEY_FILE
+    return (path.read_text().strip() or None) if path.exists() else None
+
+
+def auth_headers(settings: Settings, api_key: str | None = None) -> dict[str, str]:
+    key = api_key or local_key(settings)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class ClientError(RuntimeError):
     """The query service refused the request or could not be reached; the message says which."""
 
 
 class Client:
-    def __init__(self, url: str | None = None, *, timeout: float = 30.0, http: httpx.Client | None = None):
-        """``http``: an httpx client to talk through (a test's ``fastapi.testclient.TestClient``)."""
-        self.url = (url or Settings.from_env().query_url).rstrip("/")
+    def __init__(self, url: str | None = None, *, api_key: str | None = None, timeout: float = 30.0,
+                 http: httpx.Client | None = None):
+        """``api_key``: else ``$TOUCHSTREAM_API_KEY``, else the local operator key (``local_key``);
+        ``http``: an httpx client to talk through (a test's ``fastapi.testclient.TestClient``)."""
+        settings = Settings.from_env()
+        self.url = (url or settings.query_url).rstrip("/")
+        self._headers = auth_headers(settings, api_key)
         self._http = http if http is not None else httpx.Client(timeout=timeout)
 
     def close(self) -> None:
@@ -35,8 +58,8 @@ class Client:
 
     def _get(self, path: str, params: dict | None = None) -> httpx.Response:
         try:
-            return self._http.get(f"{self.url}{path}", params={k: v for k, v in (params or {}).items()
-                                                               if v is not None})
+            return self._http.get(f"{self.url}{path}", headers=self._headers,
+                                  params={k: v for k, v in (params or {}).items() if v is not None})
         except httpx.HTTPError as exc:
             raise ClientError(f"query service not reachable at {self.url} ({exc}); is `touchstream up` running?") from None
 
@@ -98,7 +121,7 @@ class Client:
     def _sql(self, sql: str, params, max_rows: int, timeout: float, form: str) -> httpx.Response:
         body = {"sql": sql, "params": params or [], "max_rows": max_rows, "timeout": timeout, "format": form}
         try:
-            response = self._http.post(f"{self.url}/sql", json=body, timeout=timeout + 10)
+            response = self._http.post(f"{self.url}/sql", json=body, headers=self._headers, timeout=timeout + 10)
         except httpx.HTTPError as exc:
             raise ClientError(f"query service not reachable at {self.url} ({exc})") from None
         _raise_for(response)

@@ -8,9 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
+from touchstream.client import auth_headers
+
 
 def sql(settings, query: str, params: list | None = None) -> list[list]:
-    response = httpx.post(f"{settings.query_url}/sql", json={"sql": query, "params": params or []}, timeout=30)
+    response = httpx.post(f"{settings.query_url}/sql", json={"sql": query, "params": params or []},
+                          headers=auth_headers(settings), timeout=30)
     response.raise_for_status()
     return response.json()["rows"]
 

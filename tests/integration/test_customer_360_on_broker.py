@@ -26,7 +26,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from tests.conftest import BLOCKED_PHONE
 from tests.event_builders import CAT, linked, plain_event
 from tests.integration.pipeline_helpers import sql, wait_for
-from touchstream.client import Client
+from touchstream.client import Client, auth_headers
 from touchstream.demo.generator import generate
 from touchstream.identity.config_file import load_identity_config
 from touchstream.projections import customer_360 as c360
@@ -202,14 +202,14 @@ def test_rebuild_side_by_side_while_events_flow_then_switch_equals_replay(stack)
     before = sql(stack, "SELECT version FROM projection_versions WHERE name = 'customer_360'")[0][0]
     sender = threading.Thread(target=publish, args=(stack, second))
     sender.start()
-    started = httpx.post(f"{stack.query_url}/admin/rebuild/customer-360", timeout=30)
+    started = httpx.post(f"{stack.query_url}/admin/rebuild/customer-360", headers=auth_headers(stack), timeout=30)
     assert started.status_code == 202, started.text
     seen_meanwhile = []
     with Client(stack.query_url) as client:
-        while httpx.get(f"{stack.query_url}/admin/rebuild/customer-360", timeout=30).json()["state"] == "building":
+        while httpx.get(f"{stack.query_url}/admin/rebuild/customer-360", headers=auth_headers(stack), timeout=30).json()["state"] == "building":
             seen_meanwhile.append(client.customer(someone) is not None)   # the live version keeps serving
     sender.join(timeout=300)
-    status = httpx.get(f"{stack.query_url}/admin/rebuild/customer-360", timeout=30).json()
+    status = httpx.get(f"{stack.query_url}/admin/rebuild/customer-360", headers=auth_headers(stack), timeout=30).json()
     assert status["state"] == "done", status
     assert status["active_version"] == before + 1 and all(seen_meanwhile)
     wait_pipeline(stack, timeout=180)

@@ -17,6 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.integration.pipeline_helpers import page_view, sql, wait_count, wait_for
 from touchstream.cli import main as cli_main
+from touchstream.client import auth_headers
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.publisher import Publisher, ScopeError
 from touchstream.topics import DLQ_TOPIC
@@ -136,7 +137,7 @@ def test_garbage_goes_to_the_dead_letter_topic(stack):
 def test_query_endpoint_is_read_only(stack):
     for statement in ("DELETE FROM interactions", "CREATE TABLE x(a int)", "COPY interactions TO '/tmp/x.csv'",
                       "SELECT * FROM read_csv('/etc/passwd')", "INSTALL httpfs", "SELECT 1; SELECT 2"):
-        response = httpx.post(f"{stack.query_url}/sql", json={"sql": statement}, timeout=30)
+        response = httpx.post(f"{stack.query_url}/sql", json={"sql": statement}, headers=auth_headers(stack), timeout=30)
         assert response.status_code == 400, statement
 
 

@@ -338,7 +338,7 @@ def _args(tmp_path, **kw):
 
 
 def test_the_command_downloads_verifies_unpacks_and_sums_up(source, http, tmp_path, capsys):
-    settings = SimpleNamespace(query_url="http://serving")
+    settings = SimpleNamespace(query_url="http://serving", home=tmp_path / "home")
     args = _args(tmp_path, tables="interactions,complaint_cases", partition_rows=source.partition_rows)
     assert cli.run(args, settings, http=http) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

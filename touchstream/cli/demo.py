@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from touchstream.cli import CliError
+from touchstream.client import OPERATOR_KEY_FILE
 
 BATCH = 2000
 
@@ -57,6 +58,7 @@ def run(args, settings) -> int:
     stats = report.RunStats(count, seconds, catchup, sources, settle)
     prefix = event_id_prefix(args.customers, args.days, args.seed)
     print(report.build(lambda sql: run_sql(settings, sql), prefix, stats))
+    print(f"\nDashboard: {settings.query_url}/  (API key: {settings.home / OPERATOR_KEY_FILE})")
     return 0
 
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from touchstream.cli import CliError, echo
 from touchstream.cli.query import format_table
+from touchstream.client import auth_headers
 from touchstream.serving.export_api import sha256_file
 
 FORMATS = ("parquet",)   # the flag is there so that other formats can follow
@@ -42,11 +43,11 @@ def register(sub) -> None:
 
 
 def download(http: httpx.Client, url: str, target: Path, *, pii: bool = False, tables: str | None = None,
-             partition_rows: int = 1_000_000) -> int:
+             partition_rows: int = 1_000_000, headers: dict | None = None) -> int:
     """Stream ``GET {url}/export`` into ``target``; returns the bytes written. CliError with the service's message."""
     params = {"pii": str(pii).lower(), "partition_rows": partition_rows, **({"tables": tables} if tables else {})}
     try:
-        with http.stream("GET", f"{url.rstrip('/')}/export", params=params) as response:
+        with http.stream("GET", f"{url.rstrip('/')}/export", params=params, headers=headers or {}) as response:
             if response.status_code != 200:
                 response.read()
                 try:
@@ -164,7 +165,7 @@ def run(args, settings, http: httpx.Client | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix=".touchstream-export-", dir=parent) as tmp:
             archive = Path(tmp) / "export.zip"
             download(client, settings.query_url, archive, pii=args.pii, tables=args.tables,
-                     partition_rows=args.partition_rows)
+                     partition_rows=args.partition_rows, headers=auth_headers(settings))
             manifest = unpack(archive, args.dir, force=args.force)
     finally:
         if http is None:

@@ -12,7 +12,7 @@ def register(sub) -> None:
     c = ksub.add_parser("create", help="create a key; the secret is printed once")
     c.add_argument("--system", required=True, help="channel system name, stamped as envelope.source")
     c.add_argument("--channels", default="", help="comma-separated channels this key may publish on ('*' for all)")
-    c.add_argument("--scopes", default="publish", help="comma-separated: publish, analyst, pii")
+    c.add_argument("--scopes", default="publish", help="comma-separated: publish, analyst (read the query service), pii (see personal data), admin (rebuild, export)")
     c.set_defaults(func=create)
     ls = ksub.add_parser("list", help="list keys (never the secrets)")
     ls.set_defaults(func=list_keys)

@@ -9,6 +9,7 @@ import sys
 import httpx
 
 from touchstream.cli import CliError
+from touchstream.client import auth_headers
 
 
 def register(sub) -> None:
@@ -26,7 +27,8 @@ def run_sql(settings, sql: str, *, max_rows: int = 1000, timeout: float = 30.0) 
     """POST to the query service; raise CliError with the service's message on failure."""
     body = {"sql": sql, "max_rows": max_rows, "timeout": timeout}
     try:
-        response = httpx.post(f"{settings.query_url}/sql", json=body, timeout=timeout + 10)
+        response = httpx.post(f"{settings.query_url}/sql", json=body, headers=auth_headers(settings),
+                              timeout=timeout + 10)
     except httpx.HTTPError as exc:
         raise CliError(f"query service not reachable at {settings.query_url} ({exc}); is `touchstream up` running?") from None
     if response.status_code != 200:
@@ -70,7 +72,8 @@ def _download(args, settings) -> int:
         raise CliError(f"--format {args.format} writes a file: add --output FILE")
     body = {"sql": args.sql, "max_rows": args.max_rows, "timeout": args.timeout, "format": args.format}
     try:
-        response = httpx.post(f"{settings.query_url}/sql", json=body, timeout=args.timeout + 10)
+        response = httpx.post(f"{settings.query_url}/sql", json=body, headers=auth_headers(settings),
+                              timeout=args.timeout + 10)
     except httpx.HTTPError as exc:
         raise CliError(f"query service not reachable at {settings.query_url} ({exc})") from None
     if response.status_code != 200:

@@ -7,6 +7,7 @@ import time
 import httpx
 
 from touchstream.cli import CliError, echo
+from touchstream.client import auth_headers
 
 PROJECTIONS = ("customer-360",)
 
@@ -20,9 +21,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _call(method: str, url: str) -> dict:
+def _call(method: str, url: str, settings) -> dict:
     try:
-        response = httpx.request(method, url, timeout=30)
+        response = httpx.request(method, url, headers=auth_headers(settings), timeout=30)
     except httpx.HTTPError as exc:
         raise CliError(f"query service not reachable at {url} ({exc}); is `touchstream up` running?") from None
     if response.status_code >= 400:
@@ -38,14 +39,14 @@ def _line(status: dict) -> str:
 def run(args, settings) -> int:
     url = f"{settings.query_url}/admin/rebuild/{args.projection}"
     if args.status:
-        echo(_line(_call("GET", url)))
+        echo(_line(_call("GET", url, settings)))
         return 0
-    echo(_line(_call("POST", url)))
+    echo(_line(_call("POST", url, settings)))
     if args.no_wait:
         return 0
     deadline = time.monotonic() + args.timeout
     while True:
-        status = _call("GET", url)
+        status = _call("GET", url, settings)
         if status["state"] in ("done", "failed"):
             echo(_line(status))
             return 0 if status["state"] == "done" else 1

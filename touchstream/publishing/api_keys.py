@@ -12,7 +12,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCOPES = ("publish", "analyst", "pii")
+SCOPES = ("publish", "analyst", "pii", "admin")
 
 
 @dataclass(frozen=True)

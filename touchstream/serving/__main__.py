@@ -28,8 +28,11 @@ from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.customer_360 import Config
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore, load_sql
+from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.dead_letters import DeadLetterProducer
+from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.serving.http_app import build_api
+from touchstream.serving.masked_views import install_masked_schema
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, RAW_PREFIX, load_topics, raw_topics
 
 
@@ -57,6 +60,7 @@ def main() -> None:
     )
     live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
     store.execute_script(load_sql("complaint_customer_360"))   # the closed loop reads the 360's touchmap
+    store.execute_script(load_sql("analyst_views"))            # the brief's questions, over every projection
     batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
     timer_task(app, COMPLAINT_SINK, complaints.tick, interval=2.0)   # SLA clocks move on while records pause
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
@@ -69,7 +73,12 @@ def main() -> None:
         complaints.expect((tp.topic, tp.partition) for tp in assigned if tp.topic.startswith(RAW_PREFIX))
         ready.set()
 
-    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings), complaints=complaints)
+    keys = ApiKeyStore(settings.api_keys_path)
+    ensure_operator_key(settings)             # the local CLI's key ($TOUCHSTREAM_HOME/operator.key)
+    with store.transaction() as con:          # after every sink and view script: the analysts' masked views
+        install_masked_schema(con, pii_salt(settings))
+    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings), complaints=complaints,
+                    keys=keys)
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

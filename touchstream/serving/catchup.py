@@ -14,6 +14,7 @@ import time
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
+from touchstream.client import auth_headers
 from touchstream.config import Settings
 from touchstream.processors.replay import committed_offsets
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
@@ -34,7 +35,7 @@ def end_offsets(settings: Settings, topics: list[str] | None = None) -> Offsets:
 
 
 def applied_offsets(settings: Settings, sink: str = "interaction_log") -> Offsets:
-    response = httpx.get(f"{settings.query_url}/offsets", timeout=10)
+    response = httpx.get(f"{settings.query_url}/offsets", headers=auth_headers(settings), timeout=10)
     response.raise_for_status()
     return {(r["topic"], r["partition"]): r["next_offset"] for r in response.json().get(sink, [])}
 
@@ -88,7 +89,8 @@ def wait_sla_settled(settings: Settings, timeout: float = 120.0) -> float:
            ">= (SELECT max(latest) FROM complaint_sla_partitions), true) AS settled")
     start = time.monotonic()
     while True:
-        response = httpx.post(f"{settings.query_url}/sql", json={"sql": sql}, timeout=10)
+        response = httpx.post(f"{settings.query_url}/sql", json={"sql": sql}, headers=auth_headers(settings),
+                              timeout=10)
         response.raise_for_status()
         if response.json()["rows"][0][0]:
             return time.monotonic() - start

@@ -39,10 +39,11 @@ from typing import Callable, Iterator
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.serving.access import require
 from touchstream.serving.export_pii import hint_columns, mask_json, payload_rows, profile_rows
 
 MANIFEST = "manifest.json"
@@ -85,7 +86,11 @@ RELATIONS = (
     *(Relation(name) for name in (
         "complaint_contacts", "complaint_case_facts", "complaint_kpis", "complaint_causes",
         "complaint_sla_compliance", "complaint_breaches", "complaint_customer_interactions",
-        "complaint_loyalty_cases", "complaint_loyalty", "complaint_discovery")),
+        "complaint_loyalty_cases", "complaint_loyalty", "complaint_discovery",
+        # projections/sql/analyst_views.sql: aggregates, codes and customer ids, no personal values
+        "channel_reference", "channel_mix", "pmp_distribution", "contact_pressure", "contact_pressure_distribution",
+        "journey_funnel", "complaint_funnel", "sla_breaches_daily", "fcr_by_channel", "fcr_by_dimension",
+        "callback_cost", "satisfaction_by_path", "revenue_around_contact", "cem_touchpoints")),
 )
 BY_NAME = {r.name: r for r in RELATIONS}
 
@@ -238,14 +243,19 @@ def _stream(handle) -> Iterator[bytes]:
         handle.close()
 
 
-def export_router(store: DuckDBStore) -> APIRouter:
+def export_router(store: DuckDBStore, keys=None) -> APIRouter:
+    """``keys``: the API key store; exporting needs the admin scope, and ``pii=true`` the pii scope too."""
+    admin = require("admin", keys)
     """``GET /export`` over ``store``; include with ``api.include_router(export_router(store))``."""
     router = APIRouter()
 
     @router.get("/export")
     def export(tables: str | None = Query(None, description="comma-separated names; all exported ones if absent"),
                partition_rows: int = Query(DEFAULT_PARTITION_ROWS, ge=1, description="most rows per Parquet file"),
-               pii: bool = Query(False, description="include personal data (otherwise nulled)")):
+               pii: bool = Query(False, description="include personal data (otherwise nulled)"),
+               caller=Depends(admin)):
+        if pii and not caller.sees_pii:
+            raise HTTPException(403, f"key {caller.key_id} ({caller.system}) lacks the 'pii' scope for pii=true")
         """A zip: ``manifest.json`` and ``<table>/part-NNNNN.parquet``, all from one transaction."""
         names = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
         work = Path(tempfile.mkdtemp(prefix=".export-", dir=store.path.parent))   # beside the data, not in /tmp

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from touchstream.processors.customer_360_rebuild import RebuildError
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
-from touchstream.serving.analyst_api import analyst_router, plain
+from touchstream.serving.access import Caller, require
+from touchstream.serving.analyst_api import analyst_router, plain, read
 from touchstream.serving.contracts_api import router as contracts_router
+from touchstream.serving.dashboard import dashboard_router
 from touchstream.serving.export_api import export_router
 
 MAX_ROWS = 100_000            # rows as JSON or CSV
@@ -41,13 +44,17 @@ def _found(value: dict | None, missing: str) -> dict:
     return value
 
 
-def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, complaints=None) -> FastAPI:
+def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, complaints=None, keys=None) -> FastAPI:
     """``ready`` (a threading.Event) is set once the stream worker has its partitions;
-    ``profiles`` (a LiveCustomer360) serves the 360 lookups; ``rebuild`` rebuilds it side by side."""
+    ``profiles`` (a LiveCustomer360) serves the 360 lookups; ``rebuild`` rebuilds it side by side;
+    ``keys`` (the ApiKeyStore): reading needs the analyst scope, personal data the pii scope, rebuilds
+    and exports the admin scope (None switches authentication off: an API a test builds in process)."""
     api = FastAPI(title="Touchstream query service", version="0.1.0")
-    api.include_router(analyst_router(store, profiles))
+    analyst, admin = require("analyst", keys), require("admin", keys)
+    api.include_router(analyst_router(store, profiles, keys))
     api.include_router(contracts_router)
-    api.include_router(export_router(store))
+    api.include_router(export_router(store, keys))
+    api.include_router(dashboard_router())   # the page and its scripts; its data requests carry a key
 
     @api.get("/health")
     def health():
@@ -55,7 +62,7 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
             return JSONResponse({"status": "starting"}, status_code=503)
         return {"status": "ok"}
 
-    @api.get("/offsets")
+    @api.get("/offsets", dependencies=[Depends(analyst)])
     def offsets() -> dict:
         """Per sink, the next offset applied for each partition it reads (for catch-up checks).
 
@@ -71,16 +78,21 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
         }
 
     @api.get("/customers/{identifier}")
-    def customer(identifier: str) -> dict:
-        """The 360 of a customer, found by customer id or by any identifier (e-mail, phone, card, cookie, ...)."""
-        return _found(profiles and profiles.lookup(identifier), "no customer with that id or identifier")
+    def customer(identifier: str, caller: Caller = Depends(analyst)) -> dict:
+        """The 360 of a customer, found by customer id or by any identifier (e-mail, phone, card, cookie, ...).
+        Without the pii scope: by customer id only, with identifiers and answers pseudonymised."""
+        if caller.sees_pii or profiles is None:
+            return _found(profiles and profiles.lookup(identifier), "no customer with that id or identifier")
+        found = read(store, "SELECT profile FROM customer_360 WHERE customer_id = ?", [identifier.strip()],
+                     caller=caller)
+        return _found(json.loads(found.rows[0][0]) if found.rows else None, "no customer with that id")
 
-    @api.get("/complaints/{case_id}")
+    @api.get("/complaints/{case_id}", dependencies=[Depends(analyst)])
     def complaint(case_id: str) -> dict:
         """One complaint case: state, contacts on every channel, callbacks, escalations, metrics, FCR."""
         return _found(complaints and complaints.case(case_id), "no complaint case with that id")
 
-    @api.post("/admin/rebuild/customer-360", status_code=202)
+    @api.post("/admin/rebuild/customer-360", status_code=202, dependencies=[Depends(admin)])
     def start_rebuild() -> dict:
         """Replay the customer-events topic into a fresh version, then switch; the live one serves meanwhile."""
         if rebuild is None:
@@ -90,22 +102,24 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
         except RebuildError as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
 
-    @api.get("/admin/rebuild/customer-360")
+    @api.get("/admin/rebuild/customer-360", dependencies=[Depends(admin)])
     def rebuild_status() -> dict:
         if rebuild is None:
             raise HTTPException(status_code=404, detail="this service has no customer-360 to rebuild")
         return {**rebuild.status(), "active_version": profiles.store.version}
 
     @api.post("/sql")
-    def sql(request: SqlRequest):
-        """One read-only statement; rows as JSON or CSV, or the exact types as Arrow or Parquet."""
+    def sql(request: SqlRequest, caller: Caller = Depends(analyst)):
+        """One read-only statement; rows as JSON or CSV, or the exact types as Arrow or Parquet.
+        Without the pii scope it reads the masked views (personal values pseudonymised)."""
         if request.format in ("arrow", "parquet"):
-            return _binary(store, request)
+            return _binary(store, request, caller)
         if request.max_rows > MAX_ROWS:
             raise HTTPException(status_code=422, detail=f"max_rows is at most {MAX_ROWS:,} for {request.format}; "
                                                         "ask for arrow or parquet for more")
         try:
-            result = store.query(request.sql, request.params, max_rows=request.max_rows, timeout=request.timeout)
+            result = read(store, request.sql, request.params, caller=caller, max_rows=request.max_rows,
+                          timeout=request.timeout)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
         rows = [[plain(v) for v in row] for row in result.rows]
@@ -121,10 +135,10 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
     return api
 
 
-def _binary(store: DuckDBStore, request: SqlRequest) -> Response:
+def _binary(store: DuckDBStore, request: SqlRequest, caller: Caller) -> Response:
     try:
-        table, truncated = store.query_arrow(request.sql, request.params, max_rows=request.max_rows,
-                                             timeout=request.timeout)
+        table, truncated = read(store, request.sql, request.params, caller=caller, max_rows=request.max_rows,
+                                timeout=request.timeout, arrow=True)
     except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     sink = pa.BufferOutputStream()

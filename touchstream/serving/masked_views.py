@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 
 import duckdb
 
@@ -36,6 +37,7 @@ from touchstream.projections.duckdb_store import DuckDBStore, QueryError
 from touchstream.serving.export_pii import hint_columns, payload_paths, profile_paths
 
 MASKED = "masked"
+_REFUSED: "weakref.WeakKeyDictionary[DuckDBStore, frozenset[str]]" = weakref.WeakKeyDictionary()
 INTERNAL = frozenset({"sink_offsets", "projection_versions", "complaint_sla_watermark",
                       "complaint_sla_partitions", "complaint_sla_agenda"})
 VERSIONED = re.compile(r"_v\d+$")
@@ -158,9 +160,10 @@ class MaskedSqlError(QueryError):
     """A statement a caller without the pii scope may not run; the message names what it reached for."""
 
 
-def check_masked_sql(con, sql: str) -> None:
+def check_masked_sql(con, sql: str, macros: frozenset[str] | None = None) -> None:
     """Raise ``MaskedSqlError`` unless ``sql`` is one SELECT that reads only views of ``masked``
-    (unqualified, or ``masked.x``), CTEs in scope and the allowed table functions."""
+    (unqualified, or ``masked.x``), CTEs in scope and the allowed table functions.
+    ``macros``: ``refused_functions(con)`` computed earlier (it costs ~50 ms: it lists every function)."""
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
     except duckdb.Error as exc:
@@ -172,10 +175,14 @@ def check_masked_sql(con, sql: str) -> None:
     views = {v.lower() for (v,) in con.execute(
         "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ?",
         [MASKED]).fetchall()}
-    macros = {f.lower() for (f,) in con.execute(   # user functions; macros that read (pg_get_viewdef: the salt)
+    _walk(tree["statements"][0]["node"], frozenset(), views, refused_functions(con) if macros is None else macros)
+
+
+def refused_functions(con) -> frozenset[str]:
+    """User functions, and macros that read tables (pg_get_viewdef would print a view: the salt)."""
+    return frozenset(f.lower() for (f,) in con.execute(
         "SELECT function_name FROM duckdb_functions() WHERE NOT internal OR (function_type = 'macro' "
-        "AND (macro_definition ILIKE '%select%' OR macro_definition ILIKE '%from%'))").fetchall()}
-    _walk(tree["statements"][0]["node"], frozenset(), views, macros)
+        "AND (macro_definition ILIKE '%select%' OR macro_definition ILIKE '%from%'))").fetchall())
 
 
 def _walk(node, ctes: frozenset, views: set[str], macros: set[str]) -> None:
@@ -230,7 +237,9 @@ def run_masked(store: DuckDBStore, sql: str, params: list | None = None, *, max_
     statement on a cursor whose search path is ``masked`` (same limits, same ``QueryError`` messages)."""
     cur = store.cursor()
     try:
-        check_masked_sql(cur, sql)
+        if store not in _REFUSED:   # functions change only with DDL, which nothing runs after start
+            _REFUSED[store] = refused_functions(cur)
+        check_masked_sql(cur, sql, _REFUSED[store])
     finally:
         cur.close()
     run = store.query_arrow if arrow else store.query

@@ -187,14 +187,7 @@ class ComplaintSink:
         self.output.flush()                     # Kafka has the case and SLA records before the offsets move
 
     def _store(self, con, rows: list[dict]) -> set[str]:
-        if not rows:
-            return set()
-        con.register("_rows", pa.Table.from_pylist(rows, schema=EVENTS))
-        try:
-            new = con.execute("INSERT INTO complaint_events SELECT * FROM _rows ON CONFLICT DO NOTHING "
-                              "RETURNING case_id").fetchall()
-        finally:
-            con.unregister("_rows")
+        new = insert_rows(con, "complaint_events", rows, EVENTS, "ON CONFLICT DO NOTHING RETURNING case_id")
         self.stats["events"] += len(new)
         return {r[0] for r in new}
 

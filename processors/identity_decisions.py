@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.processors.records import CommittedOffsets, RawRecord
-from touchstream.projections.duckdb_store import DuckDBStore, load_sql
+from touchstream.projections.duckdb_store import DuckDBStore, insert_rows, load_sql
 from touchstream.projections.interaction_log import first_per_event_id, next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 
@@ -53,12 +53,7 @@ class IdentityDecisionSink:
         rows = first_per_event_id(rows, key="decision_id")
         offsets = next_offsets(r.position for r in todo)
         with self.db.transaction() as con:
-            if rows:
-                con.register("_rows", pa.Table.from_pylist(rows, schema=ROWS))
-                try:
-                    con.execute("INSERT INTO identity_decisions SELECT * FROM _rows ON CONFLICT DO NOTHING")
-                finally:
-                    con.unregister("_rows")
+            insert_rows(con, "identity_decisions", rows, ROWS, "ON CONFLICT DO NOTHING")
             self.db.save_offsets(con, SINK_NAME, offsets, datetime.now(timezone.utc))
         self._committed.advance(offsets)
         self.applied += len(rows)

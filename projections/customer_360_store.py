@@ -134,14 +134,8 @@ class Customer360Store:
 
     def add_events(self, con, rows: list[dict]) -> set[str]:
         """Store events; returns the ids that were new (a redelivered event is already there)."""
-        if not rows:
-            return set()
-        con.register("_rows", pa.Table.from_pylist(rows, schema=EVENTS))
-        try:
-            return {r[0] for r in con.execute(f"INSERT INTO {self._t('c360_events')} SELECT * FROM _rows "
-                                              "ON CONFLICT DO NOTHING RETURNING event_id").fetchall()}
-        finally:
-            con.unregister("_rows")
+        return {r[0] for r in insert_rows(con, self._t("c360_events"), rows, EVENTS,
+                                          "ON CONFLICT DO NOTHING RETURNING event_id")}
 
     def put_claims(self, con, claims: Iterable[Claim]) -> None:
         rows = [c._asdict() for c in claims]

@@ -54,14 +54,15 @@ class QueryResult:
     truncated: bool
 
 
-def insert_rows(con, table: str, rows: list[dict], schema: pa.Schema, conflict: str = "") -> None:
-    """One INSERT of many rows through Arrow, columns matched by name (per-statement cost dominates row by row)."""
+def insert_rows(con, table: str, rows: list[dict], schema: pa.Schema, conflict: str = "") -> list[tuple]:
+    """One INSERT of many rows through Arrow, columns matched by name (per-statement cost dominates row by
+    row); ``conflict`` may end in ``RETURNING ...``, whose rows are returned."""
     if not rows:
-        return
+        return []
     name = f"_{table}_rows"
     con.register(name, pa.Table.from_pylist(rows, schema=schema))
     with _registered(con, name):
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name} {conflict}")
+        return con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {name} {conflict}").fetchall()
 
 
 def keyed(con, sql: str, keys: Iterable[str]) -> list[tuple]:

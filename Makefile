@@ -34,6 +34,12 @@ integration: $(STAMP)
 	$(TS) jars
 	$(PY) -m pytest -q tests/integration
 
+# The performance bench at 100k events (`make bench EVENTS=1000000` for the 1M run); see README "Performance".
+EVENTS ?= 100000
+bench: $(STAMP)
+	$(TS) jars
+	$(TS) bench --events $(EVENTS)
+
 up: $(STAMP)
 	$(TS) up
 

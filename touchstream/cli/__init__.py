@@ -14,7 +14,8 @@ import sys
 from touchstream.config import Settings
 
 # Order is the order shown in --help.
-COMMANDS = ("stack", "publish", "query", "customer", "complaints", "kpis", "export", "rebuild", "keys", "demo")
+COMMANDS = ("stack", "publish", "query", "customer", "complaints", "kpis", "export", "rebuild", "keys", "demo",
+            "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ def end_offsets(settings: Settings, topics: list[str] | None = None) -> Offsets:
 
 
 def applied_offsets(settings: Settings, sink: str = "interaction_log") -> Offsets:
-    response = httpx.get(f"{settings.query_url}/offsets", headers=auth_headers(settings), timeout=10)
+    response = httpx.get(f"{settings.query_url}/offsets", headers=auth_headers(settings), timeout=120)
     response.raise_for_status()
     return {(r["topic"], r["partition"]): r["next_offset"] for r in response.json().get(sink, [])}
 

@@ -1,0 +1,98 @@
+"""The bench's own stack: a fresh home and its own ports, so it never touches the user's stack.
+
+Why a fresh one each run: the figures are only comparable when every run starts
+from empty topics and an empty DuckDB file. The ports are the defaults + 100
+(broker 9192, registry 8181, query 8100, ...), or ``--port-offset``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from touchstream.config import Settings
+from touchstream.stack import local_stack
+
+# Settings properties prefer these over the stack's own ports; the bench must not follow them elsewhere.
+OVERRIDES = ("TOUCHSTREAM_BOOTSTRAP", "TOUCHSTREAM_REGISTRY_URL", "TOUCHSTREAM_QUERY_URL")
+SERVING_GROUP = "touchstream-serving"
+
+
+def bench_settings(base: Settings, home: Path, port_offset: int) -> Settings:
+    for name in OVERRIDES:
+        os.environ.pop(name, None)
+    return replace(
+        base, home=home.resolve(), host="127.0.0.1",
+        broker_port=base.broker_port + port_offset, controller_port=base.controller_port + port_offset,
+        registry_port=base.registry_port + port_offset, collector_port=base.collector_port + port_offset,
+        query_port=base.query_port + port_offset,
+    )
+
+
+MARKER = ".touchstream-bench"
+
+
+def fresh(settings: Settings) -> None:
+    """Stop whatever an earlier bench left running in this home, then empty it. Only a folder the
+    bench made (it holds ``MARKER``) is ever deleted."""
+    home = settings.home
+    if home.exists() and any(home.iterdir()):
+        if not (home / MARKER).exists():
+            raise RuntimeError(f"{home} is not empty and was not made by the bench; choose another --home")
+        local_stack.down(settings)
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / MARKER).write_text("made by touchstream bench; deleted at the next run\n")
+
+
+def up(settings: Settings, services: str) -> None:
+    local_stack.up(settings, services)
+
+
+def down(settings: Settings, services: str | None = None) -> None:
+    local_stack.down(settings, services)
+
+
+def pid(settings: Settings, service: str) -> int | None:
+    return local_stack.supervisor(settings).running_pid(service)
+
+
+def peak_rss_mb(process_id: int | None) -> float | None:
+    """The process's peak resident set so far (VmHWM), in MB; None once it is gone."""
+    if process_id is None:
+        return None
+    try:
+        for line in Path(f"/proc/{process_id}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def forget_serving(settings: Settings, keep: Path) -> None:
+    """Make the next serving start a rebuild from offset 0: move its DuckDB file to ``keep`` and
+    delete its consumer group (serving must be stopped; the group empties once its member left)."""
+    for suffix in ("", ".wal"):
+        src = Path(f"{settings.duckdb_path}{suffix}")
+        if src.exists():
+            shutil.move(src, Path(f"{keep}{suffix}"))
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            admin.delete_consumer_groups([SERVING_GROUP], request_timeout=10)[SERVING_GROUP].result()
+            return
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args and hasattr(exc.args[0], "code") else None
+            if code == KafkaError.GROUP_ID_NOT_FOUND:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not delete consumer group {SERVING_GROUP}: {exc}") from exc
+            time.sleep(1.0)   # NON_EMPTY_GROUP until the stopped member's session has ended

@@ -26,7 +26,7 @@ def py_spy() -> str | None:
 class ProfileSampler:
     """``with ProfileSampler(pid, out):`` records collapsed stacks while the block runs."""
 
-    def __init__(self, pid: int | None, out: Path, rate: int = 50):
+    def __init__(self, pid: int | None, out: Path, rate: int = 10):
         self.pid, self.out, self.rate = pid, out, rate
         self._proc: subprocess.Popen | None = None
 

@@ -52,7 +52,11 @@ def run(args, settings) -> int:
         execute(bench)
     except Exception as exc:
         raise CliError(f"bench failed ({type(exc).__name__}): {exc}; logs in {stack.logs_dir}") from exc
-    doc = report.document(machine.describe(stack.kafka_version), vars(params),
+    described = machine.describe(stack.kafka_version)
+    for peer in bench.details.get("peers", {}).values():   # the quix peer runs in its own virtualenv
+        described["versions"].update({k: v for k, v in peer.get("versions", {}).items()
+                                      if k not in described["versions"]})
+    doc = report.document(described, vars(params),
                           bench.figures, {"details": bench.details, "seconds": round(time.monotonic() - t0, 1)})
     output = args.output or home / "results" / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     output.parent.mkdir(parents=True, exist_ok=True)

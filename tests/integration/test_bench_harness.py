@@ -105,3 +105,12 @@ def test_the_report_prints_machine_table_and_targets(bench):
     assert "cores" in out and "duckdb" in out
     assert "| touchstream | end to end" in out and "| target |" in out
     assert bench["details"]["peers"]["quix"]["versions"]["quixstreams"]
+
+
+def test_cpu_of_every_process_is_accounted_per_stage(bench):
+    cpu = bench["details"]["cpu"]
+    assert {"broker", "registry", "identity", "serving", "bench"} <= set(cpu["end_to_end"])
+    assert {"broker", "serving"} <= set(cpu["rebuild"])
+    assert all(u["cpu_seconds"] >= 0 for stage in cpu.values() for u in stage.values())
+    assert cpu["end_to_end"]["serving"]["cpu_seconds"] > 0 and cpu["rebuild"]["serving"]["cpu_seconds"] > 0
+    assert "| stage | process | cores busy | CPU ms/event |" in bench["stdout"]

@@ -84,3 +84,13 @@ def test_demo_traffic_has_exactly_the_events_asked_for():
     events = list(stream)
     assert len(events) == 700 and days >= 1
     assert len({e["envelope"]["event_id"] for e in events}) == 700
+
+
+def test_cpu_table_gives_cores_and_cpu_per_event_per_process():
+    details = {"end_to_end": {"events": 1000},
+               "cpu": {"end_to_end": {"serving": {"cpu_seconds": 3.0, "cores": 0.6},
+                                      "broker": {"cpu_seconds": 1.5, "cores": 0.3}}}}
+    lines = report.cpu_table(details).splitlines()
+    assert lines[2] == "| end_to_end | serving | 0.60 | 3.00 |"
+    assert lines[3] == "| end_to_end | broker | 0.30 | 1.50 |"
+    assert report.cpu_table({}) is None

@@ -76,6 +76,17 @@ def peak_rss_mb(process_id: int | None) -> float | None:
     return None
 
 
+def cpu_seconds(process_id: int | None) -> float | None:
+    """User + system CPU the process has used so far (its threads included), from /proc."""
+    if process_id is None:
+        return None
+    try:
+        fields = Path(f"/proc/{process_id}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime, stime
+
+
 def forget_serving(settings: Settings, keep: Path) -> None:
     """Make the next serving start a rebuild from offset 0: move its DuckDB file to ``keep`` and
     delete its consumer group (serving must be stopped; the group empties once its member left)."""

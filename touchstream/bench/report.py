@@ -98,6 +98,19 @@ def targets_table(judged: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(details: dict) -> str | None:
+    """Per stage and process: cores busy on average and CPU ms per event (what the stage is bound on)."""
+    rows = []
+    for stage, usage in details.get("cpu", {}).items():
+        events = details.get(stage, {}).get("events")
+        for name, u in sorted(usage.items(), key=lambda kv: -kv[1]["cpu_seconds"]):
+            per_event = f"{u['cpu_seconds'] * 1000 / events:.2f}" if events else ""
+            rows.append(f"| {stage} | {name} | {u['cores']:.2f} | {per_event} |")
+    if not rows:
+        return None
+    return "\n".join(["| stage | process | cores busy | CPU ms/event |", "| --- | --- | ---: | ---: |", *rows])
+
+
 def document(machine: dict, params: dict, figures: list[Figure], extra: dict) -> dict:
     by_key = {f.key: f for f in figures}
     return {"machine": machine, "params": params,
@@ -111,7 +124,9 @@ def render(doc: dict) -> str:
     head = (f"machine: {m['cores']} cores, {m['memory_gb']:.1f} GB, {m['cpu']}; python {m['python']}; "
             + ", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items())))
     params = ", ".join(f"{k}={v}" for k, v in doc["params"].items())
-    return "\n\n".join([head, f"run: {params}", table(figures), targets_table(doc["targets"])])
+    parts = [head, f"run: {params}", table(figures), targets_table(doc["targets"]),
+             cpu_table(doc.get("details", {}))]
+    return "\n\n".join(p for p in parts if p)
 
 
 def dumps(doc: dict) -> str:

@@ -34,6 +34,7 @@ class Params:
     lookups: int = 1000
     kpi_interactions: int = 10_000_000   # the scale the KPI queries are timed at (by replicating the store)
     peers: bool = True
+    peer_records: int = 0                # 0: the peers fold the whole topic; else only its first N records
     perf_tools: bool = True
     profile: bool = True
 
@@ -186,7 +187,8 @@ def _peers(run: Run) -> None:
     from touchstream.bench import peer_runs
 
     s = run.settings
-    expected = sum(pipeline_stages.end_offsets(s, [CUSTOMER_EVENTS_TOPIC]).values())
+    total = sum(pipeline_stages.end_offsets(s, [CUSTOMER_EVENTS_TOPIC]).values())
+    expected = min(total, run.params.peer_records or total)
     results = {}
     with run.stage("peer: faust per event"):
         results["faust"] = peer_runs.faust(s, run.work / "peers", expected)
@@ -197,7 +199,7 @@ def _peers(run: Run) -> None:
                        ("quix", "quixstreams: fold (state) + DuckDB sink")):
         r = results[key]
         run.add(Figure(f"peers.{key}", label, r["rate"], "ev/s", baseline="limits.raw_decode_best",
-                       detail=f"{r['records']:,} customer-events records"),
+                       detail=f"{r['records']:,} of {total:,} customer-events records"),
                 Figure(f"rss.peer_{key}", f"peak RSS: {key} peer", r["peak_rss_mb"], "MB", higher_is_better=False))
     e2e = next(f for f in run.figures if f.key == "touchstream.end_to_end")
     for key in results:
@@ -252,15 +254,23 @@ def _in_process(run: Run) -> None:
 
 
 class _profiled:
-    """py-spy on the identity and serving processes while a stage runs (when asked for)."""
+    """While a stage runs: the CPU seconds each stack process and the bench itself spent (which
+    process the stage is bound on), and py-spy on the Python services (when asked for)."""
 
     def __init__(self, run: Run, stage: str, services=("identity", "serving")):
         self.run, self.stage = run, stage
+        self.pids = {name: bench_stack.pid(run.settings, name) for name in ("broker", "registry", *services)}
         self.samplers = {name: ProfileSampler(bench_stack.pid(run.settings, name),
                                               run.work / "profiles" / f"{stage}-{name}.txt")
                          for name in services} if run.params.profile else {}
 
+    def _cpu(self) -> dict[str, float | None]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {**{name: bench_stack.cpu_seconds(pid) for name, pid in self.pids.items()},
+                "bench": usage.ru_utime + usage.ru_stime}
+
     def __enter__(self):
+        self.cpu0, self.t0 = self._cpu(), time.perf_counter()
         for sampler in self.samplers.values():
             sampler.__enter__()
         return self
@@ -268,6 +278,11 @@ class _profiled:
     def __exit__(self, *exc):
         for sampler in self.samplers.values():
             sampler.__exit__(*exc)
+        wall, cpu1 = time.perf_counter() - self.t0, self._cpu()
+        self.run.details.setdefault("cpu", {})[self.stage] = {
+            name: {"cpu_seconds": round(cpu1[name] - self.cpu0[name], 2),
+                   "cores": round((cpu1[name] - self.cpu0[name]) / wall, 2) if wall else None}
+            for name in cpu1 if cpu1[name] is not None and self.cpu0.get(name) is not None}
         summaries = {name: s.summary() for name, s in self.samplers.items()}
         if summaries:
             self.run.details.setdefault("profiles", {})[self.stage] = summaries

@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--kpi-interactions", type=int, default=10_000_000,
                    help="replicate the store to this many interactions to time the KPI views (default 10M)")
     p.add_argument("--no-peers", action="store_true", help="skip the faust and quixstreams peers")
+    p.add_argument("--peer-records", type=int, default=0, metavar="N",
+                   help="the peers fold only the first N customer-events records (default: all); they run "
+                        "at a few hundred records/s, so at 1M events this keeps the run in hours")
     p.add_argument("--no-kafka-tools", action="store_true", help="skip Kafka's producer/consumer perf tools")
     p.add_argument("--no-profile", action="store_true", help="do not sample the services with py-spy")
     p.add_argument("--home", type=Path, help="the bench's folder (default $TOUCHSTREAM_HOME/bench)")
@@ -43,6 +46,7 @@ def run(args, settings) -> int:
     params = Params(events=args.events, customers=args.customers or max(1, args.events // 10), seed=args.seed,
                     freshness_rate=args.freshness_rate, freshness_seconds=args.freshness_seconds,
                     lookups=args.lookups, kpi_interactions=args.kpi_interactions, peers=not args.no_peers,
+                    peer_records=max(0, args.peer_records),
                     perf_tools=not args.no_kafka_tools, profile=not args.no_profile)
     stack = bench_stack.bench_settings(settings, home / "stack", args.port_offset)
     work = home / "stack" / "work"

@@ -32,14 +32,14 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import aiokafka
 import faust
 from confluent_kafka.admin import AdminClient
 
-from touchstream.bench.peer_fold import Tally, customer_key, fold_one, is_membership, result
+from touchstream.bench.peer_fold import (Tally, customer_key, fold_one, is_membership, parse_peer_args, peer_parser,
+                                         result)
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.projections import customer_360 as c360
 
@@ -149,21 +149,9 @@ class Run:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m touchstream.bench.peer_faust", description=__doc__.split("\n")[0])
-    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap HOST:PORT")
-    parser.add_argument("--registry", required=True, help="schema registry URL")
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--expect", type=int, required=True, help="records to consume (events + membership)")
-    parser.add_argument("--result", required=True, help="where to write the result JSON")
-    parser.add_argument("--workdir", required=True, help="faust datadir goes here")
+    parser = peer_parser("python -m touchstream.bench.peer_faust", __doc__.split("\n")[0], "faust datadir goes here")
     parser.add_argument("--app-id", default=None, help="faust app id (default: unique per run)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
-    parser.add_argument("--keep-topics", action="store_true", help="keep the run's changelog topic afterwards")
-    args = parser.parse_args(argv)
-    if args.expect < 1:
-        parser.error("--expect must be at least 1")
-    args.app_id = args.app_id or f"touchstream-bench-faust-{uuid.uuid4().hex[:10]}"
-    return args
+    return parse_peer_args(parser, argv, "app_id", "touchstream-bench-faust")
 
 
 def _hard_deadline(seconds: float) -> None:

@@ -16,6 +16,9 @@ The step mirrors what a framework user would write: the state store holds the
 
 from __future__ import annotations
 
+import argparse
+import uuid
+
 import resource
 import time
 from dataclasses import dataclass, field
@@ -111,3 +114,28 @@ def result(peer: str, tally: Tally, versions: dict[str, str], **extra: Any) -> d
             "skipped": tally.skipped, "customers": len(tally.customers), "seconds": round(seconds, 4),
             "rate": round(tally.records / seconds, 1) if seconds > 0 else 0.0,
             "peak_rss_mb": round(peak_rss_mb(), 1), "versions": versions, **extra}
+
+
+def peer_parser(prog: str, description: str, workdir_help: str) -> argparse.ArgumentParser:
+    """The command line both peers share (each adds its own run id option)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap HOST:PORT")
+    parser.add_argument("--registry", required=True, help="schema registry URL")
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--expect", type=int, required=True, help="records to consume (events + membership)")
+    parser.add_argument("--result", required=True, help="where to write the result JSON")
+    parser.add_argument("--workdir", required=True, help=workdir_help)
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    parser.add_argument("--keep-topics", action="store_true", help="keep the run's changelog topic afterwards")
+    return parser
+
+
+def parse_peer_args(parser: argparse.ArgumentParser, argv: list[str] | None, id_attr: str,
+                    id_prefix: str) -> argparse.Namespace:
+    """Parse, check ``--expect``, and give the run a fresh id (so it starts from offset 0) unless named."""
+    args = parser.parse_args(argv)
+    if args.expect < 1:
+        parser.error("--expect must be at least 1")
+    if not getattr(args, id_attr):
+        setattr(args, id_attr, f"{id_prefix}-{uuid.uuid4().hex[:10]}")
+    return args

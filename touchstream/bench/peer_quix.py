@@ -29,7 +29,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 import warnings
 from pathlib import Path
 
@@ -42,7 +41,8 @@ with warnings.catch_warnings(record=True):
     from quixstreams import Application, State
     from quixstreams.sinks import BatchingSink, SinkBatch
 
-    from touchstream.bench.peer_fold import Tally, customer_key, duckdb_row, fold_one, is_membership, result
+    from touchstream.bench.peer_fold import (Tally, customer_key, duckdb_row, fold_one, is_membership,
+                                             parse_peer_args, peer_parser, result)
     from touchstream.codec.avro_codec import AvroCodec, DecodeError
     from touchstream.projections import customer_360 as c360
 
@@ -161,21 +161,9 @@ def build(args: argparse.Namespace, tally: Tally):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m touchstream.bench.peer_quix", description=__doc__.split("\n")[0])
-    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap HOST:PORT")
-    parser.add_argument("--registry", required=True, help="schema registry URL")
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--expect", type=int, required=True, help="records to consume (events + membership)")
-    parser.add_argument("--result", required=True, help="where to write the result JSON")
-    parser.add_argument("--workdir", required=True, help="state dir and DuckDB file go here")
+    parser = peer_parser("python -m touchstream.bench.peer_quix", __doc__.split("\n")[0], "state dir and DuckDB file go here")
     parser.add_argument("--group", default=None, help="consumer group (default: unique per run)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
-    parser.add_argument("--keep-topics", action="store_true", help="keep the run's changelog topic afterwards")
-    args = parser.parse_args(argv)
-    if args.expect < 1:
-        parser.error("--expect must be at least 1")
-    args.group = args.group or f"touchstream-bench-quix-{uuid.uuid4().hex[:10]}"
-    return args
+    return parse_peer_args(parser, argv, "group", "touchstream-bench-quix")
 
 
 class PeerFailed(RuntimeError):

@@ -15,7 +15,7 @@ from pathlib import Path
 from touchstream.config import Settings
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC
 
-TIMEOUT = 4 * 3600
+TIMEOUT = 4 * 3600   # a peer folds a few hundred records/s: a 1M-event run takes hours
 
 
 def _run(python: str, module: str, settings: Settings, workdir: Path, expected: int) -> dict:
@@ -24,7 +24,7 @@ def _run(python: str, module: str, settings: Settings, workdir: Path, expected: 
     log = workdir / f"{module.rsplit('.', 1)[-1]}.log"
     command = [python, "-m", module, "--bootstrap", settings.bootstrap_servers, "--registry", settings.registry_url,
                "--topic", CUSTOMER_EVENTS_TOPIC, "--expect", str(expected), "--result", str(result),
-               "--workdir", str(workdir / module.rsplit(".", 1)[-1])]
+               "--workdir", str(workdir / module.rsplit(".", 1)[-1]), "--timeout", str(TIMEOUT - 300)]
     with log.open("w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=TIMEOUT)
     if done.returncode != 0 or not result.exists():

@@ -36,37 +36,15 @@ from pathlib import Path
 
 import aiokafka
 import faust
-from confluent_kafka.admin import AdminClient
 
 from touchstream.bench.peer_fold import (Tally, customer_key, fold_one, is_membership, parse_peer_args, peer_parser,
                                          result)
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
+from touchstream.bench.peer_topics import delete_topics, topic_partitions
 from touchstream.projections import customer_360 as c360
 
 PEER = "faust-per-event"
 log = logging.getLogger(__name__)
-
-
-def topic_partitions(bootstrap: str, topic: str, timeout: float = 15.0) -> int:
-    """The source topic's partition count: the table's changelog must match it (faust co-partitions them)."""
-    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout)
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        reason = found.error if found is not None else "not in the metadata"
-        raise SystemExit(f"peer_faust: topic {topic!r} not found on {bootstrap}: {reason}")
-    return len(found.partitions)
-
-
-def delete_topics(bootstrap: str, prefix: str, timeout: float = 30.0) -> list[str]:
-    """Delete this run's own topics (changelog, assignor leader): they hold a profile per event."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix)]
-    for name, future in (admin.delete_topics(names, operation_timeout=timeout).items() if names else ()):
-        try:
-            future.result(timeout)
-        except Exception as exc:   # cleanup is best effort; the result is already written
-            print(f"peer_faust: could not delete topic {name}: {exc}", file=sys.stderr)
-    return names
 
 
 class Run:
@@ -80,7 +58,7 @@ class Run:
         self.flushed = 0.0
         self.codec = AvroCodec(args.registry, auto_register=False)
         self.config = c360.Config()
-        partitions = topic_partitions(args.bootstrap, args.topic)
+        partitions = topic_partitions(args.bootstrap, args.topic, "peer_faust")
         datadir = Path(args.workdir) / "faust"
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -178,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         if not args.keep_topics:
-            delete_topics(args.bootstrap, f"{args.app_id}-")
+            delete_topics(args.bootstrap, f"{args.app_id}-", "peer_faust")
     if run.error is not None or not run.done:
         print(f"peer_faust: failed: {run.error or 'the worker stopped before the run finished'}", file=sys.stderr)
         return 1

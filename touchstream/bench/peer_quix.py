@@ -43,6 +43,7 @@ with warnings.catch_warnings(record=True):
 
     from touchstream.bench.peer_fold import (Tally, customer_key, duckdb_row, fold_one, is_membership,
                                              parse_peer_args, peer_parser, result)
+    from touchstream.bench.peer_topics import delete_topics, topic_partitions
     from touchstream.codec.avro_codec import AvroCodec, DecodeError
     from touchstream.projections import customer_360 as c360
 
@@ -96,30 +97,6 @@ class DuckDBSink(BatchingSink):
         if self.con is not None:
             self.con.close()
             self.con = None
-
-
-def require_topic(bootstrap: str, topic: str, timeout: float = 15.0) -> None:
-    """Fail fast on a missing topic: quix would otherwise auto-create an empty one and wait on it."""
-    from confluent_kafka.admin import AdminClient
-
-    found = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout).topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise SystemExit(f"peer_quix: topic {topic!r} not found on {bootstrap}: "
-                         f"{found.error if found is not None else 'not in the metadata'}")
-
-
-def delete_topics(bootstrap: str, prefix: str, timeout: float = 30.0) -> list[str]:
-    """Delete this run's own topics (the state changelog): they hold a profile per event."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith(prefix)]
-    for name, future in (admin.delete_topics(names, operation_timeout=timeout).items() if names else ()):
-        try:
-            future.result(timeout)
-        except Exception as exc:   # cleanup is best effort; the result is already written
-            print(f"peer_quix: could not delete topic {name}: {exc}", file=sys.stderr)
-    return names
 
 
 def build(args: argparse.Namespace, tally: Tally):
@@ -211,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "quix-customer-360.duckdb").unlink(missing_ok=True)
     Path(args.result).unlink(missing_ok=True)
-    require_topic(args.bootstrap, args.topic)
+    topic_partitions(args.bootstrap, args.topic, "peer_quix")   # fail fast on a missing topic
     try:
         out = run(args)
     except Exception as exc:
@@ -219,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if not args.keep_topics:
-            delete_topics(args.bootstrap, f"changelog__{args.group}--")
+            delete_topics(args.bootstrap, f"changelog__{args.group}--", "peer_quix")
     Path(args.result).write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
     return 0

@@ -2,6 +2,8 @@
 
 At-least-once (faust's exactly_once has open bugs); every sink is idempotent.
 Topics are created by ``touchstream up`` from the catalogue, never implicitly.
+The worker runs the stages' ``batch_source.BatchSource`` services and the timers;
+records are read by those sources (see there why not by faust agents).
 """
 
 from __future__ import annotations
@@ -10,17 +12,24 @@ import logging
 import os
 
 import faust
+from faust.app.base import BootStrategy
 
 from touchstream.config import Settings
-from touchstream.processors.records import RawRecord
 
 log = logging.getLogger(__name__)
+
+
+class SourcesOnly(BootStrategy):
+    """The worker starts no faust consumer or producer: records come from the stages' sources, and
+    outputs go through ``topic_output`` (faust's consumer refuses to start with nothing subscribed)."""
+
+    enable_kafka = False
 
 
 def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust.App:
     datadir = settings.home / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="memory://",
@@ -38,32 +47,12 @@ def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
-
-
-def batch_agent(app: faust.App, topics: list[str], name: str, handle, *, batch: int = 2000, within: float = 0.25):
-    """An agent that hands ``handle(records)`` batches of raw records, in a worker thread.
-
-    ``handle`` does blocking I/O (DuckDB, flushing a producer), hence the executor.
-    Fail-stop: faust acks a take() batch even when its handler raises, so on any
-    failure the process exits at once, before an offset past the stage's own
-    durable state can be committed; the supervisor's restart then resumes cleanly.
-    """
-    channel = app.topic(*topics, key_serializer="raw", value_serializer="raw", allow_empty=True)
-
-    async def agent(stream):
-        async for events in stream.take_events(batch, within):
-            records = [
-                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                          e.message.value, list(e.message.headers or []))
-                for e in events
-            ]
-            await app.loop.run_in_executor(None, _handle_or_die, name, handle, records)
-
-    return app.agent(channel, name=f"touchstream.{name}")(agent)
+    app.boot_strategy = SourcesOnly(app)
+    return app
 
 
 def timer_task(app: faust.App, name: str, tick, *, interval: float) -> None:
-    """Run ``tick()`` every ``interval`` seconds in a worker thread, fail-stop like ``batch_agent``
+    """Run ``tick()`` every ``interval`` seconds in a worker thread, fail-stop like a ``BatchSource``
     (a timer that writes DuckDB must not fail silently and leave its sink behind)."""
 
     async def timer() -> None:
@@ -73,7 +62,7 @@ def timer_task(app: faust.App, name: str, tick, *, interval: float) -> None:
     app.timer(interval=interval, name=f"touchstream.{name}.timer")(timer)
 
 
-def _handle_or_die(name: str, handle, records: list[RawRecord]) -> None:
+def _handle_or_die(name: str, handle, records: list) -> None:
     try:
         handle(records)
     except BaseException:

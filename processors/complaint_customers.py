@@ -28,8 +28,17 @@ class Customer360Directory:
         return {k: claim.customer_id for k, claim in self.live.store.claims(con, identifiers).items()}
 
     def moved_cases(self, con) -> list[str]:
-        """Cases whose anchor identifier the 360 now gives to another customer than the row shows."""
+        """Cases whose customer the 360 now names otherwise than the row shows: their anchor identifier
+        moved to another customer, or the 360 now knows a stronger hint of theirs than the anchor."""
         table = self.live.store.table("c360_identity")
         return [r[0] for r in con.execute(
             f"SELECT c.case_id FROM complaint_cases c JOIN {table} i ON i.identifier = c.customer_anchor "
-            "WHERE i.customer_id IS DISTINCT FROM c.customer_id").fetchall()]
+            "WHERE i.customer_id IS DISTINCT FROM c.customer_id "
+            "UNION "
+            "SELECT c.case_id FROM complaint_cases c JOIN ("
+            f"  SELECT h.case_id, h.identifier, i.customer_id FROM complaint_case_hints h JOIN {table} i "
+            "   ON i.identifier = h.identifier "
+            "   QUALIFY row_number() OVER (PARTITION BY h.case_id ORDER BY h.strength, h.identifier) = 1"
+            ") best ON best.case_id = c.case_id "
+            "WHERE best.identifier IS DISTINCT FROM c.customer_anchor "
+            "   OR best.customer_id IS DISTINCT FROM c.customer_id").fetchall()]

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SINK_NAME = "complaint_resolution"
 TS = pa.timestamp("ms", tz="UTC")
 EVENTS = pa.schema([("event_id", pa.string()), ("case_id", pa.string()), ("occurred_at", TS), ("value", pa.binary())])
+HINTS = pa.schema([("case_id", pa.string()), ("identifier", pa.string()), ("strength", pa.int32())])
 CONTACT = pa.struct([("contact_key", pa.string()), ("channel", pa.string()), ("direction", pa.string()),
                      ("started_at", TS), ("ended_at", TS), ("wait_seconds", pa.float64()),
                      ("talk_seconds", pa.float64()), ("handle_seconds", pa.float64())])
@@ -154,6 +155,10 @@ class ComplaintSink:
             self.db.save_offsets(con, SINK_NAME, offsets, now)
         self._committed.advance(offsets)
 
+    def committed(self, partition: tuple[str, int]) -> int:
+        """The next offset this sink applies for (topic, partition): where its source resumes."""
+        return self._committed.get(partition)
+
     def tick(self) -> int:
         """The SLA timer without new records: move the watermark on (idle partitions stop holding it)
         and re-evaluate the cases whose agenda it passed; returns how many."""
@@ -209,6 +214,7 @@ class ComplaintSink:
         folded = [cases.fold(records, key, self.config) for key, records in sorted(by_case.items())]
         folded = [case for case in folded if case.steps]   # contacts alone make no case
         hints = {case.case_id: case_hints(by_case[case.case_id], self.region) for case in folded}
+        self._store_hints(con, hints)
         owners = self.customers.owners(con, {h for hs in hints.values() for h in hs}) if self.customers else {}
         for case in folded:
             known = hints[case.case_id]
@@ -217,6 +223,11 @@ class ComplaintSink:
             self._anchors[case.case_id] = anchor
             self.timer.pin(case)
         return folded
+
+    def _store_hints(self, con, hints: dict[str, list[str]]) -> None:
+        rows = [{"case_id": case_id, "identifier": h, "strength": HINT_ORDER.index(h.split(":", 1)[0])}
+                for case_id, known in hints.items() for h in known]
+        insert_rows(con, "complaint_case_hints", rows, HINTS, "ON CONFLICT DO NOTHING")
 
     def _write(self, con, folded: list[cases.Case], now: datetime) -> None:
         """Upsert the cases whose view changed, and publish those to the compacted case topic."""

@@ -167,9 +167,11 @@ class Customer360Sink:
         refold = set(moved) | {c for c in news if c not in self._cache}
         profiles = {c: c360.fold(rs, c, self.config, self._cache[c]) for c, rs in news.items() if c not in refold}
         if refold:
+            decoded = {e["event_id"]: e["record"] for e in fresh}   # this batch's events: decoded already
             by_customer: dict[str, list[dict]] = defaultdict(list)
-            for customer, value in self.store.history(con, refold):
-                by_customer[customer].append(decode_event(self.codec, value))
+            for customer, event_id, value in self.store.history(con, refold):
+                record = decoded.get(event_id)
+                by_customer[customer].append(record if record is not None else decode_event(self.codec, value))
             profiles.update({c: c360.fold(rs, c, self.config) for c, rs in by_customer.items()})
             self.stats["refolds"] += len(refold)
         for customer in refold - profiles.keys():

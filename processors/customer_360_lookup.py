@@ -102,6 +102,9 @@ class LiveCustomer360:
     def store(self) -> Customer360Store:
         return self._sink.store
 
+    def committed(self, partition: tuple[str, int]) -> int:
+        return self._sink.committed(partition)
+
     def handle(self, records) -> None:
         with self.lock:
             self._sink.handle(records)

@@ -37,6 +37,10 @@ class IdentityDecisionSink:
         self._committed = CommittedOffsets(db.committed_offsets(SINK_NAME))
         self.applied = 0
 
+    def committed(self, partition: tuple[str, int]) -> int:
+        """The next offset this sink applies for (topic, partition): where its source resumes."""
+        return self._committed.get(partition)
+
     def handle(self, records: list[RawRecord]) -> None:
         todo = self._committed.pending(records)
         if not todo:

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.interaction_log import next_offsets, to_row
-from touchstream.processors.app import batch_agent
 from touchstream.processors.decoding import decode
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
@@ -57,10 +56,10 @@ class InteractionLogSink:
         self.dead += len(letters)
         return new
 
+    def committed(self, partition: tuple[str, int]) -> int:
+        """The next offset this sink applies for (topic, partition): where its source resumes."""
+        return self._committed.get(partition)
+
     def _decode(self, record: RawRecord):
         return decode(self.codec, record.value)
 
-
-def register(app, sink: InteractionLogSink, topics: list[str], *, batch: int = 2000, within: float = 0.25):
-    """Attach the sink to a faust app as an agent over ``topics``."""
-    return batch_agent(app, topics, sink.name, sink.handle, batch=batch, within=within)

@@ -121,9 +121,9 @@ class Customer360Store:
                         "JOIN _keys ON i.identifier = _keys.k", identifiers)
         return {r[0]: Claim(*r) for r in rows}
 
-    def history(self, con, customers: Iterable[str]) -> list[tuple[str, bytes]]:
-        """(customer, Avro value) of every stored event whose anchor the customers hold now."""
-        return keyed(con, f"SELECT m.customer_id, e.value FROM {self._t('c360_events')} e "
+    def history(self, con, customers: Iterable[str]) -> list[tuple[str, str, bytes]]:
+        """(customer, event id, Avro value) of every stored event whose anchor the customers hold now."""
+        return keyed(con, f"SELECT m.customer_id, e.event_id, e.value FROM {self._t('c360_events')} e "
                         f"JOIN {self._t('c360_identity')} m ON m.identifier = e.anchor "
                         "JOIN _keys ON m.customer_id = _keys.k ORDER BY e.occurred_at, e.event_id", customers)
 

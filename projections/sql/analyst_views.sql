@@ -60,7 +60,8 @@ WITH logged AS (
            count(*) FILTER (WHERE initiated_by = 'company') AS by_company
     FROM interactions GROUP BY channel
 ), served AS (
-    SELECT channel, count(DISTINCT customer_id) AS customers, CAST(sum(contacts) AS BIGINT) AS contacts,
+    -- One customer_channels row per (customer, channel): count(*) counts customers, far cheaper than DISTINCT.
+    SELECT channel, count(*) AS customers, CAST(sum(contacts) AS BIGINT) AS contacts,
            CAST(sum(customer_initiated) AS BIGINT) AS customer_contacts,
            CAST(sum(company_initiated) AS BIGINT) AS company_contacts
     FROM customer_channels GROUP BY channel
@@ -124,7 +125,7 @@ WITH now_ AS (
     SELECT c.*, coalesce(ch.company_contacts, 0) AS company_contacts,
            coalesce(ch.customer_contacts, 0) AS customer_contacts,
            coalesce(ch.company_channels, 0) AS company_channels, coalesce(f.overload_findings, 0) AS overload_findings,
-           greatest(coalesce(epoch(n.until - c.first_seen), 0) / 86400.0, 30.0) AS observed_days
+           greatest(coalesce(epoch(n.until) - epoch(c.first_seen), 0) / 86400.0, 30.0) AS observed_days
     FROM customer_360 c CROSS JOIN now_ n
     LEFT JOIN ch USING (customer_id) LEFT JOIN f USING (customer_id)
 )
@@ -441,7 +442,7 @@ WITH inbound AS (
       AND payload ->> 'in_reply_to' IS NOT NULL
     GROUP BY ALL
 ), replies AS (
-    SELECT q.channel, epoch(r.at - q.at) AS seconds FROM asked q JOIN first_reply r USING (channel, message)
+    SELECT q.channel, epoch(r.at) - epoch(q.at) AS seconds FROM asked q JOIN first_reply r USING (channel, message)
     UNION ALL
     SELECT 'web', CAST(payload ->> 'response_seconds' AS DOUBLE) FROM interactions
     WHERE event_type = 'web.chat_message_sent' AND payload ->> 'sender' = 'agent'
@@ -454,7 +455,7 @@ WITH inbound AS (
            median(first_response_seconds) AS median_first
     FROM complaint_case_facts GROUP BY origin_channel
 ), users AS (
-    SELECT channel, count(DISTINCT customer_id) AS customers FROM customer_channels GROUP BY channel
+    SELECT channel, count(*) AS customers FROM customer_channels GROUP BY channel   -- one row per pair
 ), findings AS (
     SELECT f.channel, count(*) FILTER (WHERE f.kind = 'conflict') AS conflicts,
            count(*) FILTER (WHERE f.kind <> 'conflict') AS repeats, count(DISTINCT u.customer_id) AS customers

@@ -49,6 +49,16 @@ CREATE TABLE IF NOT EXISTS complaint_cases (
 -- strongest hint while the 360 knows none): the reconcile refolds a case when its owner changes.
 ALTER TABLE complaint_cases ADD COLUMN IF NOT EXISTS customer_anchor VARCHAR;
 
+-- Every identifier a case's events carry, with its strength (0 = strongest kind): the case's customer
+-- is the 360's owner of its strongest hint the 360 knows, so the reconcile also refolds a case when
+-- the 360 learns a stronger hint than its anchor (not only when the anchor's owner changes).
+CREATE TABLE IF NOT EXISTS complaint_case_hints (
+    case_id     VARCHAR NOT NULL,
+    identifier  VARCHAR NOT NULL,     -- "kind:value", normalised as identity resolution does
+    strength    INTEGER NOT NULL,
+    PRIMARY KEY (case_id, identifier)
+);
+
 -- Every contact of every case, on any channel (wait, talk and handle time per contact).
 CREATE OR REPLACE VIEW complaint_contacts AS
 SELECT case_id, customer_id, unnest(contact_rows, recursive := true) FROM complaint_cases;

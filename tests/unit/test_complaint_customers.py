@@ -92,3 +92,34 @@ def test_the_closed_loop_sees_purchases_made_with_any_identifier_of_the_customer
     c360.db.execute_script(load_sql("complaint_customer_360"))
     customer, _, purchases, revenue = loyalty()
     assert (customer, purchases, float(revenue)) == ("CU-loyal", 1, 42.0)
+
+
+def test_a_stronger_hint_the_360_learns_later_names_the_case(tmp_path):
+    """The complaint is folded while the 360 knows only its phone (an anonymous caller); then the 360
+    learns its customer id, still apart from that phone. The strongest hint the 360 knows now names
+    another customer, though the anchor's (the phone's) owner never changed: the case must move."""
+    phone, who = "+31612340077", {"customer_id": "CU-strong", "phone": "+31 6 12340077"}
+    call = plain_event("phone.call_ended", T - timedelta(days=2), {"phone": phone}, channel="phone", by="customer")
+    order = plain_event("commerce.order_placed", T - timedelta(days=1), {"customer_id": "CU-strong"})
+    opened = plain_event("complaint.opened", T, who, channel="phone", by="customer", case_id="K-strong",
+                         category="billing", priority="normal", description="charged twice")
+    events = [call, order, opened]
+    topic, c360 = pipeline(tmp_path, events, CODEC, random.Random(3))
+    by_event = {}
+    for record in (r for log in topic.logs.values() for r in log):
+        body = CODEC.decode(record.value).record
+        if "envelope" in body:
+            by_event[body["envelope"]["event_id"]] = record
+    live = LiveCustomer360(c360.sink)
+    complaints = ComplaintSink(c360.db, CODEC, AlreadySentDeadLetters(), customers=Customer360Directory(live))
+    live.listen(complaints.reconcile)
+    live.handle([by_event[call["envelope"]["event_id"]]])                # the 360 knows the phone only
+    complaints.handle([r for log in raw_logs(validated(events), CODEC).values() for r in log])
+
+    def customer() -> str:
+        return c360.db.cursor().execute("SELECT customer_id FROM complaint_cases WHERE case_id = 'K-strong'"
+                                        ).fetchall()[0][0]
+
+    assert customer().startswith("anon-")
+    live.handle([by_event[order["envelope"]["event_id"]]])               # now it knows CU-strong too
+    assert customer() == "CU-strong"

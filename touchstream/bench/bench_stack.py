@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
-
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
 
 from touchstream.config import Settings
 from touchstream.stack import local_stack
 
 # Settings properties prefer these over the stack's own ports; the bench must not follow them elsewhere.
 OVERRIDES = ("TOUCHSTREAM_BOOTSTRAP", "TOUCHSTREAM_REGISTRY_URL", "TOUCHSTREAM_QUERY_URL")
-SERVING_GROUP = "touchstream-serving"
 
 
 def bench_settings(base: Settings, home: Path, port_offset: int) -> Settings:
@@ -88,22 +83,10 @@ def cpu_seconds(process_id: int | None) -> float | None:
 
 
 def forget_serving(settings: Settings, keep: Path) -> None:
-    """Make the next serving start a rebuild from offset 0: move its DuckDB file to ``keep`` and
-    delete its consumer group (serving must be stopped; the group empties once its member left)."""
+    """Make the next serving start a rebuild from offset 0: move its DuckDB file to ``keep`` (serving must
+    be stopped). Each sink resumes at the offsets it committed in DuckDB, so an empty file replays all."""
+    keep.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", ".wal"):
         src = Path(f"{settings.duckdb_path}{suffix}")
         if src.exists():
             shutil.move(src, Path(f"{keep}{suffix}"))
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            admin.delete_consumer_groups([SERVING_GROUP], request_timeout=10)[SERVING_GROUP].result()
-            return
-        except KafkaException as exc:
-            code = exc.args[0].code() if exc.args and hasattr(exc.args[0], "code") else None
-            if code == KafkaError.GROUP_ID_NOT_FOUND:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"could not delete consumer group {SERVING_GROUP}: {exc}") from exc
-            time.sleep(1.0)   # NON_EMPTY_GROUP until the stopped member's session has ended

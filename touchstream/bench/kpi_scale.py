@@ -53,6 +53,7 @@ PLAN: dict[str, dict[str, str]] = {
     "complaint_cases": {"case_id": ID, "customer_id": ID, "customer_anchor": ID, "case_view": JSON_IDS,
                         "contact_rows": "list_transform(contact_rows, lambda c: struct_update(c, "
                                         "contact_key := c.contact_key || {sfx}))"},
+    "complaint_case_hints": {"case_id": ID, "identifier": ID},
     "complaint_sla": {"case_id": ID, "started_by": ID, "met_by": ID},
     "complaint_sla_events": {"event_id": ID, "case_id": ID, "withdrawal_id": ID},
     "complaint_sla_agenda": {"case_id": ID},

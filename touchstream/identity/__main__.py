@@ -1,4 +1,4 @@
-"""``python -m touchstream.identity``: the identity stage as a faust worker.
+"""``python -m touchstream.identity``: the identity stage as a faust worker (its records read by a ``BatchSource``).
 
 Start-up order matters: restore the snapshot (bumping the epoch), catch up
 silently on what was published after it, and only then join the consumer
@@ -15,7 +15,8 @@ import faust
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
-from touchstream.processors.app import batch_agent, create_app
+from touchstream.processors.app import create_app
+from touchstream.processors.batch_source import BatchSource
 from touchstream.processors.identity_checkpoint import IdentityCheckpoint
 from touchstream.processors.identity_resolution import STAGE_NAME, IdentityStage
 from touchstream.processors.replay import committed_offsets, replay_range
@@ -56,15 +57,16 @@ def main() -> None:
     log.info("identity stage restored (epoch %d); %d record(s) re-observed since the snapshot", stage.epoch, caught)
     stage.save()
     app = create_app(settings, APP_ID)
-    batch_agent(app, topics, STAGE_NAME, stage.handle, batch=5000)
 
-    @app.on_partitions_assigned.connect
-    async def _assigned(sender, assigned, **kwargs) -> None:
+    def assigned(_partitions) -> None:
         ready.parent.mkdir(parents=True, exist_ok=True)
         ready.write_text("ready\n")
 
+    # No ``resume_at``: identity resumes at its consumer group's commits (made after each handled batch).
+    source = BatchSource(settings, APP_ID, topics, stage.handle, name=STAGE_NAME, batch=5000, on_assigned=assigned,
+                         loop=app.loop)
     try:
-        faust.Worker(app, loglevel="warn").execute_from_commandline()
+        faust.Worker(app, source, loglevel="warn").execute_from_commandline()
     finally:
         ready.unlink(missing_ok=True)
         stage.save()   # final snapshot; its lock waits for a batch still running

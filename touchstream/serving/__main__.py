@@ -1,8 +1,9 @@
 """``python -m touchstream.serving``: the process that owns DuckDB.
 
-A faust worker runs the sinks in the main thread; the query HTTP API runs in a
-uvicorn thread (uvicorn leaves signals to the main thread there), so SIGTERM
-stops the worker cleanly and the DuckDB file is closed on the way out.
+A faust worker runs the process: one ``BatchSource`` thread per sink, each resuming
+at the offsets its sink committed in DuckDB, and the SLA timer. The query HTTP API
+runs in a uvicorn thread (uvicorn leaves signals to the main thread there), so
+SIGTERM stops the worker cleanly and the DuckDB file is closed on the way out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
-from touchstream.processors.app import batch_agent, create_app, timer_task
+from touchstream.processors.app import create_app, timer_task
+from touchstream.processors.batch_source import BatchSource
 from touchstream.processors.complaint_customers import Customer360Directory
 from touchstream.processors.complaint_resolution import SINK_NAME as COMPLAINT_SINK
 from touchstream.processors.complaint_resolution import ComplaintSink
@@ -33,7 +35,7 @@ from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.serving.http_app import build_api
 from touchstream.serving.masked_views import install_masked_schema
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, RAW_PREFIX, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
 
 
 def main() -> None:
@@ -45,14 +47,13 @@ def main() -> None:
         store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME)
     )
     app = create_app(settings)
-    interaction_log.register(app, sink, raw_topics(load_topics(settings.topic_config)))
+    raw = raw_topics(load_topics(settings.topic_config))
     profiles = Customer360Store(store)
     region = load_identity_config(settings.identity_config_path).default_region   # phones as identity reads them
     live = LiveCustomer360(customer_360.Customer360Sink(
         profiles, codec, TopicOutput(settings, client_id="touchstream-serving"),
         DeadLetterProducer(settings, consumer="customer_360"), Config(region=region),
     ))
-    batch_agent(app, [CUSTOMER_EVENTS_TOPIC], "customer_360", live.handle, batch=5000)
     complaints = ComplaintSink(
         store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
         output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
@@ -61,17 +62,26 @@ def main() -> None:
     live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
     store.execute_script(load_sql("complaint_customer_360"))   # the closed loop reads the 360's touchmap
     store.execute_script(load_sql("analyst_views"))            # the brief's questions, over every projection
-    batch_agent(app, raw_topics(load_topics(settings.topic_config)), COMPLAINT_SINK, complaints.handle, batch=5000)
     timer_task(app, COMPLAINT_SINK, complaints.tick, interval=2.0)   # SLA clocks move on while records pause
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
-    batch_agent(app, [DECISIONS_TOPIC], "identity_decisions", decisions.handle, batch=5000)
+    ready, waiting = threading.Event(), set()
 
-    ready = threading.Event()
+    def source(name: str, topics: list[str], stage, batch: int = 5000, assigned=lambda partitions: None):
+        def on_assigned(partitions) -> None:
+            assigned(partitions)
+            waiting.discard(name)
+            if not waiting:
+                ready.set()
+        waiting.add(name)
+        return BatchSource(settings, f"touchstream-serving.{name}", topics, stage.handle, name=name, batch=batch,
+                           resume_at=stage.committed, on_assigned=on_assigned, loop=app.loop)
 
-    @app.on_partitions_assigned.connect
-    async def _assigned(sender, assigned, **kwargs) -> None:
-        complaints.expect((tp.topic, tp.partition) for tp in assigned if tp.topic.startswith(RAW_PREFIX))
-        ready.set()
+    sources = [
+        source(interaction_log.SINK_NAME, raw, sink, batch=2000),
+        source("customer_360", [CUSTOMER_EVENTS_TOPIC], live),
+        source(COMPLAINT_SINK, raw, complaints, assigned=complaints.expect),
+        source("identity_decisions", [DECISIONS_TOPIC], decisions),
+    ]
 
     keys = ApiKeyStore(settings.api_keys_path)
     ensure_operator_key(settings)             # the local CLI's key ($TOUCHSTREAM_HOME/operator.key)
@@ -82,7 +92,7 @@ def main() -> None:
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:
-        faust.Worker(app, loglevel="warn").execute_from_commandline()
+        faust.Worker(app, *sources, loglevel="warn").execute_from_commandline()
     finally:
         server.should_exit = True
         store.close()

@@ -39,7 +39,7 @@ from touchstream.serving.export_pii import hint_columns, payload_paths, profile_
 MASKED = "masked"
 _REFUSED: "weakref.WeakKeyDictionary[DuckDBStore, frozenset[str]]" = weakref.WeakKeyDictionary()
 INTERNAL = frozenset({"sink_offsets", "projection_versions", "complaint_sla_watermark",
-                      "complaint_sla_partitions", "complaint_sla_agenda"})
+                      "complaint_sla_partitions", "complaint_sla_agenda", "complaint_case_hints"})
 VERSIONED = re.compile(r"_v\d+$")
 ANCHORS = frozenset({"identifier", "anchor", "customer_anchor"})   # "kind:value" strings
 SAFE_JSON = frozenset({"case_view"})

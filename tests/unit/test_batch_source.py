@@ -1,0 +1,65 @@
+"""The batch source's pure parts: which consumed messages become records, and where a batch ends."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from hypothesis import given
+from hypothesis import strategies as st
+
+from touchstream.processors.batch_source import next_positions, to_records
+from touchstream.processors.records import RawRecord
+
+
+class Message:
+    """The parts of confluent_kafka.Message the source reads."""
+
+    def __init__(self, topic="t", partition=0, offset=0, error=None):
+        self._t, self._p, self._o, self._e = topic, partition, offset, error
+
+    def error(self):
+        return self._e
+
+    def topic(self):
+        return self._t
+
+    def partition(self):
+        return self._p
+
+    def offset(self):
+        return self._o
+
+    def key(self):
+        return b"k"
+
+    def value(self):
+        return b"v"
+
+    def headers(self):
+        return [("event_type", b"x")]
+
+
+def test_records_keep_position_key_value_and_headers():
+    [record] = to_records([Message("a", 2, 41)])
+    assert record == RawRecord("a", 2, 41, b"k", b"v", [("event_type", b"x")])
+
+
+def test_a_transient_client_error_is_no_record_and_no_failure():
+    transient = KafkaError(KafkaError._TRANSPORT, "broker went away", fatal=False)
+    assert [r.offset for r in to_records([Message(offset=1), Message(error=transient), Message(offset=2)])] == [1, 2]
+
+
+def test_a_fatal_client_error_stops_the_stage():
+    fatal = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    with pytest.raises(KafkaException):
+        to_records([Message(offset=1), Message(error=fatal)])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2), st.integers(0, 10_000)), min_size=1))
+def test_next_positions_are_one_past_the_highest_offset_of_each_partition(triples):
+    records = [RawRecord(t, p, o, None, None, []) for t, p, o in triples]
+    got = {(tp.topic, tp.partition): tp.offset for tp in next_positions(records)}
+    want = {}
+    for t, p, o in triples:
+        want[(t, p)] = max(want.get((t, p), -1), o + 1)
+    assert got == want

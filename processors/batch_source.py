@@ -39,7 +39,9 @@ def consumer_config(settings: Settings, group: str) -> dict:
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         # A crashed worker's partitions move to its restart after this long, not after a minute.
         "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
-        "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 256 * 1024,
+        # librdkafka prefetches up to these limits per consumer; its defaults (64 MB, 100k messages per
+        # partition) would hold most of a backlog in memory in each of serving's four consumers.
+        "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 16 * 1024, "queued.min.messages": 20_000,
     }
 
 

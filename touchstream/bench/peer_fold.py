@@ -23,6 +23,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterable
 
 from touchstream.projections import customer_360 as c360
@@ -103,7 +104,11 @@ class Tally:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set of this process: VmHWM. Not ru_maxrss, which Linux keeps across execve, so a
+    peer started by the bench reported the bench's own size at the fork (both peers: 2,456 MB at 1M)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -3,6 +3,7 @@ and every `make` target it names exists."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
@@ -44,3 +45,17 @@ def test_readme_command_parses(command):
 @pytest.mark.parametrize("target", sorted(set(re.findall(r"^make (\w+)", "\n".join(SHELL_BLOCKS), flags=re.M))))
 def test_readme_make_targets_exist(target):
     assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), flags=re.M)
+
+
+def _subcommands(parser) -> dict:
+    found = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return found[0] if found else {}
+
+
+def test_readme_cli_table_lists_every_command_and_sub_command():
+    """A command nobody can find is a command nobody uses (``keys revoke`` was missing once)."""
+    table = README.split("## CLI", 1)[1].split("\n## ", 1)[0]
+    for name, parser in _subcommands(build_parser()).items():
+        assert f"`touchstream {name}" in table, name
+        for sub in _subcommands(parser):
+            assert re.search(rf"`(touchstream )?{name} {sub}\b", table), f"{name} {sub}"

@@ -1,13 +1,14 @@
-"""``touchstream keys``: API keys for channel systems (publish) and analysts."""
+"""``touchstream keys``: API keys for channel systems (publish) and analysts; create, list, revoke."""
 
 from __future__ import annotations
 
 from touchstream.cli import CliError
-from touchstream.publishing.api_keys import ApiKeyStore
+from touchstream.client import OPERATOR_KEY_FILE
+from touchstream.publishing.api_keys import ApiKeyStore, UnknownKeyError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("keys", help="create and list API keys")
+    p = sub.add_parser("keys", help="create, list and revoke API keys")
     ksub = p.add_subparsers(dest="keys_command", required=True)
     c = ksub.add_parser("create", help="create a key; the secret is printed once")
     c.add_argument("--system", required=True, help="channel system name, stamped as envelope.source")
@@ -16,6 +17,9 @@ def register(sub) -> None:
     c.set_defaults(func=create)
     ls = ksub.add_parser("list", help="list keys (never the secrets)")
     ls.set_defaults(func=list_keys)
+    r = ksub.add_parser("revoke", help="delete a key: the collector and the query service answer its secret with 401")
+    r.add_argument("key_id", help="the key's id, as 'keys create' and 'keys list' print it")
+    r.set_defaults(func=revoke)
 
 
 def create(args, settings) -> int:
@@ -35,4 +39,18 @@ def create(args, settings) -> int:
 def list_keys(args, settings) -> int:
     for key in ApiKeyStore(settings.api_keys_path).all():
         print(f"{key.key_id}  {key.system:<20} channels={','.join(key.channels) or '-'}  scopes={','.join(key.scopes)}")
+    return 0
+
+
+def revoke(args, settings) -> int:
+    try:
+        key = ApiKeyStore(settings.api_keys_path).revoke(args.key_id)
+    except UnknownKeyError:
+        raise CliError(f"no key with id {args.key_id!r} (revoked already?); 'touchstream keys list' shows the keys") from None
+    print(f"revoked key {key.key_id} of {key.system}: its secret now gets 401 from the collector and the query service")
+    operator = settings.home / OPERATOR_KEY_FILE
+    if operator.exists() and key.matches(operator.read_text().strip()):
+        operator.unlink()   # the CLI would keep sending a dead key; serving makes a new one when it starts
+        print(f"that was the local operator key: {operator} is removed; restart serving for a new one "
+              "('touchstream down --only serving' then 'touchstream up')")
     return 0

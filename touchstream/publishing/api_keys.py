@@ -1,16 +1,29 @@
 """API keys for channel systems: each key names its system and the channels it may publish on.
 
-Keys are stored hashed (sha256) in ``$TOUCHSTREAM_HOME/api_keys.json``; the key
+Keys are stored hashed (sha256) in ``$TOUCHSTREAM_HOME/api_keys.json`` (0600); the key
 itself is shown once, when created. A web key cannot publish store events.
+
+Why a lock: ``create`` and ``revoke`` read the file, change it and write it back. Two
+``touchstream keys create`` at once would each write their own list, and the key of the
+slower one would be printed but never work. Writers take an exclusive ``flock`` on a lock
+file beside the store and replace the store atomically (``write_private``), so readers
+(the collector and the query service read it at every request) need no lock: they see the
+old list or the new one, never half of either.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import secrets
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
+
+from touchstream.private_files import FILE_MODE, private_dir, write_private
 
 SCOPES = ("publish", "analyst", "pii", "admin")
 
@@ -26,6 +39,14 @@ class ApiKey:
     def may_publish(self, channel: str) -> bool:
         return "publish" in self.scopes and (channel in self.channels or "*" in self.channels)
 
+    def matches(self, secret: str) -> bool:
+        """True when ``secret`` is this key's (compared in constant time)."""
+        return secrets.compare_digest(self.sha256, _digest(secret))
+
+
+class UnknownKeyError(LookupError):
+    """No key with that id (revoked already, or never made)."""
+
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -39,7 +60,23 @@ class ApiKeyStore:
         if not self.path.exists():
             return []
         raw = json.loads(self.path.read_text())
-        return [ApiKey(k["key_id"], k["system"], tuple(k["channels"]), tuple(k.get("scopes", ["publish"])), k["sha256"]) for k in raw["keys"]]
+        return [ApiKey(k["key_id"], k["system"], tuple(k["channels"]), tuple(k.get("scopes", ["publish"])), k["sha256"])
+                for k in raw["keys"]]
+
+    def _save(self, keys: list[ApiKey]) -> None:
+        write_private(self.path, json.dumps({"keys": [asdict(k) for k in keys]}, indent=2))
+
+    @contextmanager
+    def _locked(self) -> Iterator[list[ApiKey]]:
+        """The current keys, with every other writer (thread or process) kept out until the block ends."""
+        private_dir(self.path.parent)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)   # released when fd is closed
+            yield self._load()
+        finally:
+            os.close(fd)
 
     def all(self) -> list[ApiKey]:
         return self._load()
@@ -51,20 +88,28 @@ class ApiKeyStore:
         if unknown:
             raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}; known: {', '.join(SCOPES)}")
         secret = "ts_" + secrets.token_urlsafe(24)
-        record = ApiKey(secrets.token_hex(4), system, tuple(channels), tuple(scopes), _digest(secret))
-        keys = self._load() + [record]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"keys": [asdict(k) for k in keys]}, indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(self.path)
+        with self._locked() as keys:
+            taken = {k.key_id for k in keys}
+            key_id = secrets.token_hex(4)
+            while key_id in taken:   # ids name keys to revoke: never two alike
+                key_id = secrets.token_hex(4)
+            record = ApiKey(key_id, system, tuple(channels), tuple(scopes), _digest(secret))
+            self._save(keys + [record])
         return secret, record
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Delete the key ``key_id``; the next request with its secret gets 401. Raises UnknownKeyError."""
+        with self._locked() as keys:
+            gone = [k for k in keys if k.key_id == key_id]
+            if not gone:
+                raise UnknownKeyError(key_id)
+            self._save([k for k in keys if k.key_id != key_id])
+        return gone[0]
 
     def authenticate(self, secret: str | None) -> ApiKey | None:
         if not secret:
             return None
-        digest = _digest(secret)
         for key in self._load():
-            if secrets.compare_digest(key.sha256, digest):
+            if key.matches(secret):
                 return key
         return None

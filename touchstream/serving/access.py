@@ -10,14 +10,13 @@ The masking itself: ``masked_views``.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import HTTPException, Request
 
 from touchstream.client import API_KEY_ENV, OPERATOR_KEY_FILE, local_key  # noqa: F401  (one home for both)
+from touchstream.private_files import secret_file
 from touchstream.publishing.api_keys import ApiKeyStore
 
 ACCESS_SCOPES = ("analyst", "pii", "admin")   # api_keys.SCOPES must list "admin" for the operator key
@@ -67,33 +66,16 @@ def require(scope: str, keys: ApiKeyStore | None):
     return caller
 
 
-def _secret_file(path: Path, make) -> str:
-    """The secret in ``path``; if absent, ``make()`` is written beside it (0600) and linked in, so a
-    reader never sees a half-written file and of two racing writers the first one wins."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret, tmp = make(), path.with_name(f".{path.name}.{os.getpid()}")
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            out.write(secret + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text().strip()
-
-
 def ensure_operator_key(settings) -> str:
     """The local operator's key (system 'operator', every scope): created once, its secret kept in
     ``$TOUCHSTREAM_HOME/operator.key`` (0600) for the CLI and ``touchstream.Client``."""
     def create() -> str:
         return ApiKeyStore(settings.api_keys_path).create("operator", [], list(ACCESS_SCOPES))[0]
-    return _secret_file(settings.home / OPERATOR_KEY_FILE, create)
+    return secret_file(settings.home / OPERATOR_KEY_FILE, create)
 
 
 def pii_salt(settings) -> str:
     """This installation's pseudonym salt (``$TOUCHSTREAM_HOME/pii.salt``, 0600), created once."""
-    return _secret_file(settings.home / SALT_FILE, lambda: secrets.token_hex(32))
+    return secret_file(settings.home / SALT_FILE, lambda: secrets.token_hex(32))
 
 

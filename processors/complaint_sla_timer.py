@@ -16,6 +16,15 @@ holding the watermark back, and a tick (``ComplaintSink.tick``, every few
 seconds) lets the clocks move on without new records. At rest the watermark is
 the latest event time consumed, whatever the timing, so replay equals live.
 
+After a restart the watermark is the stored one, and it stays there until it has been
+rebuilt from the partitions: every partition stored before the restart has, since,
+delivered again (past its committed position, where its source resumed) or, once
+assigned, gone idle. Why: until the source has its partitions (a killed consumer's
+group membership takes a session timeout to expire) nothing is delivering, so the
+idle rule alone would count every partition caught up and move the watermark to the
+latest event time of all of them, past a backlog that has not been read yet: false
+warnings and breaches, withdrawn later.
+
 Side effects happen once: SLA event ids are deterministic (``complaint_sla.event_id``)
 and every published id is kept in ``complaint_sla_events`` in the same transaction
 as the offsets, so redelivery, a restart or a rebuild re-sends nothing a subscriber
@@ -64,21 +73,29 @@ class SlaTimer:
         self.idle_seconds, self.wall = idle_seconds, wall
         self._latest: dict[Partition, datetime] = {}    # latest occurred_at per raw partition (persisted)
         self._heard: dict[Partition, float] = {}        # wall time each partition last delivered or was assigned
+        self._rebuilding: set[Partition] = set()         # stored before a restart, not delivering again yet
         self.stats = {"published": 0, "withdrawn": 0}
 
     def load(self, con) -> None:
-        """After a start: the partitions' latest event times; each counts as delivering until it goes idle."""
-        now = self.wall()
+        """After a start: the partitions' latest event times; they hold the watermark where it was stored
+        until each delivers again or, once assigned, goes idle (see the module's docstring)."""
         for topic, partition, latest in con.execute(
                 'SELECT topic, "partition", latest FROM complaint_sla_partitions').fetchall():
             self._latest[(topic, partition)] = latest
-            self._heard[(topic, partition)] = now
+            self._rebuilding.add((topic, partition))
 
     def expect(self, partitions: Iterable[Partition]) -> None:
-        """Partitions just assigned: they hold the watermark until they deliver or go idle."""
-        now = self.wall()
-        for tp in partitions:
+        """Partitions just assigned: they hold the watermark until they deliver or go idle. A stored
+        partition not in the assignment is not this sink's any more (assignments come whole)."""
+        now, assigned = self.wall(), set(partitions)
+        for tp in assigned:
             self._heard[tp] = now
+        self._rebuilding &= assigned
+
+    @property
+    def rebuilt(self) -> bool:
+        """False after a restart until the watermark has been rebuilt from the partitions."""
+        return not self._rebuilding
 
     def watermark(self, con) -> datetime | None:
         rows = con.execute("SELECT watermark FROM complaint_sla_watermark WHERE sink = ?", [self.sink]).fetchall()
@@ -90,6 +107,7 @@ class SlaTimer:
         for topic, partition, at in seen:
             tp = (topic, partition)
             self._heard[tp] = now
+            self._rebuilding.discard(tp)
             if tp not in self._latest or at > self._latest[tp]:
                 self._latest[tp] = changed[tp] = at
         insert_rows(con, "complaint_sla_partitions",
@@ -97,9 +115,14 @@ class SlaTimer:
                     "ON CONFLICT DO UPDATE SET latest = excluded.latest")
 
     def advance(self, con) -> tuple[datetime | None, datetime | None]:
-        """(old, new) watermark now; the new one is stored in the caller's transaction."""
+        """(old, new) watermark now; the new one is stored in the caller's transaction. While the
+        watermark is not rebuilt after a restart, it stays where it was stored: (old, old)."""
         old = self.watermark(con)
-        low = low_watermark(self._latest, self._heard, self.wall() - self.idle_seconds)
+        idle_before = self.wall() - self.idle_seconds
+        self._rebuilding -= {tp for tp in self._rebuilding if self._heard.get(tp, idle_before) < idle_before}
+        if self._rebuilding:
+            return old, old
+        low = low_watermark(self._latest, self._heard, idle_before)
         new = max([t for t in (old, low) if t is not None], default=None)
         if new is not None and new != old:
             con.execute("INSERT INTO complaint_sla_watermark VALUES (?, ?) ON CONFLICT DO UPDATE SET "

@@ -76,6 +76,7 @@ def feed(tmp_path, batches, output: MemoryOutput, restart_at: int | None = None)
         if n == restart_at:                      # a clean restart: a new sink on the same file
             sink.db.close()
             sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+            sink.expect({(r.topic, r.partition) for b in batches for r in b})   # its source's assignment
         sink.handle(batch)
         wall.now += 0.01
     wall.now += 11
@@ -180,3 +181,54 @@ def test_the_watermark_waits_for_partitions_still_delivering_and_skips_idle_ones
     assert low_watermark(latest, heard, idle_before=200.0) == t + timedelta(days=9)   # all idle: the latest
     assert low_watermark(latest, {**heard, ("d", 0): 100.0}, idle_before=90.0) is None   # d assigned, silent
     assert low_watermark({}, {}, idle_before=0.0) is None
+
+
+def test_after_a_restart_the_timer_holds_the_stored_watermark_until_the_partitions_deliver_again(tmp_path):
+    """Killed, then restarted: until its source has the partitions again nothing delivers, and a tick then
+    must not count every partition idle and judge the callback whose answer waits, unread, in the backlog."""
+    case, later, late = _breach_and_withdrawal_stream()
+    output, seen, wall = MemoryOutput(), {}, Wall()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+    log = raw_logs(validated_records(case), CODEC)
+    sink.handle(_records(log, seen))
+    sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))
+    sink.db.close()                                # the process dies; the late callback is published meanwhile
+    backlog = _records(raw_logs(validated_records(late), CODEC, log), seen)
+    partitions = {(r.topic, r.partition) for records in log.values() for r in records}
+
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+    assert not sink.timer.rebuilt
+    wall.now += 30                                 # no assignment yet: the dead member's session has not expired
+    assert sink.tick() == 0
+    judged = [e for e in published(output) if e["envelope"]["event_type"] != "complaint.sla_withdrawn"
+              and e.get("clock") == "callback:CB1"]
+    assert not judged, "the timer fired before the watermark was rebuilt from the partitions"
+
+    sink.expect(partitions)                        # the source's assignment, then the backlog
+    sink.handle(backlog)
+    wall.now += 11                                 # the partitions with nothing more to deliver go idle
+    sink.tick()
+    assert sink.timer.rebuilt
+    events = published(output)
+    assert not [e for e in events if e["envelope"]["event_type"] == "complaint.sla_withdrawn"]
+    assert table(sink.db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]
+    _, due = pure(case + later + late)
+    assert {e["envelope"]["event_id"] for e in events} == due["K1"]
+
+
+def test_a_restarted_timer_moves_on_once_its_assigned_partitions_go_idle(tmp_path):
+    """The hold ends: stored partitions that have nothing new count as rebuilt once assigned and idle."""
+    case, later, _ = _breach_and_withdrawal_stream()
+    output, seen, wall = MemoryOutput(), {}, Wall()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+    log = raw_logs(validated_records(case + later), CODEC)
+    sink.handle(_records(log, seen))
+    sink.db.close()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+    sink.expect({(r.topic, r.partition) for records in log.values() for r in records})
+    wall.now += 5
+    assert sink.tick() == 0 and not sink.timer.rebuilt
+    wall.now += 6
+    assert sink.tick() == 1 and sink.timer.rebuilt   # the missed callback breaches now, as it would have live
+    assert [e["clock"] for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"
+            and e["clock"].startswith("callback:")] == ["callback:CB1"]

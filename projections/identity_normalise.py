@@ -68,13 +68,15 @@ class IdentityConfig:
     max_customers_per_identifier: int = 1                      # more customers than this: identifier quarantined
     merge_customers_min_trust: str = "verified"               # weakest link that may merge two customer_ids
     unlink_separates: bool = True                              # an unlink also refuses detours older than it
+    anonymous_id_key: str = field(default="", repr=False)    # hex, the install's secret (load_identity_config
+                                                               # reads it, never from identity.toml); "" in tests
     rules: Rules = field(init=False, repr=False, compare=False)
     _blocked: frozenset = field(init=False, repr=False, compare=False)
     _patterns: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         rules = Rules(self.max_customers_per_identifier, Trust.parse(self.merge_customers_min_trust),
-                      self.unlink_separates)
+                      self.unlink_separates, bytes.fromhex(self.anonymous_id_key))
         blocked = {normalise(kind, value, self.default_region)[0] for kind, value in self.blocked_values}
         patterns = tuple((kind, re.compile(regex)) for kind, regex in self.blocked_patterns)
         object.__setattr__(self, "rules", rules)

@@ -19,12 +19,19 @@ Guard rails applied during the replay:
   bring a and b together again by another path (``Rules.separate``; off = only the
   direct evidence between a and b is retracted).
 
+A customer without a customer_id is named ``anon-`` + an HMAC-SHA256 of its earliest identifier,
+keyed with ``Rules.anonymous_id_key``: an unkeyed hash would let anyone holding an id test a
+guessed e-mail address against it. The key is the installation's secret; the identity process
+reads it (``touchstream.identity.config_file``) and passes it in, so every replay with the same
+key names the same customers the same way.
+
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -38,6 +45,7 @@ class Rules:
     max_customers_per_identifier: int = 1
     merge_customers_min_trust: Trust = Trust.VERIFIED
     separate: bool = True
+    anonymous_id_key: bytes = field(default=b"", repr=False)   # the installation's secret (see the module doc)
 
     def __post_init__(self) -> None:
         if self.max_customers_per_identifier < 1:
@@ -57,9 +65,10 @@ class Derivation:
     merges: list = field(default_factory=list)        # (Pair, Evidence) that joined two parts, replay order
 
 
-def anonymous_id(node: Identifier) -> str:
-    """Customer id of a part without a customer_id: stable across replays (a hash of its first identifier)."""
-    return "anon-" + hashlib.sha1(str(node).encode()).hexdigest()[:20]
+def anonymous_id(node: Identifier, key: bytes) -> str:
+    """Customer id of a part without a customer_id: stable across replays with the same ``key`` (an HMAC of
+    its first identifier), and without the key no guess can be checked against it."""
+    return "anon-" + hmac.new(key, str(node).encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def replay_order(item: tuple) -> tuple:
@@ -147,7 +156,9 @@ class _Replay:
         for n in self.parent:
             groups.setdefault(self.find(n), []).append(n)
         for root, members in groups.items():
-            cid = self.label.get(root) or anonymous_id(min(members, key=lambda n: (first_seen[n], n)))
+            cid = self.label.get(root)
+            if cid is None:
+                cid = anonymous_id(min(members, key=lambda n: (first_seen[n], n)), self.rules.anonymous_id_key)
             for n in members:
                 self.result.canonical[n] = cid
         accepted = self.result.accepted

@@ -24,8 +24,9 @@ Rules this module adds to ``identity_graph``'s replay:
   pair an identifiers_linked event names keeps it exactly. Cookies and devices never link
   above observed (KIND_CEILING), except in that named pair.
 - an identifiers_unlinked event links nothing: its pair's older evidence is voided.
-- canonical id: the smallest customer_id in the customer, else ``anon-<hash>`` of its
-  earliest-seen identifier; derived from the events alone, so a replay gives the same ids.
+- canonical id: the smallest customer_id in the customer, else ``anon-`` + an HMAC of its
+  earliest-seen identifier keyed with the installation's secret (``IdentityConfig.anonymous_id_key``);
+  derived from the events and that key alone, so a replay with the same key gives the same ids.
 - a repeated event_id changes nothing (same answer, no decisions); blocked values are
   dropped before anything else (one ``blocked_value`` finding per value).
 

@@ -9,12 +9,14 @@ group, which resumes at the offsets it committed. Readiness is a file
 from __future__ import annotations
 
 import logging
+import os
 
 import faust
 
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
+from touchstream.private_files import PRIVATE_UMASK
 from touchstream.processors.app import create_app
 from touchstream.processors.batch_source import BatchSource
 from touchstream.processors.identity_checkpoint import IdentityCheckpoint
@@ -47,6 +49,7 @@ def catch_up(settings: Settings, stage: IdentityStage, topics: list[str]) -> int
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)   # the checkpoint holds every identifier: owner-only, however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     ready = ready_file(settings)

@@ -8,6 +8,11 @@ Example::
     blocked_values = [["phone", "+31 20 123 4567"], ["email", "test@example.com"]]
     blocked_patterns = [["email", ".*@mailinator\\\\.com"]]
 
+Beside it, ``anon_id.key`` (0600, made once): the secret that keys anonymous customer ids
+(``anon-`` + an HMAC of an identifier, see ``identity_replay``). It is read with the guard
+rails because a replay that should give the live ids must use both; losing or replacing it
+renames every anonymous customer.
+
 Read when the identity process starts: an edit applies to the events observed after a
 restart of ``identity``. Re-deriving past events under new rules needs an identity replay
 from the raw topics, which is not automated yet (the customer-360 rebuild replays the
@@ -16,10 +21,15 @@ already-resolved ``touchstream.customer-events``).
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 import tomllib
 from pathlib import Path
 
+from touchstream.private_files import secret_file
 from touchstream.projections.identity_resolution import IdentityConfig
+
+ANONYMOUS_ID_KEY_FILE = "anon_id.key"
 
 FIELDS = ("default_region", "blocked_values", "blocked_patterns", "max_customers_per_identifier",
           "merge_customers_min_trust", "unlink_separates")
@@ -29,7 +39,22 @@ class IdentityConfigError(ValueError):
     """The identity config file is malformed; the message names the file and the key."""
 
 
-def load_identity_config(path: Path) -> IdentityConfig:
+def anonymous_id_key(path: Path) -> str:
+    """The installation's anonymous-id key (hex) in ``path``, created once (0600)."""
+    return secret_file(path, lambda: secrets.token_hex(32))
+
+
+def load_identity_config(path: Path, key_path: Path | None = None) -> IdentityConfig:
+    """The guard rails in ``path`` with the anonymous-id key in ``key_path`` (default: beside ``path``,
+    in ``$TOUCHSTREAM_HOME``): the live stage and every replay of it load both, so they name alike."""
+    rails, key_path = _guard_rails(path), key_path or path.with_name(ANONYMOUS_ID_KEY_FILE)
+    try:
+        return dataclasses.replace(rails, anonymous_id_key=anonymous_id_key(key_path))
+    except ValueError:
+        raise IdentityConfigError(f"{key_path}: not a hex key (restore the install's key file)") from None
+
+
+def _guard_rails(path: Path) -> IdentityConfig:
     if not path.exists():
         return IdentityConfig()
     try:

@@ -22,7 +22,8 @@ Inventory (``_column`` decides from the catalogue; a JSON column not listed here
                         views, dead_letters, interaction_counts: ids, codes, times, amounts
 Identifiers of kind customer_id stay readable (the join key, not personal). Left out:
 versioned tables (``*_v<N>``, read through the stable views) and bookkeeping (``INTERNAL``).
-Not masked: anonymous customer ids (``anon-`` + an unsalted hash of an identifier).
+Not masked: anonymous customer ids (``anon-`` + an HMAC of an identifier keyed with the
+installation's ``anon_id.key``: without the key a guess cannot be checked against them).
 """
 
 from __future__ import annotations

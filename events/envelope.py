@@ -3,7 +3,10 @@
 The schema says *what type* a field has; these rules say what makes sense for a
 customer interaction: the event type matches its schema, the channel, content
 and initiator are ones the catalogue allows for that type, somebody is
-identified, and event time is not in the future. Pure: no I/O.
+identified, and event times are not before 2000. Whether occurred_at is too far
+ahead needs a trusted clock, so that rule (``time_rules.check_skew``) is applied
+where recorded_at is stamped: the publishers, and the raw-topic consumers.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from touchstream.events.time_rules import DEFAULT_MAX_SKEW, check_time_range
 from touchstream.events.validation import Problem
 
 IDENTITY_FIELDS = ("customer_id", "email", "phone", "cookie_id", "device_id", "loyalty_card", "account_number")
@@ -20,7 +24,7 @@ IDENTITY_FIELDS = ("customer_id", "email", "phone", "cookie_id", "device_id", "l
 # customer's events stay in order on one partition as long as the channel
 # system sends the same strongest hint.
 KEY_PRIORITY = ("customer_id", "account_number", "loyalty_card", "email", "phone", "device_id", "cookie_id")
-MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_CLOCK_SKEW: timedelta = DEFAULT_MAX_SKEW
 _EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:/@+=-]{1,128}$")
 _PHONE_RE = re.compile(r"^\+?[0-9 ()./-]{5,32}$")
 
@@ -31,6 +35,9 @@ def new_event_id() -> str:
 
 def fill_defaults(event: dict, *, now: datetime, source: str | None = None, default_source: str | None = None) -> dict:
     """Fill what a producer may omit (event_id, recorded_at) and stamp ``source``.
+
+    A recorded_at already present is kept: the publishers overwrite it with their
+    own clock before this (``time_rules.stamp_recorded_at``) unless they replay an export.
 
     ``source`` is authoritative when given (the API key's system or the SDK's
     ``Publisher(source=)``): a web-shop key cannot claim to be the call centre.
@@ -71,9 +78,7 @@ def check_envelope(envelope: Mapping[str, Any], meta: Mapping[str, Any]) -> list
             bad(field, f"{envelope[field]!r} is not allowed for {meta['event_type']}; allowed: {', '.join(allowed)}")
     if not envelope["source"].strip():
         bad("source", "must name the channel system")
-    occurred, recorded = envelope["occurred_at"], envelope["recorded_at"]
-    if occurred - recorded > MAX_CLOCK_SKEW:
-        bad("occurred_at", "is in the future (after recorded_at by more than 5 minutes)")
+    problems.extend(check_time_range(envelope))
     problems.extend(check_identity(envelope["identity"]))
     return problems
 

@@ -8,6 +8,7 @@ channel system can fix its payload without reading Avro. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -197,6 +198,44 @@ def to_avro(schema: dict, data: Any, compiled: Converter | None = None) -> dict:
     if problems:
         raise EventValidationError(problems)
     return result
+
+
+# NUL ends a C string and breaks many readers of an export; a lone surrogate is not UTF-8 at
+# all, so Avro cannot write it. Both are garbage or an attack, never customer text.
+_UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (NUL, lone surrogate), or None."""
+    bad = _UNWRITABLE.search(value)
+    if bad is None:
+        return None
+    return "contains a NUL character (\\u0000)" if bad.group() == "\x00" else "contains a lone UTF-16 surrogate"
+
+
+def text_problems(value: Any, path: str = "") -> list[Problem]:
+    """Every string and mapping key in ``value`` that cannot be stored as text, with its path.
+
+    A walk of the plain-JSON event before conversion (the converter's fast path for strings
+    looks at no characters), with its own stack so no nesting depth can overflow it.
+    """
+    problems, todo = [], [(path, value)]
+    while todo:
+        here, item = todo.pop()
+        if isinstance(item, str):
+            reason = text_problem(item)
+            if reason:
+                problems.append(Problem(here, reason))
+        elif isinstance(item, dict):
+            for key, inner in reversed(list(item.items())):
+                reason = text_problem(key) if isinstance(key, str) else None
+                if reason:
+                    problems.append(Problem(f"{here}.<key>" if here else "<key>", f"a key {reason}"))
+                else:
+                    todo.append((f"{here}.{key}" if here else str(key), inner))
+        elif isinstance(item, (list, tuple)):
+            todo.extend((f"{here}[{index}]", inner) for index, inner in reversed(list(enumerate(item))))
+    return problems
 
 
 def to_json(value: Any) -> Any:

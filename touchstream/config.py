@@ -40,6 +40,12 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "touchstream")
     topic_config: Path | None = None
     sla_idle_seconds: int = 10     # a raw partition silent this long stops holding the SLA watermark back
+    # occurred_at may lead the trusted recorded_at by this much (clocks drift); more is refused
+    max_clock_skew_seconds: int = 300
+    # Below Kafka's 1 MB message limit (broker message.max.bytes 1048588, producer 1000000), so
+    # what the collector accepts can always be stored: too big is 413, never a retryable 503.
+    collector_max_body_bytes: int = 900_000
+    collector_max_event_bytes: int = 256_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -59,6 +65,9 @@ class Settings:
             cache_dir=Path(cache).resolve() if cache else Path.home() / ".cache" / "touchstream",
             topic_config=Path(topics).resolve() if topics else None,
             sla_idle_seconds=_int(env, "TOUCHSTREAM_SLA_IDLE_SECONDS", 10),
+            max_clock_skew_seconds=_int(env, "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS", 300),
+            collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),
+            collector_max_event_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_EVENT_BYTES", 256_000),
         )
 
     @property

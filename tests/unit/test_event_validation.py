@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from tests.avro_strategies import json_for
 from touchstream.events.catalogue import Catalogue
 from touchstream.events.envelope import partition_key
-from touchstream.events.validation import EventValidationError, to_avro, to_json
+from touchstream.events.time_rules import DEFAULT_MAX_SKEW, EARLIEST, check_skew, check_time_range, check_times
+from touchstream.events.validation import EventValidationError, text_problems, to_avro, to_json
 from touchstream.schemas import load_latest
 
 SCHEMAS = sorted(load_latest().values(), key=lambda s: s.event_type)
@@ -76,8 +77,8 @@ def test_catalogue_rules_on_the_envelope():
     assert "not allowed for phone.call_ended" in found["envelope.channel"]
     found = problems_of(call_ended(identity={"email": "   "}))
     assert "needs at least one" in found["envelope.identity"]
-    future = (NOW + timedelta(hours=1)).isoformat()
-    assert "future" in problems_of(call_ended(occurred_at=future))["envelope.occurred_at"]
+    assert "before 2000-01-01" in problems_of(call_ended(occurred_at="0001-01-01T00:00:00Z"))["envelope.occurred_at"]
+    assert "before 2000-01-01" in problems_of(call_ended(recorded_at="1999-12-31T23:59:59Z"))["envelope.recorded_at"]
     assert "unknown event type" in problems_of({"envelope": {"event_type": "phone.call_exploded"}})["envelope.event_type"]
 
 
@@ -131,3 +132,57 @@ def test_a_validated_timestamp_is_what_the_wire_keeps_and_far_out_millis_are_ref
     event["envelope"]["occurred_at"] = 10**15
     with pytest.raises(EventValidationError, match="envelope.occurred_at: epoch milliseconds outside"):
         to_avro(schema.schema, event)
+
+
+# --- time rules (events/time_rules.py): what the publishers and the raw-topic consumers check ----
+
+def envelope_at(occurred: datetime, recorded: datetime) -> dict:
+    return {"occurred_at": occurred, "recorded_at": recorded}
+
+
+def test_occurred_at_may_lead_recorded_at_by_the_skew_and_no_more():
+    assert check_times(envelope_at(NOW + DEFAULT_MAX_SKEW, NOW)) == []
+    [problem] = check_times(envelope_at(NOW + DEFAULT_MAX_SKEW + timedelta(milliseconds=1), NOW))
+    assert problem.path == "envelope.occurred_at" and "is in the future" in problem.reason
+    assert "more than 300 s after recorded_at" in problem.reason
+    assert check_times(envelope_at(NOW + timedelta(seconds=500), NOW), 600) == []       # seconds, from Settings
+    assert check_times(envelope_at(NOW + timedelta(seconds=61), NOW), timedelta(seconds=60)) != []
+
+
+def test_the_2099_pair_is_refused_against_the_checkers_clock():
+    y2099 = datetime(2099, 1, 1, tzinfo=timezone.utc)
+    assert check_times(envelope_at(y2099, y2099)) == []   # consistent with each other: only a clock tells
+    found = {p.path: p.reason for p in check_times(envelope_at(y2099, y2099), now=NOW)}
+    assert set(found) == {"envelope.occurred_at", "envelope.recorded_at"}
+    assert all("receiving clock 2026-06-01T12:00:00Z" in r for r in found.values())
+
+
+def test_check_times_takes_a_record_or_an_envelope_in_json_or_avro_values():
+    record = {"envelope": {"occurred_at": "2099-01-01T00:00:00Z", "recorded_at": 1780315200000}, "url": "u"}
+    assert [p.path for p in check_times(record)] == ["envelope.occurred_at"]
+    assert [p.path for p in check_times(record["envelope"])] == ["envelope.occurred_at"]
+    found = {p.path: p.reason for p in check_times({"occurred_at": "yesterday"})}
+    assert "not an ISO-8601 timestamp" in found["envelope.occurred_at"]
+    assert found["envelope.recorded_at"] == "required field is missing"
+
+
+def test_the_range_and_skew_rules_split_as_the_catalogue_and_the_publishers_use_them():
+    early = envelope_at(EARLIEST - timedelta(milliseconds=1), NOW)
+    assert [p.path for p in check_time_range(early)] == ["envelope.occurred_at"] and check_skew(early) == []
+    late = envelope_at(NOW + timedelta(hours=1), NOW)
+    assert check_time_range(late) == [] and [p.path for p in check_skew(late)] == ["envelope.occurred_at"]
+    assert check_time_range(envelope_at(EARLIEST, EARLIEST)) == []
+
+
+def test_text_that_cannot_be_stored_is_found_with_its_path_at_any_depth():
+    event = call_ended(correlation_id="a\x00b")
+    event["answers"] = {"ok": "fine", "k\ud800": "v", "list": ["x", "y\x00"]}
+    assert [(p.path, p.reason) for p in text_problems(event)] == [
+        ("envelope.correlation_id", "contains a NUL character (\\u0000)"),
+        ("answers.<key>", "a key contains a lone UTF-16 surrogate"),
+        ("answers.list[1]", "contains a NUL character (\\u0000)"),
+    ]
+    nested: list = ["\x00"]
+    for _ in range(10_000):   # no recursion: a deep value cannot overflow the walk
+        nested = [nested]
+    assert [p.path for p in text_problems(nested)] == ["[0]" * 10_000 + "[0]"]

@@ -3,6 +3,10 @@
 One plain-JSON event per line (the shape in docs/events.md). Invalid lines are
 reported with their line number and written, with the reasons, to a rejects
 file; valid lines are published; a summary closes the run.
+
+recorded_at is stamped with this machine's clock, like every other publisher,
+unless ``--keep-recorded-at`` says the file is an export being replayed: then each
+line keeps its own (still refused when it lies in the future).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--source", default="jsonl-import", help="channel system name for events that carry no envelope.source")
     p.add_argument("--rejects", type=Path, help="where invalid lines go (default: FILE.rejects.jsonl)")
     p.add_argument("--batch", type=int, default=5000, help="events validated and sent per batch")
+    p.add_argument("--keep-recorded-at", action="store_true",
+                   help="replay of an export: keep each event's recorded_at instead of stamping this clock's")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -42,7 +48,8 @@ def run(args, settings) -> int:
         raise CliError(f"{args.file}: no such file")
     rejects_path = args.rejects or Path(f"{args.file}.rejects.jsonl" if str(args.file) != "-" else "stdin.rejects.jsonl")
     total = published = rejected = 0
-    with Publisher(settings, source=args.source, keep_event_source=True) as publisher, rejects_path.open("w", encoding="utf-8") as rejects:
+    publisher = Publisher(settings, source=args.source, keep_event_source=True, keep_recorded_at=args.keep_recorded_at)
+    with publisher, rejects_path.open("w", encoding="utf-8") as rejects:
         bar = tqdm(unit="ev", disable=args.quiet, file=sys.stderr, desc="publishing")
         batch = []
         for number, line in _lines(args.file):

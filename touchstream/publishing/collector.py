@@ -2,23 +2,34 @@
 
 Every event of a request is validated (and scope-checked) before anything is
 sent, so a batch is accepted whole or rejected whole; 202 is answered only once
-Kafka acknowledged every event. Errors: 400 lists field paths and reasons,
-401 is a missing or unknown key, 403 an event outside the key's channels,
-503 Kafka or the registry unavailable.
+Kafka acknowledged every event. Statuses: 400 lists field paths and reasons (bad
+JSON, nesting, NUL, out-of-range or future times, an event_id reused for other
+contents), 401 is a missing or unknown key, 403 an event outside the key's
+channels, 413 too big (checked before Kafka could refuse it, so never a 503 that
+a retry cannot fix), 415 not JSON, 503 Kafka or the registry unavailable.
+
+The order is what makes abuse cheap to refuse: the key is checked from the
+headers before a byte of body is read; the body is read up to a cap; parsing,
+validation and the wait for Kafka run in a worker thread, so ``/health`` and
+other requests never wait on a broker outage. recorded_at is the collector's
+clock: a channel key cannot replay time.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from touchstream.codec.avro_codec import RegistryError
 from touchstream.events.validation import EventValidationError
 from touchstream.publishing.api_keys import ApiKey, ApiKeyStore
+from touchstream.publishing.http_body import (
+    BodyError, check_content_type, check_declared_length, event_size, parse_json, read_capped,
+)
 from touchstream.publishing.publisher import PublishError, Publisher
 
 log = logging.getLogger(__name__)
@@ -49,15 +60,26 @@ def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
         version="0.1.0",
         description="Publish interaction events. Authenticate with `X-API-Key` or `Authorization: Bearer`.",
     )
+    settings = publisher.settings
+    max_body, max_event = settings.collector_max_body_bytes, settings.collector_max_event_bytes
 
-    def accept(request: Request, events: list[Any]) -> JSONResponse:
-        key: ApiKey | None = keys.authenticate(_key_of(request))
-        if key is None:
-            return _error(401, "missing or unknown API key")
+    def accept(key: ApiKey, body: bytes, batch: bool) -> JSONResponse:
+        """Everything after the body was read; blocking (parse, validate, wait for Kafka), so in a worker thread."""
+        events = parse_json(body)
+        if batch:
+            if isinstance(events, dict) and isinstance(events.get("events"), list):
+                events = events["events"]
+            if not isinstance(events, list):
+                return _error(400, "a batch is a JSON array of events")
+        else:
+            events = [events]
         if len(events) > MAX_BATCH:
             return _error(413, f"at most {MAX_BATCH} events per batch, got {len(events)}")
+        too_big = [{"index": i, "bytes": n} for i, n in enumerate(map(event_size, events)) if n > max_event]
+        if too_big:
+            return _error(413, f"an event may be at most {max_event} bytes as JSON", too_big=too_big[:50])
         try:
-            valid = publisher.catalogue.validate_batch(events, source=key.system)
+            valid = publisher.validate_batch(events, source=key.system, keep_recorded_at=False)
         except EventValidationError as exc:
             return _error(400, "invalid event(s); nothing was published", problems=exc.as_dicts())
         refused = [(i, v.channel) for i, v in enumerate(valid) if not key.may_publish(v.channel)]
@@ -71,42 +93,38 @@ def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
             return _error(503, "events could not be stored; retry with the same event ids")
         return JSONResponse({"accepted": len(valid), "event_ids": [v.event_id for v in valid]}, status_code=202)
 
-    async def body_of(request: Request) -> Any:
+    async def receive(request: Request, batch: bool) -> JSONResponse:
+        key = keys.authenticate(_key_of(request))   # headers only: nothing read for a stranger
+        if key is None:
+            return _error(401, "missing or unknown API key")
         try:
-            return json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _BadJson(str(exc)) from None
+            check_content_type(request.headers.get("content-type"))
+            check_declared_length(request.headers.get("content-length"), max_body)
+            body = await read_capped(request.stream(), max_body)
+            return await run_in_threadpool(accept, key, body, batch)
+        except BodyError as exc:
+            return _error(exc.status, exc.message)
 
     @api.exception_handler(Exception)
-    async def _bad_json(_request: Request, exc: Exception):
-        if isinstance(exc, _BadJson):
-            return _error(400, f"body is not valid JSON: {exc}")
+    async def _unexpected(_request: Request, _exc: Exception):
         log.exception("collector error")
         return _error(500, "internal error")
 
     @api.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
+        """Async on purpose: it needs no worker thread, so it answers while every thread waits on Kafka."""
         return {"status": "ok"}
 
     @api.post("/events", status_code=202, summary="Publish one event", openapi_extra=_doc_body("object", EXAMPLE))
     async def publish_one(request: Request):
-        return accept(request, [await body_of(request)])
+        return await receive(request, batch=False)
 
     @api.post("/events/batch", status_code=202, summary="Publish a batch, all or nothing",
               openapi_extra=_doc_body("array", [EXAMPLE]))
     async def publish_batch(request: Request):
-        body = await body_of(request)
-        if isinstance(body, dict) and isinstance(body.get("events"), list):
-            body = body["events"]
-        if not isinstance(body, list):
-            return _error(400, "a batch is a JSON array of events")
-        return accept(request, body)
+        return await receive(request, batch=True)
 
     return api
-
-
-class _BadJson(Exception):
-    pass
 
 
 def _doc_body(kind: str, example: Any) -> dict:

@@ -4,13 +4,19 @@ Nothing is sent before the event passed its contract (``Catalogue.validate``), s
 a bad event fails in the caller with field paths, never downstream. Delivery is
 idempotent (``enable.idempotence``, acks=all) and batched by librdkafka; ``flush``
 (and ``close``) wait for every acknowledgement and raise if any send failed.
+
+Trusted time: ``envelope.recorded_at`` is stamped with this process's clock and a
+sender's value is ignored, because SLA clocks and watermarks must not follow a
+wrong or hostile clock; ``occurred_at`` may lead it by ``max_clock_skew_seconds``
+(``touchstream.events.time_rules``). Only a replay of an export keeps its own
+recorded_at (``keep_recorded_at=True``; ``touchstream publish --keep-recorded-at``).
 """
 
 from __future__ import annotations
 
-import inspect
 import threading
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from confluent_kafka import KafkaException, Producer
@@ -18,9 +24,9 @@ from confluent_kafka import KafkaException, Producer
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.events.catalogue import Catalogue, ValidEvent
-from touchstream.events.validation import EventValidationError, Problem
-
-ENVELOPE_ARGS = ("identity", "occurred_at", "channel", "content", "initiated_by", "correlation_id", "causation_id", "event_id")
+from touchstream.events.time_rules import check_skew, stamp_recorded_at
+from touchstream.events.validation import EventValidationError, Problem, text_problems
+from touchstream.publishing.typed_helpers import DomainHelpers
 
 
 class PublishError(RuntimeError):
@@ -49,12 +55,17 @@ class Publisher:
         codec: AvroCodec | None = None,
         producer_config: dict[str, Any] | None = None,
         keep_event_source: bool = False,
+        keep_recorded_at: bool = False,
     ):
         """``keep_event_source``: events that name their own source keep it (replaying an
-        export of several systems); by default ``source`` is stamped on every event."""
+        export of several systems); by default ``source`` is stamped on every event.
+        ``keep_recorded_at``: events keep their own recorded_at (replaying an export; it
+        may still not be in the future); by default it is this process's clock at validation."""
         self.settings = settings or Settings.from_env()
         self.source = source
         self._stamp = {"default_source": source} if keep_event_source else {"source": source}
+        self.keep_recorded_at = keep_recorded_at
+        self.max_skew = timedelta(seconds=self.settings.max_clock_skew_seconds)
         self.channels = frozenset(channels) if channels is not None else None
         self.catalogue = catalogue or Catalogue()
         self.codec = codec or AvroCodec(self.settings.registry_url)
@@ -74,8 +85,45 @@ class Publisher:
 
     # -- validation ---------------------------------------------------------
     def validate(self, event: dict, *, now: datetime | None = None) -> ValidEvent:
-        valid = self.catalogue.validate(event, now=now, **self._stamp)
+        valid = self._validate_one(event, now or datetime.now(timezone.utc), self._stamp, self.keep_recorded_at)
         self._check_scope([valid])
+        return valid
+
+    def validate_batch(self, events: list[Any], *, now: datetime | None = None, source: str | None = None,
+                       keep_recorded_at: bool | None = None) -> list[ValidEvent]:
+        """All or nothing: every problem of every event, paths prefixed with the index (``[3].envelope.channel``).
+
+        ``source`` overrides this publisher's (the collector passes the API key's system);
+        ``keep_recorded_at`` overrides the constructor's (the collector forces False).
+        An event_id repeated with other contents is refused (one of them would be dropped
+        downstream as a duplicate); an identical repeat is sent once.
+        """
+        now = now or datetime.now(timezone.utc)
+        stamp = self._stamp if source is None else {"source": source}
+        keep = self.keep_recorded_at if keep_recorded_at is None else keep_recorded_at
+        valid, problems = [], []
+        for index, event in enumerate(events):
+            try:
+                valid.append(self._validate_one(event, now, stamp, keep))
+            except EventValidationError as exc:
+                problems.extend(Problem(f"[{index}].{p.path}".rstrip("."), p.reason) for p in exc.problems)
+        if not problems:
+            valid, problems = distinct_events(valid)
+        if problems:
+            raise EventValidationError(problems)
+        self._check_scope(valid)
+        return valid
+
+    def _validate_one(self, event: Any, now: datetime, stamp: dict, keep_recorded_at: bool) -> ValidEvent:
+        unstorable = text_problems(event)
+        if unstorable:
+            raise EventValidationError(unstorable)
+        if not keep_recorded_at:
+            event = stamp_recorded_at(event, now)
+        valid = self.catalogue.validate(event, now=now, **stamp)
+        problems = check_skew(valid.record, self.max_skew, now=now)
+        if problems:
+            raise EventValidationError(problems)
         return valid
 
     def _check_scope(self, events: list[ValidEvent]) -> None:
@@ -97,30 +145,39 @@ class Publisher:
 
     def publish_batch(self, events: list[dict]) -> list[str]:
         """All or nothing at validation: one bad event rejects the batch before any is sent."""
-        valid = self.catalogue.validate_batch(list(events), **self._stamp)
-        self._check_scope(valid)
+        valid = self.validate_batch(list(events))
         self.send_valid(valid)
         return [v.event_id for v in valid]
 
     def send_valid(self, events: list[ValidEvent]) -> None:
         """Queue validated events; failures are reported by the next ``flush``."""
-        self._send(events, self._record_failure)
+        self._send(events, self._record_result)
 
     def deliver(self, events: list[ValidEvent], timeout: float = 30.0) -> None:
-        """Send and wait until Kafka acknowledged these events (used by the HTTP collector)."""
-        failed: dict[str, str] = {}
-        self._send(events, lambda event_id, err: failed.__setitem__(event_id, err))
-        remaining = self._producer.flush(timeout)
-        if remaining and not failed:
-            failed["<pending>"] = f"{remaining} event(s) unacknowledged after {timeout}s"
+        """Send and wait until Kafka acknowledged these events (used by the HTTP collector).
+
+        Waits for these events only, not for everything queued, so concurrent callers
+        (the collector's worker threads, one per request) do not wait on each other;
+        any of them may serve another's delivery reports while polling.
+        """
+        acks = _Acks(len(events))
+        self._send(events, acks)
+        deadline = time.monotonic() + timeout
+        while not acks.all_in.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._producer.poll(min(left, 0.1))
+        with acks.lock:
+            failed, pending = dict(acks.failed), acks.pending
+        if pending and not failed:
+            failed["<pending>"] = f"{pending} event(s) unacknowledged after {timeout}s"
         if failed:
             raise PublishError(failed)
 
-    def _record_failure(self, event_id: str, err: str) -> None:
-        with self._lock:
-            self._failed[event_id] = err
+    def _record_result(self, event_id: str, err: str | None) -> None:
+        if err is not None:
+            with self._lock:
+                self._failed[event_id] = err
 
-    def _send(self, events: list[ValidEvent], on_error) -> None:
+    def _send(self, events: list[ValidEvent], on_result) -> None:
         if self._closed:
             raise RuntimeError("publisher is closed")
         # Encode everything first: a registry failure then sends nothing of the batch.
@@ -129,8 +186,7 @@ class Publisher:
             headers = [("event_type", event.event_type.encode()), ("event_id", event.event_id.encode())]
 
             def on_delivery(err, _msg, event_id=event.event_id):
-                if err is not None:
-                    on_error(event_id, str(err))
+                on_result(event_id, None if err is None else str(err))
 
             while True:
                 try:
@@ -166,54 +222,45 @@ class Publisher:
         self.close()
 
     # -- typed helpers: publisher.phone.call_ended(...) -------------------------
-    def __getattr__(self, domain: str) -> "_DomainHelpers":
+    def __getattr__(self, domain: str) -> DomainHelpers:
         if domain.startswith("_") or "catalogue" not in self.__dict__:
             raise AttributeError(domain)
         names = [t for t in self.catalogue.event_types() if t.split(".", 1)[0] == domain]
         if not names:
             raise AttributeError(f"no event domain {domain!r}")
-        return _DomainHelpers(self, domain, names)
+        return DomainHelpers(self, domain, names)
 
 
-class _DomainHelpers:
-    """``publisher.<domain>.<event>(**fields)``: builds the envelope, then ``publish``."""
+class _Acks:
+    """Delivery reports of one ``deliver`` call: counts them down, keeps the failures."""
 
-    def __init__(self, publisher: Publisher, domain: str, event_types: list[str]):
-        self._publisher = publisher
-        self._domain = domain
-        self._types = {t.split(".", 1)[1]: t for t in event_types}
+    def __init__(self, expected: int):
+        self.pending = expected
+        self.failed: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.all_in = threading.Event()
+        if expected == 0:
+            self.all_in.set()
 
-    def __dir__(self) -> list[str]:
-        return sorted(self._types)
-
-    def __getattr__(self, name: str):
-        if name not in self._types:
-            raise AttributeError(f"no event {self._domain}.{name}; known: {', '.join(sorted(self._types))}")
-        schema = self._publisher.catalogue.schema(self._types[name])
-
-        def helper(**kwargs: Any) -> str:
-            return self._publisher.publish(build_event(schema, kwargs))
-
-        fields = [f["name"] for f in schema.schema["fields"] if f["name"] != "envelope"]
-        params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in (*ENVELOPE_ARGS, *fields)]
-        helper.__signature__ = inspect.Signature(params)
-        helper.__name__ = name
-        helper.__doc__ = schema.schema.get("doc")
-        return helper
+    def __call__(self, event_id: str, err: str | None) -> None:
+        with self.lock:
+            if err is not None:
+                self.failed[event_id] = err
+            self.pending -= 1
+            if self.pending <= 0:
+                self.all_in.set()
 
 
-def build_event(schema, kwargs: dict[str, Any]) -> dict:
-    """Split helper keyword arguments into envelope and payload; default what the catalogue fixes."""
-    meta = schema.meta
-    env: dict[str, Any] = {"event_type": schema.event_type}
-    for arg in ENVELOPE_ARGS:
-        if arg in kwargs:
-            env[arg] = kwargs.pop(arg)
-    for field, allowed in (("channel", "channels"), ("content", "contents"), ("initiated_by", "initiated_by")):
-        if field not in env and len(meta.get(allowed) or []) == 1:
-            env[field] = meta[allowed][0]
-    env.setdefault("occurred_at", datetime.now(timezone.utc))
-    missing = [f for f in ("channel", "content", "initiated_by", "identity") if f not in env]
-    if missing:
-        raise EventValidationError([Problem(f"envelope.{m}", "required field is missing") for m in missing])
-    return {"envelope": env, **kwargs}
+def distinct_events(events: list[ValidEvent]) -> tuple[list[ValidEvent], list[Problem]]:
+    """Each event_id once: identical repeats collapse (a retry inside one batch is harmless);
+    a repeat with other contents is a problem, since consumers would keep only one of them."""
+    first: dict[str, int] = {}
+    distinct, problems = [], []
+    for index, event in enumerate(events):
+        seen = first.setdefault(event.event_id, index)
+        if seen == index:
+            distinct.append(event)
+        elif events[seen].record != event.record:
+            problems.append(Problem(f"[{index}].envelope.event_id", f"repeats the event_id of [{seen}] with "
+                                    "different contents; give each event its own id"))
+    return distinct, problems

@@ -10,14 +10,18 @@ the state of the moment before a crash.
 The epoch is bumped and written at every start, before anything is published,
 so sequence numbers of a new run are always above those of any earlier run,
 even one that crashed before its first snapshot.
+
+Both files hold every identifier seen (personal data): the folder is 0700 and the files
+0600 whatever the umask (``touchstream.private_files``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from touchstream.private_files import private_dir, write_private
 
 VERSION = 1
 
@@ -30,19 +34,10 @@ class Snapshot:
     resolver: dict | None = None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 class IdentityCheckpoint:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         self.path = self.folder / "checkpoint.json"
         self.epoch_path = self.folder / "epoch"
 
@@ -58,10 +53,10 @@ class IdentityCheckpoint:
         last = int(self.epoch_path.read_text()) if self.epoch_path.exists() else 0
         snap.epoch = max(snap.epoch, last) + 1
         snap.counter = 0
-        _write_atomic(self.epoch_path, str(snap.epoch))
+        write_private(self.epoch_path, str(snap.epoch))
         return snap
 
     def save(self, snap: Snapshot) -> None:
         data = {"version": VERSION, "epoch": snap.epoch, "counter": snap.counter,
                 "offsets": sorted([t, p, o] for (t, p), o in snap.offsets.items()), "resolver": snap.resolver}
-        _write_atomic(self.path, json.dumps(data, separators=(",", ":")))
+        write_private(self.path, json.dumps(data, separators=(",", ":")))

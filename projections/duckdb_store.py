@@ -13,6 +13,7 @@ limited to read statements and interrupted after a time limit.
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, Iterable
 import duckdb
 import pyarrow as pa
 
+from touchstream.private_files import FILE_MODE, private_dir
 from touchstream.projections.interaction_log import COLUMNS, Position, first_per_event_id, next_offsets
 
 READ_STATEMENTS = {"SELECT", "EXPLAIN"}
@@ -97,8 +99,9 @@ class DuckDBStore:
 
     def __init__(self, path: Path | str, *, ddl: tuple[str, ...] = ("interaction_log",), harden: bool = True):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._con = duckdb.connect(str(self.path))
+        os.chmod(self.path, FILE_MODE)   # personal data: owner-only whatever the umask (its WAL: in the 0700 folder)
         self._write_lock = threading.Lock()
         for name in ddl:
             self._con.execute(load_sql(name))

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from touchstream.config import Settings
+from touchstream.private_files import private_dir, write_private
 from touchstream.stack import kafka_jars
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -74,9 +75,9 @@ def cluster_id(settings: Settings) -> str:
     if found is None and path.exists():
         found = path.read_text().strip() or None
     cid = found or new_cluster_id()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     if not path.exists() or path.read_text().strip() != cid:
-        path.write_text(cid + "\n")
+        write_private(path, cid + "\n")
     return cid
 
 
@@ -122,12 +123,11 @@ def server_properties(settings: Settings) -> str:
 
 def write_server_properties(settings: Settings) -> Path:
     path = properties_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    settings.kafka_data_dir.mkdir(parents=True, exist_ok=True)
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (path.parent, settings.kafka_data_dir, settings.logs_dir):   # Kafka's logs hold the events
+        private_dir(folder)
     text = server_properties(settings)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        write_private(path, text)
     return path
 
 

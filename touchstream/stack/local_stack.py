@@ -12,6 +12,9 @@ only the broker, for tests or while the other modules are being written).
 Children inherit this process's environment plus every TOUCHSTREAM_* value of
 ``settings``, so a stack built from a Settings object (a test's free ports and
 temp home) is the stack its children see, not the defaults.
+
+The home holds personal data, so ``up`` takes group/other access off what is there (an
+older install) and runs under umask 077, which every child (Kafka's JVM too) inherits.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from touchstream.config import Settings
+from touchstream.private_files import private_dir, private_umask, restrict_tree
 from touchstream.stack import broker_runner, kafka_jars
 from touchstream.stack.readiness import describe_failure, wait_for_file, wait_for_http, wait_for_kafka
 from touchstream.stack.supervisor import ServiceSpec, Supervisor
@@ -213,6 +217,13 @@ def _register_schemas(settings: Settings) -> str:
 def up(settings: Settings, services: str | Iterable[str] | None = None,
        progress: Callable[[Step], None] | None = None) -> list[Step]:
     """Bring ``services`` (default: all) up in order; return one Step per thing done."""
+    with private_umask():
+        private_dir(settings.home)
+        restrict_tree(settings.home)
+        return _up(settings, services, progress)
+
+
+def _up(settings: Settings, services, progress) -> list[Step]:
     chosen = parse_services(services)
     missing = missing_modules(chosen)
     if missing:

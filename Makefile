@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TS := $(VENV)/bin/touchstream
 STAMP := $(VENV)/.installed
+# The dashboard's browser test drives Debian's Chromium through Playwright (never a browser download).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv jars demo test unit integration up down status bench clean
+.PHONY: venv jars demo test unit integration up down status bench clean check-browser
 
 # pip's build chatter goes to a log; it is printed only when the install fails.
 $(STAMP): pyproject.toml
@@ -23,14 +25,19 @@ jars: $(STAMP)
 demo: $(STAMP)
 	$(TS) demo
 
-test: $(STAMP)
+# Checked first: a missing browser should stop `make test` in a second, not fail one test at its end.
+check-browser:
+	@test -x $(CHROMIUM) || { echo "make test needs Chromium at $(CHROMIUM) for the dashboard's browser test;" \
+		"install it with: sudo apt-get install -y chromium   (see README, Quick start)" >&2; exit 1; }
+
+test: check-browser $(STAMP)
 	$(TS) jars
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: check-browser $(STAMP)
 	$(TS) jars
 	$(PY) -m pytest -q tests/integration
 

@@ -1,11 +1,13 @@
 """The README stays true: every `touchstream` command in its shell blocks parses with the real CLI,
-and every `make` target it names exists."""
+every `make` target it names exists, and the prerequisites it names are the ones `make test` checks."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,19 @@ def test_readme_cli_table_lists_every_command_and_sub_command():
         assert f"`touchstream {name}" in table, name
         for sub in _subcommands(parser):
             assert re.search(rf"`(touchstream )?{name} {sub}\b", table), f"{name} {sub}"
+
+
+def test_make_test_checks_the_browser_first_and_the_quick_start_names_it(tmp_path):
+    """A newcomer's ``make test`` without Chromium stops at once, with the command that fixes it."""
+    quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert "Chromium" in quick.split("\n\n")[1] and "sudo apt-get install -y chromium" in quick
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("test", "integration"):
+        assert re.search(rf"^{target}: check-browser\b", makefile, flags=re.M), target
+    browser_test = (ROOT / "tests" / "integration" / "test_dashboard_in_browser.py").read_text()
+    path = re.search(r"^CHROMIUM \?= (\S+)$", makefile, flags=re.M).group(1)
+    assert f'CHROMIUM = Path("{path}")' in browser_test   # the path make checks is the one the test drives
+    run = ["make", "-s", "-C", str(ROOT), "check-browser"]
+    missing = subprocess.run([*run, f"CHROMIUM={tmp_path / 'none'}"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "sudo apt-get install -y chromium" in missing.stderr
+    assert subprocess.run([*run, f"CHROMIUM={sys.executable}"], capture_output=True).returncode == 0

@@ -7,8 +7,10 @@ written in the same transaction as the rows, which is what makes a crash or a
 redelivery harmless.
 
 Hardening is applied once the schema exists: external file and network access
-off, extension auto-install/auto-load off, configuration locked, and analyst SQL
-limited to read statements and interrupted after a time limit.
+off, extension auto-install/auto-load off, configuration locked. Analyst SQL must
+pass ``sql_guard`` (one read, checked on DuckDB's parse tree), runs in a
+transaction that is always rolled back (a write the guard missed cannot persist;
+DuckDB's DDL is transactional too) and is interrupted after a time limit.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import pyarrow as pa
 
 from touchstream.private_files import FILE_MODE, private_dir
 from touchstream.projections.interaction_log import COLUMNS, Position, first_per_event_id, next_offsets
-
-READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+# QueryError is defined with the guard; its callers import it from here
+from touchstream.projections.sql_guard import READ_ONLY, QueryError, Rules, check_read_only  # noqa: F401
 ARROW_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()), ("event_type", pa.string()), ("domain", pa.string()),
@@ -43,10 +45,6 @@ ARROW_SCHEMA = pa.schema(
     ]
 )
 assert tuple(ARROW_SCHEMA.names) == COLUMNS
-
-
-class QueryError(ValueError):
-    """Analyst SQL refused or failed; the message is safe to show to the analyst."""
 
 
 @dataclass(frozen=True)
@@ -208,18 +206,19 @@ class DuckDBStore:
 
     # -- the analyst side -----------------------------------------------------
     def query(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0,
-              search_path: str | None = None) -> QueryResult:
+              search_path: str | None = None, rules: Rules = READ_ONLY) -> QueryResult:
         """Run one read-only statement on a fresh cursor, interrupted after ``timeout`` seconds;
-        ``search_path``: the schema its names resolve in first (the masked views for some callers)."""
+        ``search_path``: the schema its names resolve in first (the masked views for some callers);
+        ``rules``: the caller's checks on top of read-only (``sql_guard.Rules``)."""
         def fetch(cur):
             cur.execute(sql, params or [])
             columns = [d[0] for d in cur.description]
             rows = cur.fetchmany(max_rows + 1)
             return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
-        return self._read_only(sql, params, timeout, fetch, search_path)
+        return self._read_only(sql, params, timeout, fetch, search_path, rules)
 
-    def query_arrow(self, sql: str, params: list | None = None, *, max_rows: int = 10_000,
-                    timeout: float = 30.0, search_path: str | None = None) -> tuple[pa.Table, bool]:
+    def query_arrow(self, sql: str, params: list | None = None, *, max_rows: int = 10_000, timeout: float = 30.0,
+                    search_path: str | None = None, rules: Rules = READ_ONLY) -> tuple[pa.Table, bool]:
         """The same, as an Arrow table (exact types for Arrow and Parquet downloads); (table, truncated)."""
         def fetch(cur):   # a relation streams batches; a DB-API result would copy every row first
             reader = cur.sql(sql, params=params or None).to_arrow_reader(min(max_rows + 1, 100_000))
@@ -231,22 +230,18 @@ class DuckDBStore:
                     break
             table = pa.Table.from_batches(batches, schema=reader.schema)
             return table.slice(0, max_rows), count > max_rows
-        return self._read_only(sql, params, timeout, fetch, search_path)
+        return self._read_only(sql, params, timeout, fetch, search_path, rules)
 
-    def _read_only(self, sql: str, params: list | None, timeout: float, fetch, search_path: str | None = None):
+    def _read_only(self, sql: str, params: list | None, timeout: float, fetch, search_path: str | None,
+                   rules: Rules):
+        """The guard, then ``fetch(cursor)`` inside a transaction that is rolled back whatever happens
+        (``fetch`` reads every row it returns before that), with the time limit as an interrupt."""
         cur = self._con.cursor()
         try:
             if search_path:
                 cur.execute("SET search_path = ?", [search_path])
-            try:
-                statements = cur.extract_statements(sql)
-            except duckdb.Error as exc:
-                raise QueryError(str(exc)) from None
-            if len(statements) != 1:
-                raise QueryError(f"send exactly one statement, got {len(statements)}")
-            kind = statements[0].type.name
-            if kind not in READ_STATEMENTS:
-                raise QueryError(f"read-only endpoint: {kind} statements are not allowed (only SELECT)")
+            check_read_only(cur, sql, rules)
+            cur.execute("BEGIN TRANSACTION")
             timer = threading.Timer(timeout, cur.interrupt)
             timer.start()
             try:
@@ -257,5 +252,7 @@ class DuckDBStore:
                 raise QueryError(str(exc).splitlines()[0]) from None
             finally:
                 timer.cancel()
+                with suppress(duckdb.Error):   # after an error or an interrupt the transaction may be gone
+                    cur.execute("ROLLBACK")
         finally:
-            cur.close()
+            cur.close()   # closing also ends a transaction the ROLLBACK could not

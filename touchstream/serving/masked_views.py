@@ -2,11 +2,12 @@
 
 Why a ``masked`` schema and a guard: DuckDB has no grants, and ``SET search_path = 'masked'``
 does not hide ``main`` (a name missing from ``masked`` falls back to it). So a caller without
-``pii`` may name only views of ``masked`` (``check_masked_sql`` walks DuckDB's own parse tree,
-subqueries and CTE scopes included), and the statement runs on that search path
-(``run_masked``). Each view has its source's name and columns; personal values become keyed
-pseudonyms, ``'pii:' || left(sha256(salt || value), 16)`` with a per-installation salt, so
-distinct counts and joins still work but a guessed address cannot be hashed and looked up.
+``pii`` may name only views of ``masked`` (``masked_rules``: a layer on the read-only walk of
+DuckDB's own parse tree every caller passes, ``sql_guard``; subqueries and CTE scopes included),
+and the statement runs on that search path (``run_masked``). Each view has its source's name
+and columns; personal values become keyed pseudonyms, ``'pii:' || left(sha256(salt || value), 16)``
+with a per-installation salt, so distinct counts and joins still work but a guessed address
+cannot be hashed and looked up.
 
 Inventory (``_column`` decides from the catalogue; a JSON column not listed here is NULL):
   interactions          the envelope's pii identity hints (email, phone, cookie_id, device_id,
@@ -28,13 +29,11 @@ installation's ``anon_id.key``: without the key a guess cannot be checked agains
 
 from __future__ import annotations
 
-import json
 import re
 import weakref
 
-import duckdb
-
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
+from touchstream.projections.sql_guard import Rules, check_read_only
 from touchstream.serving.export_pii import hint_columns, payload_paths, profile_paths
 
 MASKED = "masked"
@@ -45,8 +44,6 @@ VERSIONED = re.compile(r"_v\d+$")
 ANCHORS = frozenset({"identifier", "anchor", "customer_anchor"})   # "kind:value" strings
 SAFE_JSON = frozenset({"case_view"})
 TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
-QUERY_NODES = {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"}
-TABLE_REFS = {"BASE_TABLE", "TABLE_FUNCTION", "JOIN", "SUBQUERY", "EMPTY", "EXPRESSION_LIST", "PIVOT", "SHOW_REF"}
 
 
 def _quote(name: str) -> str:
@@ -162,21 +159,45 @@ class MaskedSqlError(QueryError):
 
 
 def check_masked_sql(con, sql: str, macros: frozenset[str] | None = None) -> None:
-    """Raise ``MaskedSqlError`` unless ``sql`` is one SELECT that reads only views of ``masked``
+    """Raise ``MaskedSqlError`` unless ``sql`` is one read (``sql_guard``) of views of ``masked`` only
     (unqualified, or ``masked.x``), CTEs in scope and the allowed table functions.
     ``macros``: ``refused_functions(con)`` computed earlier (it costs ~50 ms: it lists every function)."""
-    try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
-    except duckdb.Error as exc:
-        raise MaskedSqlError(str(exc).splitlines()[0]) from None
-    if tree.get("error"):
-        raise MaskedSqlError(f"without the pii scope only one plain SELECT is allowed ({tree.get('error_message')})")
-    if len(tree["statements"]) != 1:
-        raise MaskedSqlError(f"send exactly one statement, got {len(tree['statements'])}")
+    check_read_only(con, sql, masked_rules(con, refused_functions(con) if macros is None else macros))
+
+
+def masked_rules(con, macros: frozenset[str]) -> Rules:
+    """The masked layer of the read-only walk: which tables, table functions and functions a caller
+    without the pii scope may name. No EXPLAIN: the plan would print the views' text, and so the salt."""
     views = {v.lower() for (v,) in con.execute(
         "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ?",
         [MASKED]).fetchall()}
-    _walk(tree["statements"][0]["node"], frozenset(), views, refused_functions(con) if macros is None else macros)
+
+    def refuse(what: str) -> MaskedSqlError:
+        return MaskedSqlError(f"{what} is not readable without the pii scope; read the masked views: "
+                              f"{', '.join(sorted(views))}")
+
+    def function(node: dict) -> None:
+        if node.get("function_name", "").lower() in macros:
+            raise refuse(f"function {node['function_name']}")
+
+    def table(node: dict, ctes: frozenset) -> None:
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            name, schema, catalog = node["table_name"].lower(), node["schema_name"].lower(), node["catalog_name"]
+            shown = ".".join(p for p in (catalog, schema, node["table_name"]) if p)
+            if catalog or schema not in ("", MASKED) or name not in (views if schema else views | ctes):
+                raise refuse(f"table {shown}")
+        elif kind == "TABLE_FUNCTION":
+            called = node["function"]
+            name = called.get("function_name", "").lower()
+            if called.get("schema") or called.get("catalog") or name not in TABLE_FUNCTIONS:
+                raise refuse(f"table function {called.get('function_name')}()")
+        elif kind == "SHOW_REF" and node.get("query") is None:
+            raise refuse(f"SHOW {node.get('table_name')}")
+
+    return Rules(table=table, function=function, explain=False, error=MaskedSqlError,
+                 no_explain="without the pii scope only one plain SELECT is allowed: EXPLAIN would print "
+                            "the masked views' definitions")
 
 
 def refused_functions(con) -> frozenset[str]:
@@ -186,62 +207,17 @@ def refused_functions(con) -> frozenset[str]:
         "AND (macro_definition ILIKE '%select%' OR macro_definition ILIKE '%from%'))").fetchall())
 
 
-def _walk(node, ctes: frozenset, views: set[str], macros: set[str]) -> None:
-    """Check every table reference under ``node``; ``ctes`` are the CTE names bound where it stands."""
-    def refuse(what: str) -> MaskedSqlError:
-        return MaskedSqlError(f"{what} is not readable without the pii scope; read the masked views: "
-                              f"{', '.join(sorted(views))}")
-
-    if isinstance(node, list):
-        for item in node:
-            _walk(item, ctes, views, macros)
-        return
-    if not isinstance(node, dict):
-        return
-    kind = node.get("type")
-    if "class" in node:   # an expression
-        if node["class"] == "FUNCTION" and node.get("function_name", "").lower() in macros:
-            raise refuse(f"function {node['function_name']}")
-    elif "cte_map" in node:   # a query node: its CTEs are bound in its body, each in the CTEs after it
-        if kind not in QUERY_NODES:
-            raise MaskedSqlError(f"unsupported query construct {kind}")
-        scope = set(ctes)
-        for entry in node["cte_map"]["map"]:
-            _walk(entry["value"], frozenset(scope), views, macros)   # not in its own body: that is main's
-            scope.add(entry["key"].lower())
-        rest = {k: v for k, v in node.items() if k != "cte_map"}
-        if kind in ("RECURSIVE_CTE_NODE", "CTE_NODE"):   # the recursive part / the child sees the CTE
-            _walk(rest.pop("right" if kind == "RECURSIVE_CTE_NODE" else "child", None),
-                  frozenset(scope | {node["cte_name"].lower()}), views, macros)
-        return _walk(list(rest.values()), frozenset(scope), views, macros)
-    elif "sample" in node and "alias" in node:   # a table reference
-        if kind not in TABLE_REFS:
-            raise MaskedSqlError(f"unsupported table reference {kind}")
-        if kind == "BASE_TABLE":
-            name, schema, catalog = node["table_name"].lower(), node["schema_name"].lower(), node["catalog_name"]
-            shown = ".".join(p for p in (catalog, schema, node["table_name"]) if p)
-            if catalog or schema not in ("", MASKED) or name not in (views if schema else views | ctes):
-                raise refuse(f"table {shown}")
-        elif kind == "TABLE_FUNCTION":
-            function = node["function"]
-            name = function.get("function_name", "").lower()
-            if function.get("schema") or function.get("catalog") or name not in TABLE_FUNCTIONS:
-                raise refuse(f"table function {function.get('function_name')}()")
-        elif kind == "SHOW_REF" and node.get("query") is None:
-            raise refuse(f"SHOW {node.get('table_name')}")
-    _walk(list(node.values()), ctes, views, macros)
-
-
 def run_masked(store: DuckDBStore, sql: str, params: list | None = None, *, max_rows: int = 10_000,
                timeout: float = 30.0, arrow: bool = False):
-    """``store.query`` (or ``query_arrow``) for a caller without the pii scope: the guard, then the
-    statement on a cursor whose search path is ``masked`` (same limits, same ``QueryError`` messages)."""
+    """``store.query`` (or ``query_arrow``) for a caller without the pii scope: the read-only guard with
+    the masked rules on top, the statement on a cursor whose search path is ``masked`` (same limits,
+    same ``QueryError`` messages)."""
     cur = store.cursor()
     try:
         if store not in _REFUSED:   # functions change only with DDL, which nothing runs after start
             _REFUSED[store] = refused_functions(cur)
-        check_masked_sql(cur, sql, _REFUSED[store])
+        rules = masked_rules(cur, _REFUSED[store])
     finally:
         cur.close()
     run = store.query_arrow if arrow else store.query
-    return run(sql, params, max_rows=max_rows, timeout=timeout, search_path=MASKED)
+    return run(sql, params, max_rows=max_rows, timeout=timeout, search_path=MASKED, rules=rules)

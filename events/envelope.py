@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from touchstream.events.time_rules import DEFAULT_MAX_SKEW, check_time_range
+from touchstream.events.time_rules import DEFAULT_MAX_SKEW, check_skew, check_time_range
 from touchstream.events.validation import Problem
 
 IDENTITY_FIELDS = ("customer_id", "email", "phone", "cookie_id", "device_id", "loyalty_card", "account_number")
@@ -112,3 +112,23 @@ def partition_key(identity: Mapping[str, Any]) -> bytes:
                 value = re.sub(r"[^0-9+]", "", value)
             return f"{field}:{value}".encode()
     raise ValueError("no identity hint to key by")
+
+
+def check_consumed(envelope: Mapping[str, Any], meta: Mapping[str, Any] | None, received_at: datetime | None,
+                   max_skew: timedelta = MAX_CLOCK_SKEW) -> list[Problem]:
+    """The same rules for a record read off a raw topic, where nobody validated it for us.
+
+    Why again on consumption: Kafka accepts whatever an authorised producer writes, and a producer
+    that is not Touchstream's publisher never ran ``check_envelope``. ``meta`` is the writer
+    schema's metadata (None: the schema is not a Touchstream event schema). ``received_at`` is the
+    broker's log-append time: the one time on the record no producer chose, so neither event time
+    nor recorded time may run more than ``max_skew`` ahead of it (and event time not ahead of
+    recorded time: ``time_rules.check_skew``).
+    """
+    if not meta or "event_type" not in meta:
+        return [Problem("envelope.event_type", "the writer schema declares no Touchstream event type")]
+    problems = check_envelope(envelope, meta) + check_skew(envelope, max_skew, now=received_at)
+    if received_at is not None and envelope["occurred_at"] - received_at > max_skew:
+        problems.append(Problem("envelope.occurred_at", f"is after the broker received the record "
+                                f"({received_at.isoformat()}) by more than {max_skew.total_seconds():g} s"))
+    return problems

@@ -56,7 +56,8 @@ def to_records(messages: Iterable) -> list[RawRecord]:
                 raise KafkaException(error)
             log.warning("consumer: %s", error)
             continue
-        records.append(RawRecord(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or [])))
+        records.append(RawRecord(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []),
+                                 m.timestamp()[1]))
     return records
 
 

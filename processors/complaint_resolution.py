@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.events.envelope import MAX_CLOCK_SKEW
 from touchstream.processors.decoding import decode_batch, decode_event
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.processors.complaint_sla_timer import SlaTimer
@@ -54,6 +55,14 @@ CASES = pa.schema([
     ("fcr_reason", pa.string()), ("anomalies", pa.int32()), ("case_view", pa.string()), ("fingerprint", pa.string()),
     ("updated_at", TS), ("contact_rows", pa.list_(CONTACT)), ("customer_anchor", pa.string()),
 ])
+
+
+def trusted_time(record: RawRecord, event: dict) -> datetime:
+    """The event time the SLA watermark may use: never past the broker's receipt plus the allowed skew,
+    so no producer's clock (or forgery) can move SLA clocks into the future. ``decode_batch`` already
+    dead-letters such records; this bound holds even for a record that slipped past it."""
+    occurred, received = event["envelope"]["occurred_at"], record.received_at
+    return occurred if received is None else min(occurred, received + MAX_CLOCK_SKEW)
 
 
 def case_key(record: dict) -> str | None:
@@ -148,7 +157,7 @@ class ComplaintSink:
         offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
         with self._lock, self.db.transaction() as con:
             touched = self._store(con, first_per_event_id(rows))
-            self.timer.observe(con, ((r.topic, r.partition, e.record["envelope"]["occurred_at"]) for r, e in decoded))
+            self.timer.observe(con, ((r.topic, r.partition, trusted_time(r, e.record)) for r, e in decoded))
             old, watermark = self.timer.advance(con)
             due = self.timer.due(con, watermark) if watermark != old else set()
             self._update(con, touched | due | set(self._moved(con)), watermark, now)

@@ -27,7 +27,7 @@ import threading
 import time
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
-from touchstream.processors.decoding import decode_batch, decode_event
+from touchstream.processors.decoding import decode_batch, decode_checked
 from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections.identity_resolution import (
@@ -151,7 +151,7 @@ class IdentityStage:
             todo = self.offsets.pending(records)
             for record in todo:
                 try:
-                    self.resolver.observe(decode_event(self.codec, record.value))
+                    self.resolver.observe(decode_checked(self.codec, record).record)
                 except DecodeError:
                     pass   # dead-lettered when it was first handled
             self.offsets.advance(next_offsets(r.position for r in todo))

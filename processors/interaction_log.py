@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.interaction_log import next_offsets, to_row
-from touchstream.processors.decoding import decode
+from touchstream.processors.decoding import decode_checked
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
 
@@ -61,5 +61,5 @@ class InteractionLogSink:
         return self._committed.get(partition)
 
     def _decode(self, record: RawRecord):
-        return decode(self.codec, record.value)
+        return decode_checked(self.codec, record)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from touchstream.projections.interaction_log import Position
 
@@ -15,10 +16,18 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    # Milliseconds since the epoch: the broker's log-append time on raw topics (trusted, unlike the
+    # producer's occurred_at), the producer's create time on topics configured otherwise.
+    timestamp: int | None = None
 
     @property
     def position(self) -> Position:
         return Position(self.topic, self.partition, self.offset)
+
+    @property
+    def received_at(self) -> datetime | None:
+        """``timestamp`` as an aware datetime (None when the client gave none)."""
+        return None if self.timestamp is None or self.timestamp < 0 else datetime.fromtimestamp(self.timestamp / 1000, timezone.utc)
 
 
 class CommittedOffsets:

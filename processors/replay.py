@@ -51,7 +51,7 @@ def replay_range(settings: Settings, ranges: Ranges, handle, *, batch: int = 500
         while any(consumer.position(tp) < end for tp, (_s, end) in todo.items()):
             polled = consumer.poll(timeout_ms=1000, max_records=batch)
             records = [
-                RawRecord(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []))
+                RawRecord(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or []), m.timestamp)
                 for tp, messages in polled.items() for m in messages if m.offset < todo[tp][1]
             ]
             if records:

@@ -17,6 +17,7 @@ from tests.event_builders import CAT, plain_event
 from touchstream.bench import kafka_perf_tools as tools
 from touchstream.bench import raw_consume
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.registry.credentials import client_config
 from touchstream.stack import local_stack
 from touchstream.stack.topic_admin import ensure_topics, existing_topics
 from touchstream.topics import TopicSpec
@@ -46,7 +47,7 @@ def avro_topic(settings, broker, registry) -> tuple[str, int]:
     """A fresh 2-partition topic holding RECORDS Confluent-framed events of two types (two schema ids)."""
     topic = unique_name("bench-raw")
     ensure_topics(broker, [TopicSpec(topic, 2, 1)])
-    codec = AvroCodec(registry)
+    codec = AvroCodec(client_config(settings, write=True))
     producer = Producer({"bootstrap.servers": broker, "acks": "all", "linger.ms": 5})
     total = 0
     for i in range(RECORDS):

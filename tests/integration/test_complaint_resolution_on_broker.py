@@ -17,6 +17,7 @@ from tests.integration.test_customer_360_on_broker import latest_per_key, publis
 from touchstream.client import Client
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.identity.config_file import load_identity_config
+from touchstream.processors.decoding import decode_checked
 from touchstream.processors.replay import replay
 from touchstream.projections.identity_resolution import IdentityResolver
 from touchstream.serving.catchup import wait_pipeline, wait_sla_settled
@@ -182,8 +183,8 @@ def test_complaint_rows_and_clocks_equal_a_replay_of_the_raw_topics(stack):
     def keep(batch):
         for r in batch:
             try:
-                records.append(codec.decode(r.value).record)
-            except DecodeError:          # the dead-letter test's garbage: no sink folds it either
+                records.append(decode_checked(codec, r).record)
+            except DecodeError:          # the dead-letter tests' garbage and forgeries: no sink folds them either
                 pass
 
     replay(stack, raw_topics(load_topics(stack.topic_config)), keep)

@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 from tests.unit.test_registry_contract import NO_DEFAULT, OTHER, V1, V2, RegistryContract, text
 from touchstream.config import Settings
 from touchstream.registry.bootstrap import SchemaRegistrationError, register_all
+from touchstream.registry.credentials import client_config
 from touchstream.registry.http_app import create_app
 from touchstream.registry.kafka_store import KafkaSchemaStore
 from touchstream.registry.service import RegistryService
@@ -281,7 +282,13 @@ def test_module_entry_point_serves_after_catching_up(bootstrap, topic):
                 pass
             assert time.monotonic() < deadline, "registry process did not become ready"
             time.sleep(0.2)
-        client = SchemaRegistryClient({"url": f"http://127.0.0.1:{port}"})
+        url = f"http://127.0.0.1:{port}"
+        with pytest.raises(SchemaRegistryError) as refused:   # no credential: no write, no config change
+            SchemaRegistryClient({"url": url}).register_schema("t.shop.Order", avro(V1))
+        assert refused.value.http_status_code == 401
+        assert httpx.put(f"{url}/config", json={"compatibility": "NONE"}, timeout=5).status_code == 401
+        assert httpx.get(f"{url}/config", timeout=5).json() == {"compatibilityLevel": "BACKWARD"}
+        client = SchemaRegistryClient(client_config(Settings.from_env(env), write=True))
         assert client.register_schema("t.shop.Order", avro(V1)) == 1
     finally:
         proc.send_signal(signal.SIGTERM)

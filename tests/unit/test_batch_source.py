@@ -38,10 +38,13 @@ class Message:
     def headers(self):
         return [("event_type", b"x")]
 
+    def timestamp(self):
+        return (2, 1_700_000_000_000)   # TIMESTAMP_LOG_APPEND_TIME
 
-def test_records_keep_position_key_value_and_headers():
+
+def test_records_keep_position_key_value_headers_and_the_brokers_time():
     [record] = to_records([Message("a", 2, 41)])
-    assert record == RawRecord("a", 2, 41, b"k", b"v", [("event_type", b"x")])
+    assert record == RawRecord("a", 2, 41, b"k", b"v", [("event_type", b"x")], 1_700_000_000_000)
 
 
 def test_a_transient_client_error_is_no_record_and_no_failure():

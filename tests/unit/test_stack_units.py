@@ -317,13 +317,18 @@ def test_cli_parses_stack_commands():
 
 # --- docker-compose.yml ------------------------------------------------------------------
 
+LOOPBACK = "${TOUCHSTREAM_BIND:-127.0.0.1}"   # compose publishes on loopback unless TOUCHSTREAM_BIND says otherwise
+
+
 def test_docker_compose_matches_settings_defaults():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) == {"kafka", "registry", "collector", "identity", "serving"}
     defaults = Settings(home=Path("/unused"))
     assert services["kafka"]["image"] == f"apache/kafka:{defaults.kafka_version}"
-    assert f"{defaults.broker_port}:{defaults.broker_port}" in services["kafka"]["ports"]
+    assert f"{LOOPBACK}:{defaults.broker_port}:{defaults.broker_port}" in services["kafka"]["ports"]
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published and all(port.startswith(LOOPBACK + ":") for port in published)   # not every interface
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert len(base64.urlsafe_b64decode(kafka_env["CLUSTER_ID"] + "==")) == 16
@@ -332,7 +337,7 @@ def test_docker_compose_matches_settings_defaults():
     known = set(re.findall(r"TOUCHSTREAM_[A-Z_]+", (ROOT / "touchstream" / "config.py").read_text()))
     for name, port in expected_ports.items():
         service = services[name]
-        assert f"{port}:{port}" in service["ports"], name
+        assert f"{LOOPBACK}:{port}:{port}" in service["ports"], name
         assert service["command"] == ["up", "--only", name, "--foreground"]
         env = service["environment"]
         assert set(env) <= known, set(env) - known

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from confluent_kafka import KafkaException, Producer
 
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.registry.credentials import client_config
 from touchstream.config import Settings
 from touchstream.demo.generator import generate
 from touchstream.events.catalogue import Catalogue
@@ -80,7 +81,7 @@ def encode_traffic(settings: Settings, events: int, customers: int, seed: int) -
     """Validate and encode ``events`` demo events (registering their schemas in the stack's registry)."""
     t0 = time.perf_counter()
     stream, days = demo_events(events, customers, seed)
-    catalogue, codec = Catalogue(), AvroCodec(settings.registry_url)
+    catalogue, codec = Catalogue(), AvroCodec(client_config(settings, write=True))
     encoded = []
     for event in stream:
         valid = catalogue.validate(event, default_source="bench")

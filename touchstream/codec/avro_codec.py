@@ -44,15 +44,18 @@ class Decoded:
     schema_id: int
     event_type: str
     record: dict
+    meta: dict | None = None   # the writer schema's Touchstream metadata (allowed channels, ...)
 
 
 class AvroCodec:
     """Encodes events of known schemas and decodes any framed record by its schema id."""
 
-    def __init__(self, registry_url: str, *, auto_register: bool = True, client=None):
-        """``client``: anything with SchemaRegistryClient's register_schema/lookup_schema/get_schema
-        (tests pass an in-memory one); by default confluent-kafka's client for ``registry_url``."""
-        self._client = client if client is not None else SchemaRegistryClient({"url": registry_url})
+    def __init__(self, registry: str | dict, *, auto_register: bool = True, client=None):
+        """``registry``: the registry's URL, or a ``SchemaRegistryClient`` config (with the writer
+        credential to register: ``registry.credentials.client_config``). ``client``: anything with
+        SchemaRegistryClient's register_schema/lookup_schema/get_schema (tests pass an in-memory one)."""
+        conf = registry if isinstance(registry, dict) else {"url": registry}
+        self._client = client if client is not None else SchemaRegistryClient(conf)
         self._auto_register = auto_register
         self._ids: dict[str, int] = {}
         self._writers: dict[str, object] = {}
@@ -96,12 +99,12 @@ class AvroCodec:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise DecodeError(f"unknown magic byte {magic}; not Confluent-framed Avro")
-        writer, reader, event_type = self._reader(schema_id)
+        writer, reader, event_type, meta = self._reader(schema_id)
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from exc
-        return Decoded(schema_id, event_type, record)
+        return Decoded(schema_id, event_type, record, meta)
 
     def _reader(self, schema_id: int):
         hit = self._readers.get(schema_id)
@@ -120,7 +123,8 @@ class AvroCodec:
         reader = None
         if local is not None and local.schema != body:
             reader = fastavro.parse_schema(local.schema)  # resolve old writers to our newest shape
-        event_type = (body.get(META_KEY) or {}).get("event_type", full)
-        hit = (writer, reader, event_type)
+        meta = body.get(META_KEY) or None
+        event_type = (meta or {}).get("event_type", full)
+        hit = (writer, reader, event_type, meta)
         self._readers[schema_id] = hit
         return hit

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from confluent_kafka import KafkaException, Producer
 
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.registry.credentials import client_config
 from touchstream.config import Settings
 from touchstream.events.catalogue import Catalogue, ValidEvent
 from touchstream.events.time_rules import check_skew, stamp_recorded_at
@@ -68,7 +69,7 @@ class Publisher:
         self.max_skew = timedelta(seconds=self.settings.max_clock_skew_seconds)
         self.channels = frozenset(channels) if channels is not None else None
         self.catalogue = catalogue or Catalogue()
-        self.codec = codec or AvroCodec(self.settings.registry_url)
+        self.codec = codec or AvroCodec(client_config(self.settings, write=True))   # registers on first use
         config = {
             "bootstrap.servers": self.settings.bootstrap_servers,
             "enable.idempotence": True,

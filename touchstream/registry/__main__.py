@@ -15,6 +15,7 @@ import uvicorn
 
 from touchstream.config import Settings
 from touchstream.registry.base import StoreError
+from touchstream.registry.credentials import writer_secret
 from touchstream.registry.http_app import create_app
 from touchstream.registry.kafka_store import KafkaSchemaStore
 from touchstream.registry.service import RegistryService
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             "loaded %d subjects from %s; serving on %s:%d",
             len(state.versions), args.topic, settings.host, settings.registry_port,
         )
-        app = create_app(RegistryService(store), on_shutdown=lambda: _close(store))
+        app = create_app(RegistryService(store), on_shutdown=lambda: _close(store),
+                         writer_secret=writer_secret(settings))
         # On SIGTERM uvicorn stops gracefully (running on_shutdown) and then re-raises the signal.
         uvicorn.run(app, host=settings.host, port=settings.registry_port, log_level=args.log_level)
     finally:

@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from touchstream.config import Settings
+from touchstream.registry.credentials import client_config
 from touchstream.schemas import DerivedSchema, EventSchema, load_all, load_derived_versions
 
 Contract = EventSchema | DerivedSchema
@@ -42,7 +43,7 @@ def register_all(settings: Settings, schemas: list[Contract] | None = None) -> d
 
     Without ``schemas``: every event schema and every derived record schema; with it, only those.
     """
-    client = SchemaRegistryClient({"url": settings.registry_url})
+    client = SchemaRegistryClient(client_config(settings, write=True))
     chosen = [*load_all(), *load_derived_versions()] if schemas is None else schemas
     ordered = sorted(chosen, key=lambda s: (s.subject, s.version))
     ids: dict[str, int] = {}

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from touchstream.registry.base import AVRO, BadRequest, InvalidSchema, RegistryError, SchemaNotFound, SchemaVersion
+from touchstream.registry.credentials import authorised, is_write
 from touchstream.registry.schema_forms import SUPPORTED_TYPES
 from touchstream.registry.service import RegistryService
 
@@ -92,8 +93,11 @@ def _page(items: list, request: Request) -> list:
     return items[offset:] if limit < 0 else items[offset : offset + limit]
 
 
-def create_app(service: RegistryService, on_shutdown: Callable[[], None] | None = None) -> FastAPI:
-    """The ASGI app; the caller owns the service and its store, ``on_shutdown`` runs as the server stops."""
+def create_app(service: RegistryService, on_shutdown: Callable[[], None] | None = None, *,
+               writer_secret: str | None = None) -> FastAPI:
+    """The ASGI app; the caller owns the service and its store, ``on_shutdown`` runs as the server stops.
+    ``writer_secret``: registering, deleting and config changes need it (``credentials``); None
+    leaves them open (an app a test builds in-process; the registry process always passes one)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -112,6 +116,17 @@ def create_app(service: RegistryService, on_shutdown: Callable[[], None] | None 
 
     async def call(fn, *args, **kwargs):
         return await run_in_threadpool(partial(fn, *args, **kwargs))
+
+    @app.middleware("http")
+    async def writers_only(request: Request, call_next):
+        if writer_secret is not None and is_write(request.method, request.url.path) \
+                and not authorised(request.headers.get("authorization"), writer_secret):
+            log.warning("refused an unauthenticated %s %s", request.method, request.url.path)
+            response = _error(401, 40101, "registering, deleting and config changes need the registry "
+                                          "writer credential (HTTP Basic)")
+            response.headers["WWW-Authenticate"] = 'Basic realm="touchstream-registry"'
+            return response
+        return await call_next(request)
 
     @app.exception_handler(RegistryError)
     async def registry_error(_request: Request, exc: RegistryError):

@@ -4,7 +4,9 @@ The broker runs with ``auto.create.topics.enable=false`` so a typo in a topic
 name fails loudly instead of creating a stray topic; every topic therefore
 comes from ``topics.toml`` through here. Existing topics are left exactly as
 they are (no partition or config changes: a raw topic is the event store, and
-silently altering it is not this function's call).
+silently altering it is not this function's call), except for the few settings in
+``ENFORCED`` that protect the data without touching it: an install made before the
+raw topics were stamped by the broker gets ``LogAppendTime`` at the next ``up``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from touchstream.topics import TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka error code
+# Configs brought in line on existing topics too: they change how new records are stamped, never old data.
+ENFORCED = ("message.timestamp.type",)
 
 
 class TopicAdminError(RuntimeError):
@@ -34,6 +38,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
     )
     try:
         existing = set(admin.list_topics())
+        _enforce_configs(admin, [s for s in specs if s.name in existing])
         missing = [s for s in specs if s.name not in existing]
         if not missing:
             return []
@@ -61,6 +66,25 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
         return sorted(created, key=order.index)
     finally:
         admin.close()
+
+
+def _enforce_configs(admin, specs: list[TopicSpec]) -> None:
+    """Set the ``ENFORCED`` configs of existing topics where the broker holds another value."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    wanted = {s.name: {k: v for k, v in s.config.items() if k in ENFORCED} for s in specs}
+    wanted = {name: configs for name, configs in wanted.items() if configs}
+    if not wanted:
+        return
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n, list(c)) for n, c in wanted.items()],
+                                       config_filter="all")
+    stale = []
+    for name, held in (next(iter(described.values()), {}) if described else {}).items():
+        change = {k: v for k, v in wanted.get(name, {}).items() if (held.get(k) or {}).get("value") != v}
+        if change:
+            stale.append(ConfigResource(ConfigResourceType.TOPIC, name, change))
+    if stale:
+        admin.alter_configs(stale, incremental=True)
 
 
 def existing_topics(bootstrap: str, timeout: float = 10.0) -> list[str]:

@@ -7,6 +7,10 @@ both ways. The code in ``docs/subscribing.md`` must run against the installed li
 block compiles and its imports resolve, the kafka-python/fastavro decoder decodes records framed
 by touchstream's codec with schemas fetched from touchstream's own registry app over its HTTP
 API, and the confluent-kafka blocks build valid consumers and decode through the registry client.
+Each consume loop meets poison records (not Confluent framing, an unknown schema id, a cut
+body, a key that is not UTF-8) among good ones: it parks them and goes on, committing past
+them, as the guide says (the guide's first loop once stopped for good at the first one).
+The same loop against a real broker: ``tests/integration/test_subscribing_on_broker.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import ast
 import io
 import re
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from confluent_kafka.error import KeyDeserializationError, ValueDeserializationError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -53,6 +59,11 @@ BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S)
 AT = datetime.now(timezone.utc) - timedelta(days=1)
 COMPLAINT = [Catalogue().validate(plain_event(t, AT, {"email": "ann@example.com"}, case_id="K9"))
              for t in ("complaint.opened", "complaint.resolved", "complaint.closed")]
+
+
+def poison(good: bytes) -> list[bytes]:
+    """Values that never decode, made from a good one: not Confluent framing, an unknown schema id, a cut body."""
+    return [b"not avro at all", b"\x00\x00\x0f\xff\xff" + good[5:], good[:7]]
 
 
 class Recorder:
@@ -161,7 +172,7 @@ def _block(marker: str) -> dict:
     return namespace
 
 
-def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch):
+def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch, caplog):
     service = RegistryService(MemorySchemaStore())
     client = SimpleNamespace(register_schema=lambda subject, s: service.register(subject, s.schema_str).id)
     codec = AvroCodec("unused", client=client)
@@ -170,7 +181,8 @@ def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch):
     def urlopen(url):
         assert url.startswith("http://127.0.0.1:8081/")
         response = http.get(url.removeprefix("http://127.0.0.1:8081"))
-        assert response.status_code == 200, url
+        if response.status_code != 200:   # as urllib does: an unknown schema id is a 404
+            raise urllib.error.HTTPError(url, response.status_code, response.text, None, None)
         return io.BytesIO(response.content)
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
@@ -188,17 +200,27 @@ def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch):
             self.topics, self.commits = topics, 0
 
         def __iter__(self):
-            for e in events:
-                yield SimpleNamespace(key=e.key, value=codec.encode(e.schema, e.record),
-                                      headers=[("event_type", e.event_type.encode())])
+            good = codec.encode(events[0].schema, events[0].record)
+            values = [(e.key, codec.encode(e.schema, e.record), e.event_type) for e in events]
+            values[1:1] = [(events[0].key, bad, "complaint.opened") for bad in poison(good)]
+            values.append((b"\xff\xfe", good, "complaint.opened"))   # a key that is not UTF-8
+            for offset, (key, value, event_type) in enumerate(values):
+                yield SimpleNamespace(topic="touchstream.raw.complaint", partition=0, offset=offset, key=key,
+                                      value=value, headers=[("event_type", event_type.encode())])
 
         def commit(self):
             self.commits += 1
 
-    guide["KafkaConsumer"] = Consumer
-    handled = []
-    guide["run"](lambda key, event: handled.append((key, event)))
+    consumers, handled, parked = [], [], []
+    guide["KafkaConsumer"] = lambda *topics, **config: consumers.append(Consumer(*topics, **config)) or consumers[-1]
+    park = guide["park"]
+    guide["park"] = lambda message, error: (park(message, error), parked.append(message.offset))
+    with caplog.at_level("WARNING", logger="my-service"):
+        guide["run"](lambda key, event: handled.append((key, event)))
     assert handled == [(events[0].key.decode(), events[0].record)]
+    assert parked == [1, 2, 3, 6] and consumers[0].commits == 7   # parked, committed past, went on
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"parked touchstream.raw.complaint[0]@{n}" for n in parked]   # where, never the bytes
 
 
 def test_confluent_blocks_build_consumers_and_decode_every_type():
@@ -226,7 +248,9 @@ def test_confluent_blocks_build_consumers_and_decode_every_type():
 
     class Consumer:   # confluent-kafka's Consumer: poll() -> Message or None
         def __init__(self, config):
-            self.queue, self.commits, self.closed = [None, *COMPLAINT], 0, False
+            good = codec.encode(COMPLAINT[0].schema, COMPLAINT[0].record)
+            self.queue = [None, COMPLAINT[0], *[(COMPLAINT[0], bad) for bad in poison(good)], *COMPLAINT[1:]]
+            self.commits, self.closed = 0, False
 
         def subscribe(self, topics):
             self.topics = topics
@@ -237,7 +261,7 @@ def test_confluent_blocks_build_consumers_and_decode_every_type():
             e = self.queue.pop(0)
             if e is None:
                 return None
-            value = codec.encode(e.schema, e.record)
+            e, value = e if isinstance(e, tuple) else (e, codec.encode(e.schema, e.record))
             return SimpleNamespace(error=lambda: None, topic=lambda: e.topic, key=lambda: e.key, value=lambda: value,
                                    headers=lambda: [("event_type", e.event_type.encode()), ("event_id", b"x")])
 
@@ -247,12 +271,54 @@ def test_confluent_blocks_build_consumers_and_decode_every_type():
         def close(self):
             self.closed = True
 
-    consumers = []
+    consumers, parked = [], []
     filtered.update(Consumer=lambda config: consumers.append(Consumer(config)) or consumers[-1],
-                    SchemaRegistryClient=lambda conf: registry)
+                    SchemaRegistryClient=lambda conf: registry, park=lambda msg, error: parked.append(type(error)))
     handled = []
     with pytest.raises(Done):
         filtered["run_filtered"](lambda key, event: handled.append((key, event)))
     wanted = [e for e in COMPLAINT if e.event_type.encode() in filtered["WANTED"]]
     assert len(wanted) == 2 and handled == [(e.key.decode(), e.record) for e in wanted]
-    assert consumers[0].closed and consumers[0].commits == len(COMPLAINT)
+    assert len(parked) == 3 and consumers[0].closed and consumers[0].commits == len(COMPLAINT) + 3
+
+
+def test_the_deserializing_loop_parks_a_poison_record_and_goes_on():
+    """The first loop of the guide, with confluent-kafka's exceptions as ``DeserializingConsumer.poll``
+    raises them; on a real broker: tests/integration/test_subscribing_on_broker.py."""
+    guide = _block("DeserializingConsumer(")
+
+    class Done(Exception):
+        pass
+
+    def message(offset: int, value):
+        return SimpleNamespace(topic=lambda: "touchstream.raw.web", partition=lambda: 0, offset=lambda: offset,
+                               key=lambda: "cookie_id:ck-1", value=lambda: value, headers=lambda: [])
+
+    class Consumer:
+        def __init__(self):
+            self.queue = [message(0, {"n": 0}), ValueDeserializationError(ValueError("framing"), message(1, None)),
+                          None, KeyDeserializationError(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
+                                                        message(2, None)), message(3, {"n": 3})]
+            self.commits, self.closed = [], False
+
+        def poll(self, timeout):
+            if not self.queue:
+                raise Done
+            item = self.queue.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item
+
+        def commit(self, message, asynchronous):
+            self.commits.append(message.offset())
+
+        def close(self):
+            self.closed = True
+
+    consumer, handled, parked = Consumer(), [], []
+    guide.update(subscribe=lambda topics, group_id: consumer,
+                 park=lambda msg, error: parked.append((msg.offset(), type(error).__name__)))
+    with pytest.raises(Done):
+        guide["run"](lambda key, value, headers: handled.append(value["n"]))
+    assert handled == [0, 3] and parked == [(1, "ValueError"), (2, "UnicodeDecodeError")]
+    assert consumer.commits == [0, 1, 2, 3] and consumer.closed

@@ -18,10 +18,12 @@ ONLY_HELP = "comma-separated subset of broker,registry,collector,serving (defaul
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("up", help="start the local stack (idempotent)",
-                              description="Start broker, topics, registry, schemas, collector, serving.")
+                              description="Start broker, topics, registry, schemas, collector, serving, under a "
+                                          "supervisor that restarts a crashed service with backoff.")
     p.add_argument("--only", metavar="SERVICES", help=ONLY_HELP)
     p.add_argument("--foreground", action="store_true",
-                   help="stay attached until a service exits or SIGTERM, then stop them (containers)")
+                   help="stay attached until a service exits or SIGTERM, then stop them; no supervisor "
+                        "(containers: their runtime restarts them)")
     p.set_defaults(func=cmd_up)
 
     p = subparsers.add_parser("down", help="stop the local stack (by pid, reverse order)")
@@ -29,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL (default 30)")
     p.set_defaults(func=cmd_down)
 
-    p = subparsers.add_parser("status", help="show which stack processes run")
+    p = subparsers.add_parser("status", help="show which stack processes run, and how crashed ones ended",
+                              description="running, stopped or crashed (exit code or signal, when, restarts) "
+                                          "per process; exits 1 when one that should run does not.")
     p.set_defaults(func=cmd_status)
 
     p = subparsers.add_parser("jars", help="fetch Apache Kafka's jars from Maven Central (once)")
@@ -61,7 +65,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         chosen = local_stack.parse_services(args.only)
-        local_stack.up(settings, chosen, progress=_print_step)
+        local_stack.up(settings, chosen, progress=_print_step, supervise=not args.foreground)
     except _errors() as exc:
         raise CliError(str(exc)) from exc
     echo(f"logs in {settings.logs_dir}; stop with 'touchstream down'", flush=True)
@@ -98,11 +102,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from touchstream.stack import local_stack
 
     rows = local_stack.status(settings)
-    echo(f"{'service':<10} {'state':<8} {'pid':>7}  {'address':<28} log")
+    width = max(len("state"), *(len(row.label) for row in rows))
+    echo(f"{'service':<10} {'state':<{width}} {'pid':>7}  {'address':<28} log")
     for row in rows:
-        state = "running" if row.running else "stopped"
         pid = str(row.pid) if row.running and row.pid else "-"
-        echo(f"{row.name:<10} {state:<8} {pid:>7}  {row.address:<28} {row.log_file}")
+        echo(f"{row.name:<10} {row.label:<{width}} {pid:>7}  {row.address:<28} {row.log_file}")
+    down = [row.name for row in rows if row.down]
+    if down:
+        echo(f"not running as it should: {', '.join(down)}", file=sys.stderr)
+        return 1
     return 0
 
 

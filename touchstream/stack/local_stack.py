@@ -2,7 +2,12 @@
 
 ``up``:  jars -> storage format -> broker -> (Kafka answers) -> topics ->
 registry -> schemas registered -> collector -> serving.
-``down``: the same services, in reverse order.
+``down``: the same services, in reverse order, then the supervisor.
+
+Supervised by default: the services are started by the supervisor process
+(``supervisor_daemon``), which restarts one that crashes, with backoff, and records
+how it ended; ``status`` reports it. ``up(supervise=False)`` (``--foreground``, for
+containers whose runtime restarts them) starts them from this process instead.
 
 Each step is idempotent, so ``up`` is also "repair": a running service is left
 alone (same pid) and only checked for readiness, missing topics are created,
@@ -27,12 +32,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, Sequence
 
 from touchstream.config import Settings
 from touchstream.private_files import private_dir, private_umask, restrict_tree
 from touchstream.stack import broker_runner, kafka_jars
 from touchstream.stack.readiness import describe_failure, wait_for_file, wait_for_http, wait_for_kafka
+from touchstream.stack.stack_status import ServiceStatus, port_answers, service_status, supervisor_status
+from touchstream.stack.supervision_state import read_state
 from touchstream.stack.supervisor import ServiceSpec, Supervisor
 from touchstream.stack.topic_admin import ensure_topics
 from touchstream.topics import load_topics
@@ -67,14 +74,6 @@ class Step:
     detail: str = ""
 
 
-class ServiceStatus(NamedTuple):
-    name: str
-    pid: int | None
-    running: bool
-    address: str
-    log_file: Path
-
-
 def parse_services(services: str | Iterable[str] | None) -> list[str]:
     """``None`` = all; otherwise names (or "a,b") validated and put in start order."""
     if services is None:
@@ -88,8 +87,9 @@ def parse_services(services: str | Iterable[str] | None) -> list[str]:
     return [s for s in SERVICES if s in wanted]
 
 
-def supervisor(settings: Settings) -> Supervisor:
-    return Supervisor(settings.run_dir, settings.logs_dir)
+def supervisor(settings: Settings, supervise: bool = False) -> Supervisor:
+    """Pid files and logs of ``settings``' stack; with ``supervise``, starts go through the supervisor."""
+    return Supervisor(settings.run_dir, settings.logs_dir, supervise_env=child_env(settings) if supervise else None)
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -215,15 +215,15 @@ def _register_schemas(settings: Settings) -> str:
 
 
 def up(settings: Settings, services: str | Iterable[str] | None = None,
-       progress: Callable[[Step], None] | None = None) -> list[Step]:
+       progress: Callable[[Step], None] | None = None, supervise: bool = True) -> list[Step]:
     """Bring ``services`` (default: all) up in order; return one Step per thing done."""
     with private_umask():
         private_dir(settings.home)
         restrict_tree(settings.home)
-        return _up(settings, services, progress)
+        return _up(settings, services, progress, supervise)
 
 
-def _up(settings: Settings, services, progress) -> list[Step]:
+def _up(settings: Settings, services, progress, supervise: bool) -> list[Step]:
     chosen = parse_services(services)
     missing = missing_modules(chosen)
     if missing:
@@ -231,7 +231,7 @@ def _up(settings: Settings, services, progress) -> list[Step]:
                          + "\n(start a subset with --only, e.g. --only broker)")
     for folder in (settings.home, settings.logs_dir, settings.run_dir, settings.data_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    sup = supervisor(settings)
+    sup = supervisor(settings, supervise)
     steps: list[Step] = []
 
     def done(step: Step) -> None:
@@ -246,7 +246,8 @@ def _up(settings: Settings, services, progress) -> list[Step]:
         if sup.is_running("broker"):  # leave its jars and storage alone; start() only checks it
             lib = kafka_jars.lib_dir(settings)
         else:
-            check_ports_free(settings, "broker")
+            if not sup.restart_pending("broker"):   # else the supervisor's restart may be binding them
+                check_ports_free(settings, "broker")
             lib = kafka_jars.ensure_jars(settings)
             formatted = broker_runner.format_storage(settings, lib)
             detail = f"jars+format {time.monotonic() - t0:.1f}s" + (", storage formatted" if formatted else "")
@@ -263,7 +264,8 @@ def _up(settings: Settings, services, progress) -> list[Step]:
         if name not in chosen:
             continue
         if not sup.is_running(name):
-            check_ports_free(settings, name)
+            if not sup.restart_pending(name):
+                check_ports_free(settings, name)
             if name in READY_FILES:   # a stale marker of a crashed run must not pass for ready
                 (settings.run_dir / READY_FILES[name]).unlink(missing_ok=True)
         started = sup.start(python_spec(settings, name))
@@ -281,7 +283,8 @@ def _up(settings: Settings, services, progress) -> list[Step]:
 
 def down(settings: Settings, services: str | Iterable[str] | None = None,
          timeout: float = STOP_TIMEOUT) -> list[str]:
-    """Stop ``services`` (default: all) in reverse start order; return those that were running."""
+    """Stop ``services`` (default: all) in reverse start order; return those that were running.
+    The supervisor stops them (so it restarts none of them) and exits once none is left to run."""
     sup = supervisor(settings)
     stopped = []
     for name in reversed(parse_services(services)):
@@ -289,20 +292,19 @@ def down(settings: Settings, services: str | Iterable[str] | None = None,
             stopped.append(name)
             if name == "broker":  # its JVM may just have dumped a class archive
                 broker_runner.promote_class_archive(settings, kafka_jars.lib_dir(settings))
+    if not any(sup.pid_file(name).exists() for name in SERVICES):
+        sup.stop_supervisor()
     return stopped
 
 
-def status(settings: Settings) -> list[ServiceStatus]:
-    """One row per known service, whether or not it was ever started."""
+def status(settings: Settings, probe=port_answers) -> list[ServiceStatus]:
+    """The supervisor's row, then one per known service, whether or not it was ever started
+    (``probe(host, port)``: does a running service answer on its port)."""
     sup = supervisor(settings)
-    rows = []
-    for name in SERVICES:
-        info = sup.read_pid(name)
-        pid = sup.running_pid(name)
-        recorded = info["pid"] if info else None
-        rows.append(ServiceStatus(name, pid if pid is not None else recorded, pid is not None,
-                                  service_address(settings, name), sup.log_file(name)))
-    return rows
+    entries = read_state(settings.run_dir).get("services", {})
+    rows = [service_status(sup, name, service_address(settings, name), service_ports(settings, name)[:1],
+                           settings.host, probe, entries.get(name, {})) for name in SERVICES]
+    return [supervisor_status(sup, any(row.should_run for row in rows)), *rows]
 
 
 def wait_while_running(settings: Settings, services: Sequence[str], poll: float = 1.0) -> str:

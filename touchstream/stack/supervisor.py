@@ -10,6 +10,12 @@ with the same command line on the same machine must survive our ``down``.
 Each service runs in its own session (``start_new_session=True``) so it outlives
 the ``touchstream up`` that started it and so ``stop`` can signal its whole
 process group (uvicorn or faust workers may fork).
+
+Supervised (``supervise_env`` given, as ``touchstream up`` does): ``start`` and ``stop``
+are carried out by the supervisor process (``supervisor_daemon``, started on first use),
+which restarts a service that dies without being asked to stop, with backoff, and
+records how it ended. It must be the one that starts them: only a parent learns a
+child's exit code or signal. The readiness check still runs here, in the caller.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from touchstream.stack.readiness import Alive
+from touchstream.stack.supervision_state import ask, read_state, supervisor_running
 
 # ready(alive) blocks until the service answers (or raises); ``alive`` says
 # whether the process still exists, so a crash fails fast instead of timing out.
@@ -78,14 +86,19 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+# Wait statuses of our children collected by ``_reap`` on the way (the supervisor reads them there:
+# a status waitpid has returned once is gone from the kernel).
+REAPED: dict[int, int] = {}
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid`` if it is our own exited child, so it stops being a zombie."""
     try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    except OSError:
-        pass
+        got, status = os.waitpid(pid, os.WNOHANG)
+    except OSError:   # not our child (ChildProcessError), or gone
+        return
+    if got == pid:
+        REAPED[pid] = status
 
 
 def pid_alive(pid: int, start_time: int | None = None) -> bool:
@@ -97,12 +110,22 @@ def pid_alive(pid: int, start_time: int | None = None) -> bool:
     return start_time is None or current == start_time
 
 
-class Supervisor:
-    """Pid files under ``run_dir``, logs under ``logs_dir``."""
+def spec_to_json(spec: ServiceSpec) -> dict:
+    """What the supervisor needs to run ``spec`` again (not its readiness check: the caller runs that)."""
+    return {"name": spec.name, "argv": list(spec.argv), "env": dict(spec.env) if spec.env is not None else None,
+            "cwd": str(spec.cwd) if spec.cwd else None, "log_file": str(spec.log_file) if spec.log_file else None,
+            "address": spec.address}
 
-    def __init__(self, run_dir: Path, logs_dir: Path):
+
+class Supervisor:
+    """Pid files under ``run_dir``, logs under ``logs_dir``; supervised when ``supervise_env`` is given
+    (the environment the supervisor process runs in). ``in_supervisor``: this is that process."""
+
+    def __init__(self, run_dir: Path, logs_dir: Path, *, supervise_env: Mapping[str, str] | None = None,
+                 in_supervisor: bool = False):
         self.run_dir = Path(run_dir)
         self.logs_dir = Path(logs_dir)
+        self.supervise_env, self.in_supervisor = supervise_env, in_supervisor
         self._children: dict[str, subprocess.Popen] = {}  # keeps Popen objects from warning at exit
 
     def pid_file(self, name: str) -> Path:
@@ -128,29 +151,21 @@ class Supervisor:
     def is_running(self, name: str) -> bool:
         return self.running_pid(name) is not None
 
+    @property
+    def delegating(self) -> bool:
+        return self.supervise_env is not None and not self.in_supervisor
+
     def start(self, spec: ServiceSpec) -> Started:
         """Start ``spec`` detached and wait until ready; leave it alone if already running."""
+        if self.delegating:
+            return self._start_supervised(spec)
         pid = self.running_pid(spec.name)
         t0 = time.monotonic()
         if pid is not None:
             if spec.ready is not None:
                 _call_ready(spec.ready, lambda: pid_alive(pid))
             return Started(spec.name, pid, False, time.monotonic() - t0)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = spec.log_file or self.log_file(spec.name)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}: "
-                      f"{' '.join(spec.argv)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                list(spec.argv), cwd=spec.cwd, env=dict(spec.env) if spec.env is not None else None,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )
-        self._children[spec.name] = proc
-        start_time = proc_start_time(proc.pid)
-        self._write_pid(spec, proc.pid, start_time)
+        proc = self.spawn(spec)
         if spec.ready is not None:
             try:
                 _call_ready(spec.ready, lambda: proc.poll() is None)
@@ -159,9 +174,93 @@ class Supervisor:
                 raise
         return Started(spec.name, proc.pid, True, time.monotonic() - t0)
 
+    def spawn(self, spec: ServiceSpec, note: str = "starting", pid_file: bool = True) -> subprocess.Popen:
+        """Start ``spec`` detached (its own session, output appended to its log) and write its pid file."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = spec.log_file or self.log_file(spec.name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {note} {spec.name}: "
+                      f"{' '.join(spec.argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                list(spec.argv), cwd=spec.cwd, env=dict(spec.env) if spec.env is not None else None,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True,
+            )
+        self._children[spec.name] = proc
+        if pid_file:
+            self._write_pid(spec, proc.pid, proc_start_time(proc.pid))
+        return proc
+
+    def _start_supervised(self, spec: ServiceSpec) -> Started:
+        t0 = time.monotonic()
+        reply = self._ask({"op": "start", "spec": spec_to_json(spec)}, timeout=60.0)
+        pid, start_time, started = reply["pid"], reply.get("start_time"), bool(reply["started"])
+        if spec.ready is not None:
+            try:
+                _call_ready(spec.ready, lambda: pid_alive(pid, start_time))
+            except BaseException:
+                if started:
+                    self.stop(spec.name, timeout=10)
+                raise
+        return Started(spec.name, pid, started, time.monotonic() - t0)
+
+    # --- the supervisor process --------------------------------------------------------------
+
+    def _ask(self, request: dict, timeout: float) -> dict:
+        if self.supervise_env is not None:
+            self.ensure_supervisor()
+        reply = ask(self.run_dir, request, timeout=timeout,
+                    revive=self.ensure_supervisor if self.supervise_env is not None else None)
+        if "error" in reply:
+            raise RuntimeError(f"supervisor: {reply['error']}")
+        return reply
+
+    def supervisor_running(self) -> bool:
+        return supervisor_running(self.run_dir)
+
+    def ensure_supervisor(self, timeout: float = 15.0) -> None:
+        """Start the supervisor process unless one runs (it exits at once if another won the race)."""
+        if self.supervisor_running():
+            return
+        argv = [sys.executable, "-m", "touchstream.stack.supervisor_daemon",
+                "--run-dir", str(self.run_dir), "--logs-dir", str(self.logs_dir)]
+        proc = self.spawn(ServiceSpec("supervisor", argv, env=self.supervise_env, cwd=self.run_dir),
+                          pid_file=False)   # it writes its own once it holds the lock
+        deadline = time.monotonic() + timeout
+        while not self.supervisor_running():
+            if proc.poll() is not None and not self.supervisor_running():
+                raise RuntimeError(f"the supervisor exited at start (code {proc.returncode}); see "
+                                   f"{self.log_file('supervisor')}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the supervisor did not start within {timeout:.0f}s")
+            time.sleep(0.02)
+
+    def stop_supervisor(self, timeout: float = 15.0) -> bool:
+        """Ask the supervisor to exit (services it runs are left as they are); True if one was running."""
+        if not self.supervisor_running():
+            return False
+        try:
+            ask(self.run_dir, {"op": "exit"}, timeout=timeout)
+        except (TimeoutError, RuntimeError):
+            info = self.read_pid("supervisor")
+            if info is not None:
+                self._signal(info["pid"], info.get("start_time"), signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.supervisor_running() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return True
+
+    def restart_pending(self, name: str) -> bool:
+        """The supervisor is waiting out a backoff before it starts ``name`` again."""
+        entry = read_state(self.run_dir).get("services", {}).get(name, {})
+        return entry.get("state") == "restarting" and self.supervisor_running()
+
     def _write_pid(self, spec: ServiceSpec, pid: int, start_time: int | None) -> None:
         info = {"pid": pid, "start_time": start_time, "argv": list(spec.argv),
-                "started_at": time.time(), "address": spec.address}
+                "started_at": time.time(), "address": spec.address,
+                "cwd": str(spec.cwd) if spec.cwd else None, "log_file": str(spec.log_file or self.log_file(spec.name))}
         tmp = self.pid_file(spec.name).with_suffix(".pid.tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(self.pid_file(spec.name))
@@ -170,8 +269,11 @@ class Supervisor:
         """SIGTERM the recorded process (group), wait, then SIGKILL; True if it was running.
 
         A pid file whose process is gone or is another process (start time
-        differs) is removed without sending any signal.
+        differs) is removed without sending any signal. Supervised, the supervisor
+        stops it (and so knows not to restart it).
         """
+        if not self.in_supervisor and self.supervisor_running():
+            return bool(self._ask({"op": "stop", "name": name, "timeout": timeout}, timeout=timeout + 30)["stopped"])
         info = self.read_pid(name)
         if info is None:
             self.pid_file(name).unlink(missing_ok=True)

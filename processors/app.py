@@ -15,6 +15,7 @@ import faust
 from faust.app.base import BootStrategy
 
 from touchstream.config import Settings
+from touchstream.processors.outages import outage_of
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,26 @@ def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust
 
 def timer_task(app: faust.App, name: str, tick, *, interval: float) -> None:
     """Run ``tick()`` every ``interval`` seconds in a worker thread, fail-stop like a ``BatchSource``
-    (a timer that writes DuckDB must not fail silently and leave its sink behind)."""
+    (a timer that writes DuckDB must not fail silently and leave its sink behind). A tick that fails
+    on a broker or registry outage was rolled back whole, so it is only logged: the next tick is the
+    retry (``outages.outage_of``)."""
 
     async def timer() -> None:
-        await app.loop.run_in_executor(None, _handle_or_die, name, lambda _: tick(), [])
+        await app.loop.run_in_executor(None, _handle_or_die, name, lambda _: tick_through_outages(name, tick), [])
 
     timer.__name__ = f"touchstream_{name}_timer"
     app.timer(interval=interval, name=f"touchstream.{name}.timer")(timer)
+
+
+def tick_through_outages(name: str, tick) -> None:
+    """``tick()``; an outage it meets is reported to that dependency's ``Outage``, anything else raised."""
+    try:
+        tick()
+    except Exception as exc:
+        outage = outage_of(exc, rerunnable=True)
+        if outage is None:
+            raise
+        outage.failed(f"{name} timer: {type(exc).__name__}: {exc}")
 
 
 def _handle_or_die(name: str, handle, records: list) -> None:

@@ -12,8 +12,12 @@ Where a stage resumes: a sink keeps its offsets in DuckDB, in the transaction of
 rows, so ``resume_at`` seeks every assigned partition there and the Kafka group's commits
 are only for lag monitoring; a stage without ``resume_at`` (identity) resumes at its group's
 commits, which are made after each batch it handled.
-Fail-stop, as before: if the handler raises, the process exits before any offset past
-the stage's durable state can be committed, and the supervisor restarts it.
+Outages are waited out, bugs stop the process. A broker or registry that is away makes the
+handler raise an outage (``outages.outage_of``): the batch is handled again after a backoff
+(capped at 30 s, logged with the outage's duration) for as long as the outage lasts, because
+the process is fine and its query API and timers should stay up. Anything else the handler
+raises is fail-stop, as before: the process exits before any offset past the stage's durable
+state can be committed, and the supervisor (``touchstream.stack.supervisor_daemon``) restarts it.
 """
 
 from __future__ import annotations
@@ -23,17 +27,20 @@ import os
 import threading
 from typing import Callable, Iterable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from mode import Service
 
+from touchstream.backoff import Backoff
 from touchstream.config import Settings
+from touchstream.processors.outages import BROKER, BrokerWatch, kafka_transient, outage_of
 from touchstream.processors.records import RawRecord
 
 log = logging.getLogger(__name__)
 Partition = tuple[str, int]
 
 
-def consumer_config(settings: Settings, group: str) -> dict:
+def consumer_config(settings: Settings, group: str, watch: BrokerWatch | None = None) -> dict:
+    watch = watch or BrokerWatch(group)
     return {
         "bootstrap.servers": settings.bootstrap_servers, "group.id": group, "client.id": group,
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -42,6 +49,8 @@ def consumer_config(settings: Settings, group: str) -> dict:
         # librdkafka prefetches up to these limits per consumer; its defaults (64 MB, 100k messages per
         # partition) would hold most of a backlog in memory in each of serving's four consumers.
         "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 16 * 1024, "queued.min.messages": 20_000,
+        # Broker trouble reaches ``watch`` (the process's broker outage, and the lag /health reports).
+        "error_cb": watch.on_error, "stats_cb": watch.on_stats, "statistics.interval.ms": 5_000,
     }
 
 
@@ -71,19 +80,27 @@ def next_positions(records: list[RawRecord]) -> list[TopicPartition]:
 class BatchSource(Service):
     """``handle(records)`` on batches of up to ``batch`` records from ``topics``, waiting at most
     ``within`` seconds to fill one. ``resume_at(partition)`` gives the offset to resume at (the sink's
-    own); ``on_assigned(partitions)`` is told every assignment."""
+    own); ``on_assigned(partitions)`` is told every assignment. ``rerunnable`` (default: a stage with
+    ``resume_at``, whose rows and offsets share one transaction) says a failed batch left no trace."""
 
     def __init__(self, settings: Settings, group: str, topics: list[str], handle: Callable[[list[RawRecord]], None],
                  *, name: str, batch: int = 5000, within: float = 0.25,
                  resume_at: Callable[[Partition], int] | None = None,
-                 on_assigned: Callable[[list[Partition]], None] | None = None, **kwargs):
+                 on_assigned: Callable[[list[Partition]], None] | None = None, rerunnable: bool | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.settings, self.group, self.topics, self.handle = settings, group, topics, handle
         self.name, self.batch, self.within = name, batch, within
         self.resume_at, self.on_assigned = resume_at, on_assigned
+        self.rerunnable = resume_at is not None if rerunnable is None else rerunnable
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handled = 0
+
+    @staticmethod
+    def outage_backoff() -> Backoff:
+        """Delays between attempts at a batch while an outage lasts."""
+        return Backoff(base=0.5, cap=30.0)
 
     @property
     def label(self) -> str:
@@ -100,7 +117,7 @@ class BatchSource(Service):
 
     def _run(self) -> None:
         try:
-            consumer = Consumer(consumer_config(self.settings, self.group))
+            consumer = Consumer(consumer_config(self.settings, self.group, BrokerWatch(self.name)))
             consumer.subscribe(self.topics, on_assign=self._assign)
             try:
                 self._consume(consumer)
@@ -117,12 +134,30 @@ class BatchSource(Service):
             records = to_records(consumer.consume(self.batch, self.within))
             if not records:
                 continue
-            self.handle(records)
+            BROKER.recovered()   # records came: the broker answers
+            if not self._handle(records):
+                break   # asked to stop during an outage: this batch was not handled, so not committed
             self.handled += len(records)
             positions = next_positions(records)
-            consumer.commit(offsets=positions, asynchronous=True)
+            _commit(consumer, positions, asynchronous=True)
         if positions:
-            consumer.commit(offsets=positions, asynchronous=False)
+            _commit(consumer, positions, asynchronous=False)
+
+    def _handle(self, records: list[RawRecord]) -> bool:
+        """``handle(records)``, again after a backoff while it fails on an outage; False if asked to stop
+        meanwhile. Anything but an outage is raised (fail-stop)."""
+        delays = self.outage_backoff()
+        while True:
+            try:
+                self.handle(records)
+                return True
+            except Exception as exc:
+                outage = outage_of(exc, rerunnable=self.rerunnable)
+                if outage is None:
+                    raise
+                outage.failed(f"{self.label}: {type(exc).__name__}: {exc}")
+            if self._stop.wait(delays.next_delay()):
+                return False
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.resume_at is not None:
@@ -131,3 +166,17 @@ class BatchSource(Service):
         consumer.assign(partitions)
         if self.on_assigned is not None:
             self.on_assigned([(tp.topic, tp.partition) for tp in partitions])
+
+
+def _commit(consumer: Consumer, positions: list[TopicPartition], *, asynchronous: bool) -> None:
+    """The group's commit. A sink resumes at its DuckDB offsets (the group's are for lag monitoring);
+    identity resumes here, and a lost commit only means its last batch is handled again, which its
+    snapshot offsets skip. So a failed commit is logged, never worth stopping the stage for."""
+    try:
+        consumer.commit(offsets=positions, asynchronous=asynchronous)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        if isinstance(error, KafkaError) and kafka_transient(error):
+            BROKER.failed(f"commit: {error.str()}")
+        else:
+            log.warning("commit of consumed positions failed: %s", error)

@@ -2,6 +2,12 @@
 
 Runs in the same process as the sink because DuckDB lets one process hold the
 file; queries use their own cursors, so analysts read while events flow.
+
+During a broker or registry outage the API keeps answering from DuckDB, and says how
+stale that is: ``/health`` gives each sink's last commit, each source's lag as of its
+last contact with the broker, and since when the broker (or registry) is unreachable
+(``status: degraded``, still 200: the answers are good, only old); every response
+then carries ``X-Touchstream-Broker-Unreachable-Since``.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import csv
 import io
 import json
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import Depends, FastAPI, HTTPException
@@ -17,6 +24,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from touchstream.processors.customer_360_rebuild import RebuildError
+from touchstream.processors.outages import BROKER, LAG, REGISTRY
 from touchstream.projections.duckdb_store import DuckDBStore, QueryError
 from touchstream.serving.access import Caller, require
 from touchstream.serving.analyst_api import analyst_router, plain, read
@@ -38,6 +46,22 @@ class SqlRequest(BaseModel):
                         description="json (rows), csv, arrow (IPC stream) or parquet (a file to download)")
 
 
+def staleness(store: DuckDBStore) -> dict:
+    """How old the answers may be: per sink its last commit (DuckDB), per source the records it was
+    behind at its last contact with the broker, and the broker's and registry's outages as this
+    process sees them."""
+    cur = store.cursor()
+    try:
+        rows = cur.execute("SELECT sink, max(updated_at) FROM sink_offsets GROUP BY sink ORDER BY sink").fetchall()
+    except duckdb.Error:
+        rows = []
+    finally:
+        cur.close()
+    return {"broker": BROKER.snapshot(), "registry": REGISTRY.snapshot(),
+            "sinks": {sink: {"last_commit": at.isoformat() if at else None} for sink, at in rows},
+            "sources": {name: dict(lag) for name, lag in sorted(LAG.items())}}
+
+
 def _found(value: dict | None, missing: str) -> dict:
     if value is None:
         raise HTTPException(status_code=404, detail=missing)
@@ -56,11 +80,21 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
     api.include_router(export_router(store, keys))
     api.include_router(dashboard_router())   # the page and its scripts; its data requests carry a key
 
+    @api.middleware("http")
+    async def broker_outage_header(request, call_next):
+        response = await call_next(request)
+        since = BROKER.snapshot()["unreachable_since"]
+        if since is not None:
+            response.headers["X-Touchstream-Broker-Unreachable-Since"] = since
+        return response
+
     @api.get("/health")
     def health():
+        fresh = staleness(store)
         if ready is not None and not ready.is_set():
-            return JSONResponse({"status": "starting"}, status_code=503)
-        return {"status": "ok"}
+            return JSONResponse({"status": "starting", **fresh}, status_code=503)
+        reachable = fresh["broker"]["reachable"] and fresh["registry"]["reachable"]
+        return {"status": "ok" if reachable else "degraded", **fresh}
 
     @api.get("/offsets", dependencies=[Depends(analyst)])
     def offsets() -> dict:

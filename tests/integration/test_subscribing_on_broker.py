@@ -10,9 +10,7 @@ record is handled in order, every poison one parked, and the group's commit ends
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -21,24 +19,17 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from tests.conftest import unique_name
 from tests.event_builders import plain_event
+from tests.guide_code import guide_block
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.events.catalogue import Catalogue
 
 pytestmark = pytest.mark.integration
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "subscribing.md"
 AT = datetime.now(timezone.utc) - timedelta(days=1)
 
 
 class Done(Exception):
     """Raised by the handler once every good record arrived: the guide's loop runs forever."""
-
-
-def _guide_loop() -> dict:
-    block, = [b for b in re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S) if "DeserializingConsumer(" in b]
-    namespace: dict = {"__name__": "guide"}
-    exec(compile(block, "<guide>", "exec"), namespace)
-    return namespace
 
 
 def _topic(bootstrap: str) -> str:
@@ -65,7 +56,7 @@ def test_the_guides_loop_parks_poison_records_and_reads_on(broker: str):
         producer.produce(topic, value=value, key=key)
     assert producer.flush(30) == 0
 
-    guide, handled, parked = _guide_loop(), [], []
+    guide, handled, parked = guide_block("DeserializingConsumer("), [], []
     guide.update(BOOTSTRAP=broker, SchemaRegistryClient=lambda conf: registry)
     park = guide["park"]
     guide["park"] = lambda msg, error: (park(msg, error), parked.append(msg.offset()))

@@ -10,14 +10,13 @@ API, and the confluent-kafka blocks build valid consumers and decode through the
 Each consume loop meets poison records (not Confluent framing, an unknown schema id, a cut
 body, a key that is not UTF-8) among good ones: it parks them and goes on, committing past
 them, as the guide says (the guide's first loop once stopped for good at the first one).
-The same loop against a real broker: ``tests/integration/test_subscribing_on_broker.py``.
+The first loop alone: ``test_subscribing_poison.py``; on a real broker: ``test_subscribing_on_broker.py``.
 """
 
 from __future__ import annotations
 
 import ast
 import io
-import re
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from confluent_kafka.error import KeyDeserializationError, ValueDeserializationError
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -33,6 +31,7 @@ from fastapi.testclient import TestClient
 
 from tests.complaint_streams import CASE, T0, ev
 from tests.event_builders import linked, plain_event
+from tests.guide_code import BLOCKS, guide_block
 from tests.local_codec import LocalCodec
 from tests.pipeline_harness import identity_stage
 from touchstream.codec.avro_codec import AvroCodec
@@ -54,8 +53,6 @@ from touchstream.schemas import load_derived_versions
 from touchstream.topics import COMPLAINT_SLA_TOPIC, CUSTOMER_EVENTS_TOPIC, DLQ_TOPIC
 
 DOC = asyncapi()
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "subscribing.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.S)
 AT = datetime.now(timezone.utc) - timedelta(days=1)
 COMPLAINT = [Catalogue().validate(plain_event(t, AT, {"email": "ann@example.com"}, case_id="K9"))
              for t in ("complaint.opened", "complaint.resolved", "complaint.closed")]
@@ -163,15 +160,6 @@ def test_every_guide_block_compiles_and_its_imports_resolve():
         exec(compile(imports, "<guide imports>", "exec"), {})
 
 
-def _block(marker: str) -> dict:
-    """Execute the one guide block that contains ``marker``; its functions, not run yet."""
-    found = [b for b in BLOCKS if marker in b]
-    assert len(found) == 1, marker
-    namespace: dict = {"__name__": "guide"}
-    exec(compile(found[0], "<guide>", "exec"), namespace)
-    return namespace
-
-
 def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch, caplog):
     service = RegistryService(MemorySchemaStore())
     client = SimpleNamespace(register_schema=lambda subject, s: service.register(subject, s.schema_str).id)
@@ -187,7 +175,7 @@ def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch, c
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     events = COMPLAINT
-    guide = _block("def decode(")
+    guide = guide_block("def decode(")
     for e in events:
         value = codec.encode(e.schema, e.record)
         assert guide["decode"](value) == e.record
@@ -224,7 +212,7 @@ def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch, c
 
 
 def test_confluent_blocks_build_consumers_and_decode_every_type():
-    guide = _block("DeserializingConsumer(")
+    guide = guide_block("DeserializingConsumer(")
     guide["BOOTSTRAP"] = "127.0.0.1:1"   # builds (librdkafka checks every property) without a broker
     guide["subscribe"](["touchstream.complaint-sla"], "guide-test").close()
 
@@ -241,7 +229,7 @@ def test_confluent_blocks_build_consumers_and_decode_every_type():
     reader_shaped = AvroDeserializer(registry, schema_str=SLA_SCHEMA.canonical)(old, context)
     assert reader_shaped == {**writer_shaped, "withdraws": None}
 
-    filtered = _block("run_filtered")
+    filtered = guide_block("run_filtered")
 
     class Done(Exception):
         pass
@@ -280,45 +268,3 @@ def test_confluent_blocks_build_consumers_and_decode_every_type():
     wanted = [e for e in COMPLAINT if e.event_type.encode() in filtered["WANTED"]]
     assert len(wanted) == 2 and handled == [(e.key.decode(), e.record) for e in wanted]
     assert len(parked) == 3 and consumers[0].closed and consumers[0].commits == len(COMPLAINT) + 3
-
-
-def test_the_deserializing_loop_parks_a_poison_record_and_goes_on():
-    """The first loop of the guide, with confluent-kafka's exceptions as ``DeserializingConsumer.poll``
-    raises them; on a real broker: tests/integration/test_subscribing_on_broker.py."""
-    guide = _block("DeserializingConsumer(")
-
-    class Done(Exception):
-        pass
-
-    def message(offset: int, value):
-        return SimpleNamespace(topic=lambda: "touchstream.raw.web", partition=lambda: 0, offset=lambda: offset,
-                               key=lambda: "cookie_id:ck-1", value=lambda: value, headers=lambda: [])
-
-    class Consumer:
-        def __init__(self):
-            self.queue = [message(0, {"n": 0}), ValueDeserializationError(ValueError("framing"), message(1, None)),
-                          None, KeyDeserializationError(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
-                                                        message(2, None)), message(3, {"n": 3})]
-            self.commits, self.closed = [], False
-
-        def poll(self, timeout):
-            if not self.queue:
-                raise Done
-            item = self.queue.pop(0)
-            if isinstance(item, Exception):
-                raise item
-            return item
-
-        def commit(self, message, asynchronous):
-            self.commits.append(message.offset())
-
-        def close(self):
-            self.closed = True
-
-    consumer, handled, parked = Consumer(), [], []
-    guide.update(subscribe=lambda topics, group_id: consumer,
-                 park=lambda msg, error: parked.append((msg.offset(), type(error).__name__)))
-    with pytest.raises(Done):
-        guide["run"](lambda key, value, headers: handled.append(value["n"]))
-    assert handled == [0, 3] and parked == [(1, "ValueError"), (2, "UnicodeDecodeError")]
-    assert consumer.commits == [0, 1, 2, 3] and consumer.closed

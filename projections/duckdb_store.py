@@ -108,6 +108,7 @@ class DuckDBStore:
                 "SET enable_external_access = false",
                 "SET autoinstall_known_extensions = false",
                 "SET autoload_known_extensions = false",
+                "SET python_enable_replacements = false",   # SQL must not reach the caller's Python variables
                 "SET lock_configuration = true",
             ):
                 self._con.execute(statement)

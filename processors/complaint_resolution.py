@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 
@@ -57,12 +57,12 @@ CASES = pa.schema([
 ])
 
 
-def trusted_time(record: RawRecord, event: dict) -> datetime:
+def trusted_time(record: RawRecord, event: dict, max_skew: timedelta = MAX_CLOCK_SKEW) -> datetime:
     """The event time the SLA watermark may use: never past the broker's receipt plus the allowed skew,
     so no producer's clock (or forgery) can move SLA clocks into the future. ``decode_batch`` already
     dead-letters such records; this bound holds even for a record that slipped past it."""
     occurred, received = event["envelope"]["occurred_at"], record.received_at
-    return occurred if received is None else min(occurred, received + MAX_CLOCK_SKEW)
+    return occurred if received is None else min(occurred, received + max_skew)
 
 
 def case_key(record: dict) -> str | None:
@@ -125,8 +125,8 @@ class ComplaintSink:
 
     def __init__(self, db: DuckDBStore, codec: AvroCodec, dead_letters, config: cases.Config | None = None, *,
                  output=None, policies: tuple[sla.Policy, ...] | None = None, customers=None, region: str = "NL",
-                 idle_seconds: float = 10.0, wall=time.monotonic):
-        self.db, self.codec, self.dead_letters = db, codec, dead_letters
+                 idle_seconds: float = 10.0, wall=time.monotonic, max_skew: timedelta = MAX_CLOCK_SKEW):
+        self.db, self.codec, self.dead_letters, self.max_skew = db, codec, dead_letters, max_skew
         self.config = config or cases.Config()
         self.output = output if output is not None else NullOutput()
         self.timer = SlaTimer(codec, self.output, policies, SINK_NAME, idle_seconds=idle_seconds, wall=wall)
@@ -143,7 +143,7 @@ class ComplaintSink:
         todo = self._committed.pending(records)
         if not todo:
             return
-        decoded, letters = decode_batch(self.codec, todo)
+        decoded, letters = decode_batch(self.codec, todo, self.max_skew)
         rows = []
         for record, event in decoded:
             key = case_key(event.record)
@@ -157,7 +157,7 @@ class ComplaintSink:
         offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
         with self._lock, self.db.transaction() as con:
             touched = self._store(con, first_per_event_id(rows))
-            self.timer.observe(con, ((r.topic, r.partition, trusted_time(r, e.record)) for r, e in decoded))
+            self.timer.observe(con, ((r.topic, r.partition, trusted_time(r, e.record, self.max_skew)) for r, e in decoded))
             old, watermark = self.timer.advance(con)
             due = self.timer.due(con, watermark) if watermark != old else set()
             self._update(con, touched | due | set(self._moved(con)), watermark, now)

@@ -63,12 +63,13 @@ def decode_checked(codec: AvroCodec, record: RawRecord, max_skew: timedelta = MA
     return decoded
 
 
-def decode_batch(codec: AvroCodec, records: list[RawRecord]) -> tuple[list[tuple[RawRecord, Decoded]], list[DeadLetter]]:
+def decode_batch(codec: AvroCodec, records: list[RawRecord], max_skew: timedelta = MAX_CLOCK_SKEW
+                 ) -> tuple[list[tuple[RawRecord, Decoded]], list[DeadLetter]]:
     """(record, decoded) for every record that is a valid event, and a dead letter for every one that is not."""
     good, letters = [], []
     for record in records:
         try:
-            good.append((record, decode_checked(codec, record)))
+            good.append((record, decode_checked(codec, record, max_skew)))
         except DecodeError as exc:
             letters.append(DeadLetter(record, exc.reason))
     return good, letters

@@ -25,8 +25,10 @@ import json
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
+from touchstream.events.envelope import MAX_CLOCK_SKEW
 from touchstream.processors.decoding import decode_batch, decode_checked
 from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
 from touchstream.processors.records import CommittedOffsets, RawRecord
@@ -84,8 +86,9 @@ class IdentityStage:
 
     def __init__(self, resolver: IdentityResolver, codec: AvroCodec, output, dead_letters,
                  checkpoint: IdentityCheckpoint | None = None, snapshot: Snapshot | None = None,
-                 *, every_seconds: float = 10.0, every_records: int = 50_000):
+                 *, every_seconds: float = 10.0, every_records: int = 50_000, max_skew: timedelta = MAX_CLOCK_SKEW):
         self.resolver, self.codec, self.output, self.dead_letters = resolver, codec, output, dead_letters
+        self.max_skew = max_skew   # how far event and recorded time may lead the broker's receipt
         self.checkpoint = checkpoint
         snap = snapshot or Snapshot(epoch=1)
         self.epoch, self.counter, self.offsets = snap.epoch, snap.counter, CommittedOffsets(snap.offsets)
@@ -109,7 +112,7 @@ class IdentityStage:
     def handle(self, records: list[RawRecord]) -> None:
         with self._lock:
             todo = self.offsets.pending(records)
-            decoded, letters = decode_batch(self.codec, todo)
+            decoded, letters = decode_batch(self.codec, todo, self.max_skew)
             for record, event in decoded:
                 self._publish(record, event.record)
             if letters:
@@ -151,7 +154,7 @@ class IdentityStage:
             todo = self.offsets.pending(records)
             for record in todo:
                 try:
-                    self.resolver.observe(decode_checked(self.codec, record).record)
+                    self.resolver.observe(decode_checked(self.codec, record, self.max_skew).record)
                 except DecodeError:
                     pass   # dead-lettered when it was first handled
             self.offsets.advance(next_offsets(r.position for r in todo))

@@ -10,11 +10,12 @@ the dead-letter topic first, then their offsets advance with the batch.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.interaction_log import next_offsets, to_row
+from touchstream.events.envelope import MAX_CLOCK_SKEW
 from touchstream.processors.decoding import decode_checked
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
@@ -24,8 +25,9 @@ SINK_NAME = "interaction_log"
 
 
 class InteractionLogSink:
-    def __init__(self, store: DuckDBStore, codec: AvroCodec, dead_letters: DeadLetterProducer, *, name: str = SINK_NAME):
-        self.store = store
+    def __init__(self, store: DuckDBStore, codec: AvroCodec, dead_letters: DeadLetterProducer, *, name: str = SINK_NAME,
+                 max_skew: timedelta = MAX_CLOCK_SKEW):
+        self.store, self.max_skew = store, max_skew
         self.codec = codec
         self.dead_letters = dead_letters
         self.name = name
@@ -61,5 +63,5 @@ class InteractionLogSink:
         return self._committed.get(partition)
 
     def _decode(self, record: RawRecord):
-        return decode_checked(self.codec, record)
+        return decode_checked(self.codec, record, self.max_skew)
 

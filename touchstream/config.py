@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
@@ -69,6 +70,12 @@ class Settings:
             collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),
             collector_max_event_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_EVENT_BYTES", 256_000),
         )
+
+    @property
+    def max_clock_skew(self) -> timedelta:
+        """How far occurred_at may lead recorded_at, and either the broker's receipt (one setting for
+        the publishers and the raw consumers, so what one accepts the other folds)."""
+        return timedelta(seconds=self.max_clock_skew_seconds)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -113,3 +113,15 @@ def test_the_sla_watermark_never_passes_the_brokers_receipt_plus_skew():
     assert trusted_time(raw(future), future) == AT + MAX_CLOCK_SKEW
     assert trusted_time(raw(valid()), valid()) == AT
     assert trusted_time(raw(future, received_ms=None), future) == future["envelope"]["occurred_at"]
+
+
+def test_the_consumers_allow_the_skew_the_publishers_were_configured_with(tmp_path):
+    """One setting (TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS) for both sides: what a publisher with a wider
+    skew accepted, a consumer with the same setting folds instead of dead-lettering."""
+    ahead = AT + timedelta(seconds=400)
+    record = broken(occurred_at=ahead, recorded_at=ahead)
+    for skew, stored in ((MAX_CLOCK_SKEW, 0), (timedelta(seconds=600), 1)):
+        store, letters = DuckDBStore(tmp_path / f"{skew.seconds}.duckdb"), Letters()
+        InteractionLogSink(store, CODEC, letters, max_skew=skew).handle([raw(record)])
+        assert store.query("SELECT count(*) FROM interactions").rows == [(stored,)]
+        assert len(letters.sent) == 1 - stored

@@ -39,6 +39,7 @@ def build_stage(settings: Settings) -> IdentityStage:
     return IdentityStage.restore(
         IdentityCheckpoint(settings.data_dir / "identity"), load_identity_config(settings.identity_config_path),
         codec, TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer=STAGE_NAME),
+        max_skew=settings.max_clock_skew,
     )
 
 

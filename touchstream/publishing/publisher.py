@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from confluent_kafka import KafkaException, Producer
@@ -66,7 +66,7 @@ class Publisher:
         self.source = source
         self._stamp = {"default_source": source} if keep_event_source else {"source": source}
         self.keep_recorded_at = keep_recorded_at
-        self.max_skew = timedelta(seconds=self.settings.max_clock_skew_seconds)
+        self.max_skew = self.settings.max_clock_skew
         self.channels = frozenset(channels) if channels is not None else None
         self.catalogue = catalogue or Catalogue()
         self.codec = codec or AvroCodec(client_config(self.settings, write=True))   # registers on first use

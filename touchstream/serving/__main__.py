@@ -44,7 +44,7 @@ def main() -> None:
     store = DuckDBStore(settings.duckdb_path)
     codec = AvroCodec(settings.registry_url, auto_register=False)
     sink = interaction_log.InteractionLogSink(
-        store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME)
+        store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME), max_skew=settings.max_clock_skew,
     )
     app = create_app(settings)
     raw = raw_topics(load_topics(settings.topic_config))
@@ -58,6 +58,7 @@ def main() -> None:
         store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
         output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
         customers=Customer360Directory(live), idle_seconds=settings.sla_idle_seconds,
+        max_skew=settings.max_clock_skew,
     )
     live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
     store.execute_script(load_sql("complaint_customer_360"))   # the closed loop reads the 360's touchmap

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import logging
 
 import uvicorn
 
 from touchstream.config import Settings
+from touchstream.private_files import PRIVATE_UMASK
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.collector import build_collector
 from touchstream.publishing.publisher import Publisher
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)   # owner-only files (data, logs, secrets), however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     publisher = Publisher(settings, source="collector")

@@ -7,6 +7,7 @@ stderr; at INFO they name subjects, versions and ids, never schema contents.
 
 from __future__ import annotations
 
+import os
 import argparse
 import logging
 import sys
@@ -14,6 +15,7 @@ import sys
 import uvicorn
 
 from touchstream.config import Settings
+from touchstream.private_files import PRIVATE_UMASK
 from touchstream.registry.base import StoreError
 from touchstream.registry.credentials import writer_secret
 from touchstream.registry.http_app import create_app
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default=SCHEMAS_TOPIC, help="storage topic (default %(default)s)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)   # owner-only files (data, logs, secrets), however the process was started
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level.upper(),

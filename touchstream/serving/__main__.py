@@ -8,6 +8,7 @@ SIGTERM stops the worker cleanly and the DuckDB file is closed on the way out.
 
 from __future__ import annotations
 
+import os
 import logging
 import threading
 
@@ -16,6 +17,7 @@ import uvicorn
 
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
+from touchstream.private_files import PRIVATE_UMASK
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
 from touchstream.processors.app import create_app, timer_task
@@ -39,6 +41,7 @@ from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topi
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)   # owner-only files (data, logs, secrets), however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     store = DuckDBStore(settings.duckdb_path)

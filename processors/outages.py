@@ -155,7 +155,9 @@ class BrokerWatch:
         self.name, self.outage, self.wall = name, outage, wall
 
     def on_error(self, error: KafkaError) -> None:
-        if kafka_transient(error):
+        """An outage begins when librdkafka has no broker left; one connection dropping (a broker closes
+        idle ones) is not one. While an outage lasts, every further error just adds to its log."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN or (self.outage.since is not None and kafka_transient(error)):
             self.outage.failed(f"{self.name}: {error.str()}")
         else:   # a fatal one also reaches consume(), which stops the stage
             log.warning("%s: consumer error %s", self.name, error.str())

@@ -256,6 +256,8 @@ def test_an_outage_logs_when_it_begins_now_and_then_with_its_duration_and_when_i
 
 def test_librdkafka_statistics_end_an_outage_and_give_the_lag():
     watch = BrokerWatch("interaction_log", wall=lambda: AT.timestamp())
+    watch.on_error(KafkaError(KafkaError._TRANSPORT, "127.0.0.1:9092/1: Disconnected (after 600000ms in state UP)"))
+    assert BROKER.since is None, "one idle connection closed by the broker is no outage"
     watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
     assert BROKER.since is not None
     down = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "CONNECT"}},

@@ -148,8 +148,13 @@ LAG: dict[str, dict] = {}
 
 
 class BrokerWatch:
-    """librdkafka's callbacks for one consumer: client errors begin a broker outage, its statistics
-    (a connection to a broker UP) end one and give the consumer's lag."""
+    """librdkafka's callbacks for one consumer: client errors begin a broker outage, its statistics end
+    one and give the consumer's lag. The broker answers when a connection to it is UP and has received
+    within ``silent_after`` seconds (the group coordinator's connection hears a heartbeat every 2 s even
+    while the fetcher rests on a full queue); a frozen broker keeps its connections UP but silent, until
+    its requests time out a minute later."""
+
+    silent_after = 20.0
 
     def __init__(self, name: str, outage: Outage = BROKER, wall=time.time):
         self.name, self.outage, self.wall = name, outage, wall
@@ -167,8 +172,11 @@ class BrokerWatch:
             stats = json.loads(text)
         except ValueError:
             return
-        if any(b.get("nodeid", -1) >= 0 and b.get("state") == "UP" for b in stats.get("brokers", {}).values()):
+        heard = [b.get("rxidle", -1) / 1e6 for b in stats.get("brokers", {}).values() if b.get("state") == "UP"]
+        if any(0 <= idle < self.silent_after for idle in heard):
             self.outage.recovered()
+        elif heard and min(heard) >= self.silent_after:
+            self.outage.failed(f"{self.name}: no answer from the broker for {min(heard):.0f}s")
         lags = [p.get("consumer_lag", -1) for t in stats.get("topics", {}).values()
                 for n, p in t.get("partitions", {}).items() if n != "-1"]
         known = [lag for lag in lags if lag >= 0]

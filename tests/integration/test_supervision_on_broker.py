@@ -96,3 +96,29 @@ def test_the_broker_killed_is_restarted_and_the_stages_ride_it_out(stack, capsys
     time.sleep(1)
     code, lines = status(capsys)
     assert code == 0 and "running (restarts 1, last: signal SIGKILL at " in lines["broker"]
+
+
+def test_a_broker_frozen_past_the_output_timeout_ends_no_stage(stack):
+    """The hostile finding: a broker away for more than 60 s while outputs wait for it made identity and
+    serving exit (a flush gives up after 60 s). Frozen (SIGSTOP), the broker is alive to the supervisor,
+    so nothing restarts: the stages must wait it out themselves and finish the work once it is back."""
+    sup = local_stack.supervisor(stack)
+    stages = {name: sup.running_pid(name) for name in ("identity", "serving")}
+    tag = f"freeze-{uuid.uuid4().hex[:8]}"
+    total = 5000
+    with Publisher(stack, source="web-shop") as publisher:
+        for start in range(0, total, 500):
+            publisher.publish_batch([page_view(tag, n, cookie=f"c{n % 301}") for n in range(start, start + 500)])
+    wait_count(stack, "correlation_id = ?", [tag], 300, timeout=180)
+    broker = sup.running_pid("broker")
+    os.kill(broker, signal.SIGSTOP)
+    try:
+        time.sleep(75)                                         # past the 60 s a flush waits
+        response = health(stack)
+        assert response is not None and response.status_code == 200, "the query API went down with the broker"
+    finally:
+        os.kill(broker, signal.SIGCONT)
+    assert wait_count(stack, "correlation_id = ?", [tag], total, timeout=300) == total
+    assert {name: sup.running_pid(name) for name in stages} == stages, "a stage exited during the outage"
+    logs = "".join(sup.log_file(name).read_text(errors="replace") for name in stages)
+    assert "still pending after 60s" in logs, "no output was waiting when the broker froze: the test proved nothing"

@@ -260,15 +260,31 @@ def test_librdkafka_statistics_end_an_outage_and_give_the_lag():
     assert BROKER.since is None, "one idle connection closed by the broker is no outage"
     watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
     assert BROKER.since is not None
-    down = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "CONNECT"}},
+    down = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "CONNECT", "rxidle": -1}},
             "topics": {"t": {"partitions": {"0": {"consumer_lag": 5}, "1": {"consumer_lag": -1},
                                             "-1": {"consumer_lag": 99}}}}}
     watch.on_stats(json.dumps(down))
     assert BROKER.since is not None and outages.LAG["interaction_log"]["records_behind"] == 5
-    up = {**down, "brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}
+    up = {**down, "brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP", "rxidle": 120_000}}}
     watch.on_stats(json.dumps(up))
     assert BROKER.since is None
     assert outages.LAG["interaction_log"] == {"records_behind": 5, "as_of": "2026-06-01T12:00:00+00:00"}
+
+
+def test_a_broker_that_keeps_its_connections_but_stops_answering_is_an_outage():
+    """Frozen (SIGSTOP, a stalled disk): the connection stays UP, nothing comes back."""
+    watch = BrokerWatch("customer_360")
+    busy = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP", "rxidle": 40_000_000},
+                        "GroupCoordinator": {"nodeid": 1, "state": "UP", "rxidle": 1_500_000}}}
+    watch.on_stats(json.dumps(busy))
+    assert BROKER.since is None, "a fetcher resting on a full queue while heartbeats come back is no outage"
+    silent = {"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP", "rxidle": 40_000_000},
+                          "GroupCoordinator": {"nodeid": 1, "state": "UP", "rxidle": 21_000_000},
+                          "127.0.0.1:9092/bootstrap": {"nodeid": -1, "state": "INIT", "rxidle": -1}}}
+    watch.on_stats(json.dumps(silent))
+    assert BROKER.since is not None
+    watch.on_stats(json.dumps({"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP", "rxidle": 90_000}}}))
+    assert BROKER.since is None
 
 
 # --- what the query API says ----------------------------------------------------------------------

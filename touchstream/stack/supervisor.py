@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from touchstream.stack.readiness import Alive
-from touchstream.stack.supervision_state import ask, read_state, supervisor_running
+from touchstream.stack.supervision_state import SupervisorGone, ask, read_state, supervisor_running
 
 # ready(alive) blocks until the service answers (or raises); ``alive`` says
 # whether the process still exists, so a crash fails fast instead of timing out.
@@ -151,28 +151,30 @@ class Supervisor:
     def is_running(self, name: str) -> bool:
         return self.running_pid(name) is not None
 
-    @property
-    def delegating(self) -> bool:
-        return self.supervise_env is not None and not self.in_supervisor
-
     def start(self, spec: ServiceSpec) -> Started:
-        """Start ``spec`` detached and wait until ready; leave it alone if already running."""
-        if self.delegating:
-            return self._start_supervised(spec)
-        pid = self.running_pid(spec.name)
+        """Start ``spec`` detached (supervised: by the supervisor) and wait until ready; leave it alone if
+        already running. A process started now that fails its readiness check is stopped again."""
         t0 = time.monotonic()
-        if pid is not None:
-            if spec.ready is not None:
-                _call_ready(spec.ready, lambda: pid_alive(pid))
-            return Started(spec.name, pid, False, time.monotonic() - t0)
-        proc = self.spawn(spec)
+        if self.supervise_env is not None and not self.in_supervisor:
+            reply = self._ask({"op": "start", "spec": spec_to_json(spec)}, timeout=60.0)
+            pid, started = reply["pid"], bool(reply["started"])
+            alive = lambda: pid_alive(pid, reply.get("start_time"))  # noqa: E731
+        else:
+            pid = self.running_pid(spec.name)
+            started = pid is None
+            if started:
+                proc = self.spawn(spec)
+                pid, alive = proc.pid, lambda: proc.poll() is None
+            else:
+                alive = lambda: pid_alive(pid)  # noqa: E731
         if spec.ready is not None:
             try:
-                _call_ready(spec.ready, lambda: proc.poll() is None)
+                _call_ready(spec.ready, alive)
             except BaseException:
-                self.stop(spec.name, timeout=10)
+                if started:
+                    self.stop(spec.name, timeout=10)
                 raise
-        return Started(spec.name, proc.pid, True, time.monotonic() - t0)
+        return Started(spec.name, pid, started, time.monotonic() - t0)
 
     def spawn(self, spec: ServiceSpec, note: str = "starting", pid_file: bool = True) -> subprocess.Popen:
         """Start ``spec`` detached (its own session, output appended to its log) and write its pid file."""
@@ -192,19 +194,6 @@ class Supervisor:
         if pid_file:
             self._write_pid(spec, proc.pid, proc_start_time(proc.pid))
         return proc
-
-    def _start_supervised(self, spec: ServiceSpec) -> Started:
-        t0 = time.monotonic()
-        reply = self._ask({"op": "start", "spec": spec_to_json(spec)}, timeout=60.0)
-        pid, start_time, started = reply["pid"], reply.get("start_time"), bool(reply["started"])
-        if spec.ready is not None:
-            try:
-                _call_ready(spec.ready, lambda: pid_alive(pid, start_time))
-            except BaseException:
-                if started:
-                    self.stop(spec.name, timeout=10)
-                raise
-        return Started(spec.name, pid, started, time.monotonic() - t0)
 
     # --- the supervisor process --------------------------------------------------------------
 
@@ -273,7 +262,10 @@ class Supervisor:
         stops it (and so knows not to restart it).
         """
         if not self.in_supervisor and self.supervisor_running():
-            return bool(self._ask({"op": "stop", "name": name, "timeout": timeout}, timeout=timeout + 30)["stopped"])
+            try:
+                return bool(self._ask({"op": "stop", "name": name, "timeout": timeout}, timeout=timeout + 30)["stopped"])
+            except SupervisorGone:
+                pass   # it exited meanwhile: nothing will restart the service, stop it from here
         info = self.read_pid(name)
         if info is None:
             self.pid_file(name).unlink(missing_ok=True)

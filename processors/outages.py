@@ -173,7 +173,9 @@ class BrokerWatch:
         except ValueError:
             return
         heard = [b.get("rxidle", -1) / 1e6 for b in stats.get("brokers", {}).values() if b.get("state") == "UP"]
-        if any(0 <= idle < self.silent_after for idle in heard):
+        if self.wall() - stats.get("time", self.wall()) > 5:
+            pass   # queued while the stage was busy in its handler: old news about the broker
+        elif any(0 <= idle < self.silent_after for idle in heard):
             self.outage.recovered()
         elif heard and min(heard) >= self.silent_after:
             self.outage.failed(f"{self.name}: no answer from the broker for {min(heard):.0f}s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -285,6 +286,8 @@ def test_a_broker_that_keeps_its_connections_but_stops_answering_is_an_outage():
     assert BROKER.since is not None
     watch.on_stats(json.dumps({"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP", "rxidle": 90_000}}}))
     assert BROKER.since is None
+    watch.on_stats(json.dumps({**silent, "time": int(time.time()) - 60}))
+    assert BROKER.since is None, "statistics queued while the stage was busy are old news"
 
 
 # --- what the query API says ----------------------------------------------------------------------

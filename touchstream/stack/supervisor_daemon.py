@@ -113,8 +113,11 @@ class Daemon:
                     log.info("nothing left to supervise; exiting")
                     break
                 time.sleep(self.poll)
+            self.sup.pid_file("supervisor").unlink(missing_ok=True)   # left behind, it tells 'status' of a crash
+        except BaseException:
+            log.exception("the supervisor failed")
+            raise
         finally:
-            self.sup.pid_file("supervisor").unlink(missing_ok=True)
             self.save()
             os.close(lock)
         return 0

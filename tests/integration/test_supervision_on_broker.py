@@ -42,24 +42,36 @@ def publish_and_count(stack, n: int = 5, timeout: float = 180) -> None:
     assert wait_count(stack, "correlation_id = ?", [tag], n, timeout=timeout) == n
 
 
+@pytest.fixture(autouse=True)
+def stack_whole_again(stack, capsys):
+    """These tests kill parts of the session's stack: each starts, and leaves, with every service
+    running and answering, so the tests after them see a whole stack."""
+    wait_for(lambda: status(capsys)[0] == 0, timeout=240, interval=1, what="every service running and answering")
+    yield
+    wait_for(lambda: status(capsys)[0] == 0, timeout=240, interval=1, what="every service running and answering")
+
+
+def restarts(sup, name: str) -> int:
+    return read_state(sup.run_dir).get("services", {}).get(name, {}).get("restarts", 0)
+
+
 def test_a_killed_service_is_restarted_and_status_reports_the_crash(stack, capsys):
     sup = local_stack.supervisor(stack)
-    old = sup.running_pid("serving")
+    old, before = sup.running_pid("serving"), restarts(sup, "serving")
     assert old and sup.supervisor_running()
     os.kill(old, signal.SIGKILL)
-    code, lines = status(capsys)
-    assert code == 1, lines["serving"]        # dead, or restarted but not answering yet: not fine
-
+    # (That status exits 1 while a service is down is a unit test: here the restart may win the race.)
     wait_for(lambda: (sup.running_pid("serving") or old) != old and getattr(health(stack), "status_code", 0) == 200,
              timeout=180, interval=0.5, what="the supervisor to restart serving")
     code, lines = status(capsys)
     assert code == 0, lines
-    assert "running (restarts 1, last: signal SIGKILL at " in lines["serving"]
+    assert f"running (restarts {before + 1}, last: signal SIGKILL at " in lines["serving"]
 
     state = sup.run_dir / "supervisor.json"
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     entry = read_state(sup.run_dir)["services"]["serving"]
-    assert entry["restarts"] == 1 and entry["last_exit"]["signal"] == "SIGKILL" and entry["last_exit"]["pid"] == old
+    assert entry["restarts"] == before + 1 and entry["last_exit"]["signal"] == "SIGKILL"
+    assert entry["last_exit"]["pid"] == old
     assert entry["last_exit"]["log_tail"], "the tail of its log says what it was doing"
     publish_and_count(stack)
 
@@ -69,7 +81,7 @@ def test_the_broker_killed_is_restarted_and_the_stages_ride_it_out(stack, capsys
     stages = {name: sup.running_pid(name) for name in ("identity", "serving")}
     assert all(stages.values())
     publish_and_count(stack)
-    broker = sup.running_pid("broker")
+    broker, before = sup.running_pid("broker"), restarts(sup, "broker")
     os.kill(broker, signal.SIGKILL)
 
     seen = {"degraded": None, "status_failed": False}
@@ -95,7 +107,7 @@ def test_the_broker_killed_is_restarted_and_the_stages_ride_it_out(stack, capsys
     assert {name: sup.running_pid(name) for name in stages} == stages, "a stage exited during the outage"
     time.sleep(1)
     code, lines = status(capsys)
-    assert code == 0 and "running (restarts 1, last: signal SIGKILL at " in lines["broker"]
+    assert code == 0 and f"running (restarts {before + 1}, last: signal SIGKILL at " in lines["broker"]
 
 
 def test_a_broker_frozen_past_the_output_timeout_ends_no_stage(stack):

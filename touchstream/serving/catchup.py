@@ -50,8 +50,13 @@ def lag(settings: Settings, sink: str = "interaction_log") -> int:
 
 
 def _wait(what: str, ends: Offsets, applied, timeout: float, start: float) -> None:
+    """Poll until caught up. A query service that does not answer (restarting under the supervisor)
+    counts as behind, not as a failure, until the timeout."""
     while True:
-        remaining = _behind(ends, applied())
+        try:
+            remaining = _behind(ends, applied())
+        except httpx.TransportError as exc:
+            remaining = f"unknown ({what} unreachable: {type(exc).__name__})"
         if remaining == 0:
             return
         if time.monotonic() - start > timeout:

@@ -32,6 +32,7 @@ from mode import Service
 
 from touchstream.backoff import Backoff
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.processors.outages import BROKER, BrokerWatch, kafka_transient, outage_of
 from touchstream.processors.records import RawRecord
 
@@ -42,7 +43,7 @@ Partition = tuple[str, int]
 def consumer_config(settings: Settings, group: str, watch: BrokerWatch | None = None) -> dict:
     watch = watch or BrokerWatch(group)
     return {
-        "bootstrap.servers": settings.bootstrap_servers, "group.id": group, "client.id": group,
+        **kafka_access(settings).confluent(), "group.id": group, "client.id": group,
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         # A crashed worker's partitions move to its restart after this long, not after a minute.
         "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,

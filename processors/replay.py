@@ -12,14 +12,16 @@ from __future__ import annotations
 from kafka import KafkaConsumer, TopicPartition
 
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.processors.records import RawRecord
 
 Ranges = dict[tuple[str, int], tuple[int, int]]   # (topic, partition) -> [start, end)
 
 
 def _consumer(settings: Settings, batch: int, group: str | None = None) -> KafkaConsumer:
-    return KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group, enable_auto_commit=False,
-                         auto_offset_reset="earliest", max_poll_records=batch, fetch_max_bytes=64 * 1024 * 1024)
+    return KafkaConsumer(**kafka_access(settings).kafka_python(
+        group_id=group, enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=batch,
+        fetch_max_bytes=64 * 1024 * 1024))
 
 
 def _partitions(consumer: KafkaConsumer, topics: list[str]) -> list[TopicPartition]:

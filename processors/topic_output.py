@@ -10,6 +10,7 @@ from __future__ import annotations
 from confluent_kafka import Producer
 
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 
 
 class OutputError(RuntimeError):
@@ -24,7 +25,7 @@ class TopicOutput:
 
     def __init__(self, settings: Settings, *, client_id: str):
         self._producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers, "client.id": client_id,
+            **kafka_access(settings).confluent(), "client.id": client_id,
             "enable.idempotence": True, "acks": "all", "compression.type": "lz4",
             "linger.ms": 5, "queue.buffering.max.messages": 1_000_000,
         })

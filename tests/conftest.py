@@ -24,6 +24,7 @@ from typing import Iterator
 import pytest
 
 from touchstream.config import Settings
+from touchstream.kafka_access import KafkaAccess
 
 PORT_VARS = (
     "TOUCHSTREAM_KAFKA_PORT",
@@ -89,8 +90,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def broker(settings: Settings) -> Iterator[str]:
-    """Bootstrap address of the session's broker (``settings.bootstrap_servers``)."""
+def broker(settings: Settings) -> Iterator[KafkaAccess]:
+    """The session's broker as its admin reaches it: ``broker.bootstrap`` is the address,
+    ``broker.confluent(...)`` / ``broker.kafka_python(...)`` build clients with the credential."""
+    from touchstream.kafka_access import kafka_access
     from touchstream.stack import local_stack
 
     try:
@@ -98,12 +101,12 @@ def broker(settings: Settings) -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any reason means "no broker for this session"
         local_stack.down(settings, ["broker"])
         unavailable(f"Kafka broker could not be started ({type(exc).__name__}): {exc}")
-    yield local_stack.local_bootstrap(settings)
+    yield kafka_access(settings, "admin", bootstrap=local_stack.local_bootstrap(settings))
     local_stack.down(settings, ["broker"])
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings, broker: str) -> Iterator[Settings]:
+def stack(settings: Settings, broker: KafkaAccess) -> Iterator[Settings]:
     """Every service of the local stack; yields the settings that address them."""
     from touchstream.stack import local_stack
 

@@ -47,6 +47,10 @@ class Settings:
     # what the collector accepts can always be stored: too big is 413, never a retryable 503.
     collector_max_body_bytes: int = 900_000
     collector_max_event_bytes: int = 256_000
+    # Kafka SASL/SCRAM: whether the broker's client listener authenticates, and as whom this process
+    # connects (touchstream.kafka_access); each service's main sets its own principal.
+    kafka_auth: bool = False
+    kafka_user: str = "operator"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -69,6 +73,8 @@ class Settings:
             max_clock_skew_seconds=_int(env, "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS", 300),
             collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),
             collector_max_event_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_EVENT_BYTES", 256_000),
+            kafka_auth=env.get("TOUCHSTREAM_KAFKA_AUTH", "false").strip().lower() in ("1", "true", "yes", "on"),
+            kafka_user=env.get("TOUCHSTREAM_KAFKA_USER", "operator"),
         )
 
     @property

@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.conftest import unique_name
+from touchstream.kafka_access import KafkaAccess
 from touchstream.processors.batch_source import BatchSource
 from touchstream.stack.topic_admin import ensure_topics
 from touchstream.topics import TopicSpec
@@ -18,10 +19,10 @@ pytestmark = pytest.mark.integration
 RECORDS = 90
 
 
-def _topic(broker: str) -> str:
+def _topic(broker: KafkaAccess) -> str:
     topic = unique_name("source")
     ensure_topics(broker, [TopicSpec(topic, 3, 1)])
-    producer = Producer({"bootstrap.servers": broker, "acks": "all"})
+    producer = Producer(broker.confluent(acks="all"))
     for i in range(RECORDS):
         producer.produce(topic, key=str(i).encode(), value=str(i).encode(), partition=i % 3)
     assert producer.flush(30) == 0
@@ -53,7 +54,7 @@ def test_resumes_at_the_sinks_offsets_and_hands_over_the_rest_once(settings, bro
     for partition, start in ((0, 10), (1, 0), (2, 25)):
         offsets = [r.offset for r in records if r.partition == partition]
         assert offsets == list(range(start, RECORDS // 3))
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": group})
+    consumer = Consumer(broker.confluent(**{"group.id": group}))
     try:
         committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
     finally:
@@ -66,7 +67,7 @@ def test_without_a_resume_offset_it_starts_at_the_groups_commits(settings, broke
     first: list = []
     _run_until(BatchSource(settings, group, [topic], first.append, name="a", batch=1000, within=0.1),
                lambda: sum(map(len, first)) >= RECORDS)
-    producer = Producer({"bootstrap.servers": broker, "acks": "all"})
+    producer = Producer(broker.confluent(acks="all"))
     producer.produce(topic, value=b"late", partition=1)
     assert producer.flush(30) == 0
     second: list = []

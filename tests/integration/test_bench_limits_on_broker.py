@@ -48,7 +48,7 @@ def avro_topic(settings, broker, registry) -> tuple[str, int]:
     topic = unique_name("bench-raw")
     ensure_topics(broker, [TopicSpec(topic, 2, 1)])
     codec = AvroCodec(client_config(settings, write=True))
-    producer = Producer({"bootstrap.servers": broker, "acks": "all", "linger.ms": 5})
+    producer = Producer(broker.confluent(**{"acks": "all", "linger.ms": 5}))
     total = 0
     for i in range(RECORDS):
         event_type = "web.page_viewed" if i % 2 else "phone.call_ended"

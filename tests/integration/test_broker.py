@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from touchstream.cli import main as cli_main
+from touchstream.kafka_access import KafkaAccess
 from touchstream.stack import broker_runner, local_stack
 from touchstream.stack.supervisor import pid_alive
 from touchstream.stack.topic_admin import ensure_topics, existing_topics
@@ -19,12 +20,12 @@ from touchstream.topics import TopicSpec, load_topics
 pytestmark = pytest.mark.integration
 
 
-def make_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+def make_topic(bootstrap: KafkaAccess, name: str, partitions: int = 1) -> None:
     assert ensure_topics(bootstrap, [TopicSpec(name, partitions, 1)]) == [name]
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+def produce(bootstrap: KafkaAccess, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(**bootstrap.kafka_python(linger_ms=0))
     try:
         for key, value in records:
             producer.send(topic, key=key, value=value).get(timeout=30)
@@ -32,10 +33,10 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> N
         producer.close()
 
 
-def consume(bootstrap: str, topic: str, group: str, expected: int, timeout: float = 30.0) -> list:
+def consume(bootstrap: KafkaAccess, topic: str, group: str, expected: int, timeout: float = 30.0) -> list:
     """Read ``topic`` from the start with a fresh consumer group until ``expected`` records."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+        topic, **bootstrap.kafka_python(), group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=False, consumer_timeout_ms=1000,
     )
     seen = []
@@ -63,7 +64,7 @@ def test_produce_consume_round_trip(broker, unique_name):
 def test_catalogue_topics_exist_and_auto_create_is_off(broker, settings, unique_name):
     topics = set(existing_topics(broker))
     assert {spec.name for spec in load_topics(settings.topic_config)} <= topics
-    producer = KafkaProducer(bootstrap_servers=broker, max_block_ms=3000)
+    producer = KafkaProducer(**broker.kafka_python(max_block_ms=3000))
     try:
         with pytest.raises(Exception):  # noqa: B017 - kafka-python raises KafkaTimeoutError here
             producer.send(unique_name("not-in-catalogue"), b"x").get(timeout=5)
@@ -74,7 +75,7 @@ def test_catalogue_topics_exist_and_auto_create_is_off(broker, settings, unique_
 def test_status_shows_the_broker(broker, settings, capsys):
     assert cli_main(["status"]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("broker"))
-    assert "running" in line and str(broker_pid(settings)) in line and broker in line
+    assert "running" in line and str(broker_pid(settings)) in line and broker.bootstrap in line
 
 
 def test_up_is_idempotent(broker, settings, capsys):

@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tests.integration.pipeline_helpers import page_view, sql, wait_count, wait_for
 from touchstream.cli import main as cli_main
 from touchstream.client import auth_headers
+from touchstream.kafka_access import kafka_access
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.publisher import Publisher, ScopeError
 from touchstream.topics import DLQ_TOPIC
@@ -101,13 +102,13 @@ def test_jsonl_publish_reports_rejects(stack, tmp_path):
 
 def test_garbage_goes_to_the_dead_letter_topic(stack):
     topic = "touchstream.raw.web"
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    producer = KafkaProducer(**kafka_access(stack, "admin").kafka_python())
     marker = uuid.uuid4().hex.encode()
     meta = producer.send(topic, key=marker, value=b"\x07not avro at all " + marker).get(timeout=30)
     producer.send(topic, key=marker, value=b"\x00\x00\x00\x7f\xffbogus id").get(timeout=30)
     producer.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers, enable_auto_commit=False,
+    consumer = KafkaConsumer(**kafka_access(stack, "admin").kafka_python(), enable_auto_commit=False,
                              auto_offset_reset="earliest", consumer_timeout_ms=1000)
     consumer.assign([TopicPartition(DLQ_TOPIC, 0)])
 

@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from tests.unit.test_registry_contract import NO_DEFAULT, OTHER, V1, V2, RegistryContract, text
 from touchstream.config import Settings
+from touchstream.kafka_access import KafkaAccess
 from touchstream.registry.bootstrap import SchemaRegistrationError, register_all
 from touchstream.registry.credentials import client_config
 from touchstream.registry.http_app import create_app
@@ -39,8 +40,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def bootstrap(broker) -> str:
-    return broker if isinstance(broker, str) else broker.bootstrap_servers
+def bootstrap(broker) -> KafkaAccess:
+    return broker
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def free_port() -> int:
 class Registry:
     """A registry served by uvicorn in a thread over a KafkaSchemaStore on ``topic``."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: KafkaAccess, topic: str):
         self.store = KafkaSchemaStore(bootstrap, topic)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -189,8 +190,8 @@ def test_a_restarted_registry_serves_the_same_ids(bootstrap, topic):
         second.stop()
 
 
-def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+def read_topic(bootstrap: KafkaAccess, topic: str) -> list[tuple[bytes, bytes | None]]:
+    consumer = KafkaConsumer(**bootstrap.kafka_python(group_id=None, enable_auto_commit=False))
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
@@ -265,7 +266,7 @@ def test_bootstrap_registers_every_event_schema_idempotently(registry, tmp_path)
 
 def test_module_entry_point_serves_after_catching_up(bootstrap, topic):
     port = free_port()
-    env = dict(os.environ, TOUCHSTREAM_BOOTSTRAP=bootstrap, TOUCHSTREAM_REGISTRY_PORT=str(port))
+    env = dict(os.environ, TOUCHSTREAM_BOOTSTRAP=bootstrap.bootstrap, TOUCHSTREAM_REGISTRY_PORT=str(port))
     env.pop("TOUCHSTREAM_REGISTRY_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "touchstream.registry", "--topic", topic],

@@ -22,6 +22,7 @@ from tests.event_builders import plain_event
 from tests.guide_code import guide_block
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.events.catalogue import Catalogue
+from touchstream.kafka_access import KafkaAccess
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,14 @@ class Done(Exception):
     """Raised by the handler once every good record arrived: the guide's loop runs forever."""
 
 
-def _topic(bootstrap: str) -> str:
-    topic, admin = unique_name("guide-poison"), AdminClient({"bootstrap.servers": bootstrap})
+def _topic(broker: KafkaAccess) -> str:
+    topic, admin = unique_name("guide-poison"), AdminClient(broker.confluent())
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)   # ``admin`` must outlive the future
     return topic
 
 
 @pytest.mark.timeout(120)
-def test_the_guides_loop_parks_poison_records_and_reads_on(broker: str):
+def test_the_guides_loop_parks_poison_records_and_reads_on(broker: KafkaAccess):
     topic = _topic(broker)
     registry = SchemaRegistryClient.new_client({"url": "mock://" + topic})
     codec = AvroCodec("mock://" + topic, client=registry)
@@ -51,13 +52,13 @@ def test_the_guides_loop_parks_poison_records_and_reads_on(broker: str):
                good[1], (b"\xff\xfe", good[1][1]),                                      # 2, 3 (key not UTF-8)
                (b"email:ann@example.com", b"\x00\x00\x0f\xff\xff" + good[2][1][5:]),  # 4: unknown schema id
                good[2]]                                                                 # 5
-    producer = Producer({"bootstrap.servers": broker})
+    producer = Producer(broker.confluent())
     for key, value in records:
         producer.produce(topic, value=value, key=key)
     assert producer.flush(30) == 0
 
     guide, handled, parked = guide_block("DeserializingConsumer("), [], []
-    guide.update(BOOTSTRAP=broker, SchemaRegistryClient=lambda conf: registry)
+    guide.update(BOOTSTRAP=broker.bootstrap, SchemaRegistryClient=lambda conf: registry)
     park = guide["park"]
     guide["park"] = lambda msg, error: (park(msg, error), parked.append(msg.offset()))
 
@@ -71,7 +72,7 @@ def test_the_guides_loop_parks_poison_records_and_reads_on(broker: str):
         guide["run"](handle, topics=[topic], group_id=group)
     assert handled == [(e.key.decode(), e.record) for e in events]
     assert parked == [1, 3, 4]
-    check = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
+    check = Consumer(broker.confluent(**{"group.id": group, "enable.auto.commit": False}))
     try:
         committed, = check.committed([TopicPartition(topic, 0)], timeout=30)
     finally:

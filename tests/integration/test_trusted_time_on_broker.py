@@ -20,6 +20,7 @@ from tests.integration.pipeline_helpers import page_view, sql, wait_for
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.events.catalogue import Catalogue
 from touchstream.events.envelope import MAX_CLOCK_SKEW
+from touchstream.kafka_access import KafkaAccess, kafka_access
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.serving.catchup import wait_pipeline
 from touchstream.stack.topic_admin import ensure_topics
@@ -30,8 +31,8 @@ Y2099 = "2099-01-01T00:00:00Z"
 RAW_CONSUMERS = {b"interaction_log", b"identity", b"complaint_resolution"}
 
 
-def timestamp_type(bootstrap: str, topic: str) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def timestamp_type(broker: KafkaAccess, topic: str) -> str:
+    admin = KafkaAdminClient(**broker.kafka_python())
     try:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, ["message.timestamp.type"])],
                                            config_filter="all")
@@ -49,13 +50,13 @@ def latest_times(settings) -> list[list]:
                          "SELECT epoch(max(watermark)) FROM complaint_sla_watermark")
 
 
-def test_raw_topics_are_stamped_by_the_broker_and_an_old_topic_is_brought_in_line(stack, unique_name):
-    assert timestamp_type(stack.bootstrap_servers, raw_topic("web")) == "LogAppendTime"
+def test_raw_topics_are_stamped_by_the_broker_and_an_old_topic_is_brought_in_line(stack, broker, unique_name):
+    assert timestamp_type(broker, raw_topic("web")) == "LogAppendTime"
     old = unique_name("old-raw")
-    ensure_topics(stack.bootstrap_servers, [TopicSpec(old, 1, 1)])
-    assert timestamp_type(stack.bootstrap_servers, old) == "CreateTime"
-    assert ensure_topics(stack.bootstrap_servers, [TopicSpec(old, 1, 1, {"message.timestamp.type": "LogAppendTime"})]) == []
-    assert timestamp_type(stack.bootstrap_servers, old) == "LogAppendTime"
+    ensure_topics(broker, [TopicSpec(old, 1, 1)])
+    assert timestamp_type(broker, old) == "CreateTime"
+    assert ensure_topics(broker, [TopicSpec(old, 1, 1, {"message.timestamp.type": "LogAppendTime"})]) == []
+    assert timestamp_type(broker, old) == "LogAppendTime"
 
 
 def test_the_collector_refuses_an_event_from_2099(stack):
@@ -81,12 +82,12 @@ def test_a_2099_event_written_straight_to_a_raw_topic_moves_no_clock(stack):
                                                          "recorded_at": "2026-03-01T09:00:00Z"}}).record
     y2099 = datetime(2099, 1, 1, tzinfo=timezone.utc)
     record["envelope"] = {**record["envelope"], "occurred_at": y2099, "recorded_at": y2099}
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    producer = KafkaProducer(**kafka_access(stack, "admin").kafka_python())
     marker = tag.encode()
     meta = producer.send(raw_topic("web"), key=marker, value=AvroCodec(stack.registry_url, auto_register=False).encode(schema, record)).get(30)
     producer.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers, enable_auto_commit=False,
+    consumer = KafkaConsumer(**kafka_access(stack, "admin").kafka_python(), enable_auto_commit=False,
                              auto_offset_reset="earliest", consumer_timeout_ms=1000)
     consumer.assign([TopicPartition(DLQ_TOPIC, 0)])
     seen = []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.stack import kafka_jars
 from touchstream.stack.broker_runner import java_executable
 from touchstream.stack.topic_admin import ensure_topics
@@ -128,7 +129,7 @@ def producer_props(settings: Settings, compression: str) -> list[str]:
     """The producer as Touchstream's Publisher configures librdkafka (acks, idempotence,
     linger, compression), so the JVM figure is a ceiling for the same durability."""
     return [
-        f"bootstrap.servers={settings.bootstrap_servers}",
+        *kafka_access(settings).java_properties(),
         "acks=all",
         "enable.idempotence=true",
         "linger.ms=5",
@@ -223,7 +224,7 @@ def consumer_perf(settings: Settings, topic: str, records: int, *, timeout: floa
 
 def create_bench_topic(settings: Settings, name: str, partitions: int, timeout: float = 30.0) -> None:
     """Create a throw-away topic (the broker does not auto-create; see topic_admin)."""
-    ensure_topics(settings.bootstrap_servers, [TopicSpec(name, partitions, 1)], timeout=timeout)
+    ensure_topics(kafka_access(settings, "admin"), [TopicSpec(name, partitions, 1)], timeout=timeout)
 
 
 def delete_bench_topic(settings: Settings, name: str, timeout: float = 30.0) -> None:
@@ -231,8 +232,8 @@ def delete_bench_topic(settings: Settings, name: str, timeout: float = 30.0) -> 
     from kafka import KafkaAdminClient
 
     ms = int(timeout * 1000)
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="touchstream-bench",
-                             bootstrap_timeout_ms=ms, request_timeout_ms=ms)
+    admin = KafkaAdminClient(**kafka_access(settings, "admin").kafka_python(
+        client_id="touchstream-bench", bootstrap_timeout_ms=ms, request_timeout_ms=ms))
     try:
         admin.delete_topics([name], timeout_ms=ms)
     finally:

@@ -25,6 +25,7 @@ from touchstream.bench.base import percentile
 from touchstream.bench.traffic_producer import Encoded, TrafficProducer
 from touchstream.client import auth_headers
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.serving.catchup import end_offsets, wait_pipeline
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC
 
@@ -130,8 +131,8 @@ def _tail(settings: Settings, probe: _Probe, wanted: set[str], stop: threading.E
     """Follow customer-events from its current end; note where each wanted event landed."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "touchstream-bench-tail",
-                         "enable.auto.commit": False})
+    consumer = Consumer(kafka_access(settings).confluent(**{"group.id": "touchstream-bench-tail",
+                                                            "enable.auto.commit": False}))
     try:
         ends = end_offsets(settings, [CUSTOMER_EVENTS_TOPIC])
         consumer.assign([TopicPartition(t, p, o) for (t, p), o in ends.items()])

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from confluent_kafka import KafkaException, Producer
 
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.kafka_access import kafka_access
 from touchstream.registry.credentials import client_config
 from touchstream.config import Settings
 from touchstream.demo.generator import generate
@@ -94,7 +95,7 @@ class TrafficProducer:
     """confluent-kafka (librdkafka) with the same settings as Touchstream's own publisher."""
 
     def __init__(self, settings: Settings):
-        self._producer = Producer({"bootstrap.servers": settings.bootstrap_servers, **PRODUCER})
+        self._producer = Producer(kafka_access(settings).confluent(**PRODUCER))
         self._errors: list[str] = []
 
     def send(self, event: Encoded, on_delivery: Callable | None = None) -> None:

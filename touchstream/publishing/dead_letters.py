@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from confluent_kafka import Producer
 
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.processors.records import RawRecord
 from touchstream.topics import DLQ_TOPIC
 
@@ -28,9 +29,7 @@ class DeadLetterProducer:
     def __init__(self, settings: Settings, *, consumer: str, topic: str = DLQ_TOPIC):
         self.topic = topic
         self.consumer = consumer
-        self._producer = Producer(
-            {"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True, "acks": "all"}
-        )
+        self._producer = Producer(kafka_access(settings).confluent(**{"enable.idempotence": True, "acks": "all"}))
 
     def send(self, letters: list[DeadLetter], timeout: float = 30.0) -> None:
         """Send and wait for every acknowledgement; raise if any was not delivered."""

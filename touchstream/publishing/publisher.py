@@ -24,6 +24,7 @@ from confluent_kafka import KafkaException, Producer
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.registry.credentials import client_config
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.events.catalogue import Catalogue, ValidEvent
 from touchstream.events.time_rules import check_skew, stamp_recorded_at
 from touchstream.events.validation import EventValidationError, Problem, text_problems
@@ -71,7 +72,7 @@ class Publisher:
         self.catalogue = catalogue or Catalogue()
         self.codec = codec or AvroCodec(client_config(self.settings, write=True))   # registers on first use
         config = {
-            "bootstrap.servers": self.settings.bootstrap_servers,
+            **kafka_access(self.settings).confluent(),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,

@@ -11,10 +11,12 @@ import os
 import argparse
 import logging
 import sys
+from dataclasses import replace
 
 import uvicorn
 
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.private_files import PRIVATE_UMASK
 from touchstream.registry.base import StoreError
 from touchstream.registry.credentials import writer_secret
@@ -38,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = Settings.from_env()
+    settings = replace(Settings.from_env(), kafka_user="registry")
     try:
-        store = KafkaSchemaStore(settings.bootstrap_servers, args.topic)
+        store = KafkaSchemaStore(kafka_access(settings), args.topic)
     except StoreError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from touchstream.kafka_access import KafkaAccess, as_access
 from touchstream.registry import records
 from touchstream.registry.base import RegistryState, SchemaStore, SchemaVersion, StoreError
 from touchstream.topics import SCHEMAS_TOPIC
@@ -32,7 +33,7 @@ class KafkaSchemaStore(SchemaStore):
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaAccess | str,
         topic: str = SCHEMAS_TOPIC,
         *,
         replication_factor: int = 1,
@@ -53,12 +54,11 @@ class KafkaSchemaStore(SchemaStore):
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
         try:
-            self._ensure_topic(bootstrap_servers, replication_factor, client_id)
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all", linger_ms=0
-            )
+            access = as_access(bootstrap_servers)
+            self._ensure_topic(access, replication_factor, client_id)
+            self._producer = KafkaProducer(**access.kafka_python(client_id=client_id, acks="all", linger_ms=0))
             self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap_servers,
+                **access.kafka_python(),
                 client_id=client_id,
                 group_id=None,
                 enable_auto_commit=False,
@@ -69,7 +69,7 @@ class KafkaSchemaStore(SchemaStore):
             self._consumer.seek_to_beginning(self._tp)
         except KafkaError as exc:
             self.close()
-            raise StoreError(f"cannot open schema topic {topic!r} on {bootstrap_servers}: {exc}") from exc
+            raise StoreError(f"cannot open schema topic {topic!r} on {as_access(bootstrap_servers).bootstrap}: {exc}") from exc
         self._thread = threading.Thread(target=self._read_loop, name=f"schemas-reader-{topic}", daemon=True)
         self._thread.start()
         try:
@@ -168,9 +168,9 @@ class KafkaSchemaStore(SchemaStore):
         except records.MalformedRecord as exc:
             log.warning("skipping malformed record at %s offset %d: %s", self.topic, offset, exc)
 
-    def _ensure_topic(self, bootstrap_servers: str, replication_factor: int, client_id: str) -> None:
+    def _ensure_topic(self, access: KafkaAccess, replication_factor: int, client_id: str) -> None:
         """Create the topic (compacted, one partition: order across subjects matters) if missing."""
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
+        admin = KafkaAdminClient(**access.kafka_python(client_id=client_id))
         try:
             spec = NewTopic(self.topic, 1, replication_factor, topic_configs={"cleanup.policy": "compact"})
             try:

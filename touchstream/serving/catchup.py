@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from touchstream.client import auth_headers
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.processors.replay import committed_offsets
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
 
@@ -26,7 +27,7 @@ Offsets = dict[tuple[str, int], int]
 
 def end_offsets(settings: Settings, topics: list[str] | None = None) -> Offsets:
     topics = raw_topics(load_topics(settings.topic_config)) if topics is None else topics
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka_access(settings).kafka_python(enable_auto_commit=False))
     try:
         parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(parts).items()}

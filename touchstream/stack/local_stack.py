@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from touchstream.config import Settings
+from touchstream.kafka_access import kafka_access
 from touchstream.private_files import private_dir, private_umask, restrict_tree
 from touchstream.stack import broker_runner, kafka_jars
 from touchstream.stack.readiness import describe_failure, wait_for_file, wait_for_http, wait_for_kafka
@@ -104,6 +105,7 @@ def child_env(settings: Settings) -> dict[str, str]:
         "TOUCHSTREAM_QUERY_PORT": str(settings.query_port),
         "TOUCHSTREAM_KAFKA_HEAP": settings.kafka_heap,
         "TOUCHSTREAM_CACHE": str(settings.cache_dir),
+        "TOUCHSTREAM_KAFKA_AUTH": "true" if settings.kafka_auth else "false",
         "PYTHONUNBUFFERED": "1",
     })
     if settings.topic_config is not None:
@@ -180,7 +182,8 @@ def broker_spec(settings: Settings, lib: Path) -> ServiceSpec:
         argv=broker_runner.broker_argv(settings, lib),
         env=child_env(settings),
         cwd=broker_runner.broker_dir(settings),
-        ready=lambda alive: wait_for_kafka(address, BROKER_TIMEOUT, logs, alive, "Kafka broker", cid),
+        ready=lambda alive: wait_for_kafka(kafka_access(settings, "admin", bootstrap=address), BROKER_TIMEOUT, logs,
+                                           alive, "Kafka broker", cid),
         log_file=log,
         address=address,
     )
@@ -257,8 +260,8 @@ def _up(settings: Settings, services, progress, supervise: bool) -> list[Step]:
     if "broker" in chosen or "registry" in chosen:
         t0 = time.monotonic()
         if "broker" not in chosen:  # an external broker (Docker, CI): it must answer first
-            wait_for_kafka(bootstrap, BROKER_TIMEOUT)
-        created = ensure_topics(bootstrap, load_topics(settings.topic_config))
+            wait_for_kafka(kafka_access(settings, "admin", bootstrap=bootstrap), BROKER_TIMEOUT)
+        created = ensure_topics(kafka_access(settings, "admin", bootstrap=bootstrap), load_topics(settings.topic_config))
         done(Step("topics", bootstrap, time.monotonic() - t0, detail=f"{len(created)} created"))
     for name in ("registry", "collector", "identity", "serving"):
         if name not in chosen:

@@ -22,6 +22,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import httpx
 
+from touchstream.kafka_access import KafkaAccess, as_access
+
 Alive = Callable[[], bool]
 LogFiles = Path | Sequence[Path] | None
 
@@ -131,7 +133,7 @@ def _tcp_open(addresses: Iterable[tuple[str, int]], timeout: float) -> None:
     raise ConnectionError("; ".join(errors))
 
 
-def kafka_metadata(bootstrap: str, timeout: float = 5.0) -> dict:
+def kafka_metadata(bootstrap: KafkaAccess | str, timeout: float = 5.0) -> dict:
     """One metadata round trip: returns kafka-python's ``describe_cluster()`` dict.
 
     The admin client is closed even when its constructor fails: kafka-python 3.0
@@ -150,17 +152,15 @@ def kafka_metadata(bootstrap: str, timeout: float = 5.0) -> dict:
                 raise
 
     ms = max(200, int(timeout * 1000))
-    admin = _ProbeAdmin(
-        bootstrap_servers=bootstrap, client_id="touchstream-readiness",
-        bootstrap_timeout_ms=ms, request_timeout_ms=ms,
-    )
+    admin = _ProbeAdmin(**as_access(bootstrap).kafka_python(
+        client_id="touchstream-readiness", bootstrap_timeout_ms=ms, request_timeout_ms=ms))
     try:
         return admin.describe_cluster()
     finally:
         admin.close()
 
 
-def wait_for_kafka(bootstrap: str, timeout: float = 120.0, log_file: LogFiles = None,
+def wait_for_kafka(bootstrap: KafkaAccess | str, timeout: float = 120.0, log_file: LogFiles = None,
                    alive: Alive | None = None, service: str = "Kafka broker",
                    cluster_id: str | None = None) -> dict:
     """Block until the broker at ``bootstrap`` answers metadata and lists a broker.
@@ -170,7 +170,7 @@ def wait_for_kafka(bootstrap: str, timeout: float = 120.0, log_file: LogFiles = 
     ``cluster_id``, an answer from another cluster (someone else's broker on
     that port) raises ``WrongService`` instead of passing for ours.
     """
-    addresses = _split_bootstrap(bootstrap)
+    addresses = _split_bootstrap(as_access(bootstrap).bootstrap)
 
     def attempt(remaining: float) -> dict:
         _tcp_open(addresses, remaining)
@@ -183,7 +183,7 @@ def wait_for_kafka(bootstrap: str, timeout: float = 120.0, log_file: LogFiles = 
         return meta
 
     with _quiet_kafka():
-        return _poll(service, bootstrap, timeout, attempt, log_file, alive)  # type: ignore[return-value]
+        return _poll(service, as_access(bootstrap).bootstrap, timeout, attempt, log_file, alive)  # type: ignore[return-value]
 
 
 def wait_for_http(url: str, timeout: float = 60.0, log_file: LogFiles = None,

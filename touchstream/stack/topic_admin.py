@@ -11,6 +11,7 @@ raw topics were stamped by the broker gets ``LogAppendTime`` at the next ``up``.
 
 from __future__ import annotations
 
+from touchstream.kafka_access import KafkaAccess, as_access
 from touchstream.topics import TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka error code
@@ -22,7 +23,7 @@ class TopicAdminError(RuntimeError):
     """The broker refused to create a topic (bad config, too many partitions, ...)."""
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
+def ensure_topics(bootstrap: KafkaAccess | str, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
     """Create the topics of ``specs`` that do not exist yet; return the created names.
 
     A topic created concurrently by someone else (TopicAlreadyExists) counts as
@@ -32,10 +33,8 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout: float = 30.0)
     from kafka import KafkaAdminClient
 
     ms = int(timeout * 1000)
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="touchstream-topic-admin",
-        bootstrap_timeout_ms=ms, request_timeout_ms=ms,
-    )
+    admin = KafkaAdminClient(**as_access(bootstrap).kafka_python(
+        client_id="touchstream-topic-admin", bootstrap_timeout_ms=ms, request_timeout_ms=ms))
     try:
         existing = set(admin.list_topics())
         _enforce_configs(admin, [s for s in specs if s.name in existing])
@@ -87,13 +86,13 @@ def _enforce_configs(admin, specs: list[TopicSpec]) -> None:
         admin.alter_configs(stale, incremental=True)
 
 
-def existing_topics(bootstrap: str, timeout: float = 10.0) -> list[str]:
+def existing_topics(bootstrap: KafkaAccess | str, timeout: float = 10.0) -> list[str]:
     """Names of the topics on the broker (internal ones included)."""
     from kafka import KafkaAdminClient
 
     ms = int(timeout * 1000)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="touchstream-topic-admin",
-                             bootstrap_timeout_ms=ms, request_timeout_ms=ms)
+    admin = KafkaAdminClient(**as_access(bootstrap).kafka_python(
+        client_id="touchstream-topic-admin", bootstrap_timeout_ms=ms, request_timeout_ms=ms))
     try:
         return sorted(admin.list_topics())
     finally:

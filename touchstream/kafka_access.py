@@ -1,0 +1,93 @@
+"""How every Touchstream client reaches Kafka: the bootstrap address and, with authentication on, who it is.
+
+Why one place: the broker's client listener can require SASL/SCRAM (``Settings.kafka_auth``), and
+then every producer, consumer and admin client of every process must say who it is. Each
+process is one principal (``Settings.kafka_user``: ``serving``, ``identity``, ``collector``,
+``registry``; ``operator`` for the CLI, ``admin`` for topic and user administration), so the
+broker's ACLs can give each only the topics it needs. The services' passwords are generated
+once per installation into ``$TOUCHSTREAM_HOME/kafka-users.json`` (0600): a process that can read
+the home is the installation; one that cannot has no credential at all.
+
+Clients are built from ``KafkaAccess``: ``confluent()`` for confluent-kafka,
+``kafka_python()`` for kafka-python, ``java_properties()`` for Kafka's own tools.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import secrets
+from dataclasses import dataclass, field
+
+from touchstream.config import Settings
+from touchstream.private_files import private_dir, write_private
+
+MECHANISM = "SCRAM-SHA-512"
+SERVICE_USERS = ("admin", "operator", "registry", "identity", "serving", "collector")
+USERS_FILE = "kafka-users.json"
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """A bootstrap address and, when the broker authenticates, a SCRAM user and password."""
+
+    bootstrap: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def confluent(self, **extra) -> dict:
+        """A confluent-kafka (librdkafka) config; ``extra`` uses librdkafka's dotted names."""
+        conf = {"bootstrap.servers": self.bootstrap}
+        if self.user is not None:
+            conf.update({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": MECHANISM,
+                         "sasl.username": self.user, "sasl.password": self.password})
+        conf.update(extra)
+        return conf
+
+    def kafka_python(self, **extra) -> dict:
+        """Keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and KafkaAdminClient."""
+        kwargs = {"bootstrap_servers": self.bootstrap}
+        if self.user is not None:
+            kwargs.update(security_protocol="SASL_PLAINTEXT", sasl_mechanism=MECHANISM,
+                          sasl_plain_username=self.user, sasl_plain_password=self.password)
+        kwargs.update(extra)
+        return kwargs
+
+    def java_properties(self) -> list[str]:
+        """``key=value`` lines for a Java client's ``--producer.config`` / ``--consumer.config`` file."""
+        lines = [f"bootstrap.servers={self.bootstrap}"]
+        if self.user is not None:
+            lines += ["security.protocol=SASL_PLAINTEXT", f"sasl.mechanism={MECHANISM}",
+                      "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                      f'username="{self.user}" password="{self.password}";']
+        return lines
+
+
+def as_access(target: "KafkaAccess | str") -> KafkaAccess:
+    """A ``KafkaAccess`` for either an access or a bare bootstrap address (no credential)."""
+    return target if isinstance(target, KafkaAccess) else KafkaAccess(str(target))
+
+
+def kafka_access(settings: Settings, user: str | None = None, *, bootstrap: str | None = None) -> KafkaAccess:
+    """How ``settings``' process reaches the broker: as ``user`` (default ``settings.kafka_user``),
+    at ``bootstrap`` (default ``settings.bootstrap_servers``)."""
+    address = bootstrap or settings.bootstrap_servers
+    if not settings.kafka_auth:
+        return KafkaAccess(address)
+    name = user or settings.kafka_user
+    return KafkaAccess(address, name, service_passwords(settings)[name])
+
+
+def service_passwords(settings: Settings) -> dict[str, str]:
+    """Every service principal's password, made once per installation (under a lock: the first
+    processes of ``up`` start together)."""
+    path = settings.home / USERS_FILE
+    private_dir(settings.home)
+    with open(settings.home / f".{USERS_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        users = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in SERVICE_USERS if name not in users]
+        if missing:
+            users.update({name: secrets.token_urlsafe(24) for name in missing})
+            write_private(path, json.dumps(users, indent=2, sort_keys=True) + "\n")
+    return users

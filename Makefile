@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The dashboard's browser test drives Debian's Chromium through Playwright (never a browser download).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: venv jars demo test unit integration up down status bench clean check-browser
+.PHONY: venv jars demo test unit integration faults up down status bench clean check-browser
 
 # pip's build chatter goes to a log; it is printed only when the install fails.
 $(STAMP): pyproject.toml
@@ -40,6 +40,12 @@ unit: $(STAMP)
 integration: check-browser $(STAMP)
 	$(TS) jars
 	$(PY) -m pytest -q tests/integration
+
+# Faults (kill -9, broker restart, registry outage, a file published twice), each on a stack of its own and
+# compared with a clean run by hash; see README "Tests". A larger run: TOUCHSTREAM_FAULT_CUSTOMERS=200.
+faults: $(STAMP)
+	$(TS) jars
+	$(PY) -m pytest -q tests/faults
 
 # The performance bench at 100k events (`make bench EVENTS=1000000` for the 1M run); see README "Performance".
 EVENTS ?= 100000

@@ -80,8 +80,8 @@ def report(request: pytest.FixtureRequest):
     """``report(fault, figures)``: print the case's line now and again in the terminal summary."""
     writer = request.config.pluginmanager.get_plugin("terminalreporter")
 
-    def emit(fault: str, figures: tally.Figures, events: int) -> None:
-        line = figures.line(fault, events)
+    def emit(fault: str, figures: tally.Figures, events: int, detail: str = "") -> None:
+        line = figures.line(fault, events) + (f"  ({detail})" if detail else "")
         LINES.append(line)
         if writer is not None:
             writer.write_line("\n" + line)

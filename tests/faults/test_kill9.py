@@ -5,10 +5,12 @@ Why SIGKILL mid-batch: it is the crash that skips every shutdown hook, so whatev
 applied, produced or committed without the rest of its batch is exactly what a restart must
 reconcile (serving: DuckDB rows with their offsets in one transaction; identity: records
 re-keyed onto customer-events and decisions before its consumer group commit). The kill waits
-until the stage is behind the raw topics, i.e. has records in hand.
+until the stage is some records behind the raw topics, i.e. has a batch in hand.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -32,12 +34,22 @@ def behind(settings, name: str) -> int:
     return sum(max(0, end - done.get(tp, 0)) for tp, end in end_offsets(settings, raw).items())
 
 
+def wait_busy(settings, name: str, want: int = 50, patience: float = 20.0) -> int:
+    """Wait until ``name`` is ``want`` records behind (it holds a batch), or at least 1 after ``patience`` s."""
+    deadline = time.monotonic() + patience
+    def busy() -> int:
+        n = behind(settings, name)
+        return n if n >= want or (n > 0 and time.monotonic() > deadline) else 0
+
+    return wait_for(busy, timeout=patience + 60, interval=0.05, what=f"{name} to have work")
+
+
 @pytest.mark.parametrize("victim", ["serving", "identity"])
 def test_kill9_mid_batch_then_restart(victim, clean, fault_home, report):
     with isolated_stack(fault_home) as settings:
         sender = PacedPublisher(settings, clean.events).start()
         sender.wait_sent(0.4)
-        wait_for(lambda: behind(settings, victim) > 0, timeout=60, interval=0.05, what=f"{victim} to have work")
+        backlog = wait_busy(settings, victim)
         pid = kill9(settings, victim)
         restart(settings, victim)
         assert local_stack.supervisor(settings).running_pid(victim) not in (None, pid)
@@ -45,5 +57,5 @@ def test_kill9_mid_batch_then_restart(victim, clean, fault_home, report):
         settle(settings)
         run = tally.take(settings)
     figures = tally.compare(clean.snapshot, run, clean.ids)
-    report(f"kill-{victim}", figures, len(clean.ids))
+    report(f"kill-{victim}", figures, len(clean.ids), f"killed {backlog} raw records behind")
     assert figures.clean, figures.why

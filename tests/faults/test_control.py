@@ -1,0 +1,26 @@
+"""No fault at all: a second stack fed the same events hashes exactly like the clean run.
+
+Why: every case is judged against one clean run, so the yardstick itself must be
+reproducible: a case whose hash differs must be showing its fault, not noise (arrival order
+across partitions, anonymous ids keyed per install, the SLA timer's watermark). It also
+proves the comparison sees the whole stack: different homes, ports, broker, DuckDB files.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults import tally
+from tests.faults.fault_stack import PacedPublisher, isolated_stack, settle
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_undisturbed_second_run_equals_the_clean_one(clean, fault_home, report):
+    with isolated_stack(fault_home) as settings:
+        PacedPublisher(settings, clean.events).start().join()
+        settle(settings)
+        run = tally.take(settings)
+    figures = tally.compare(clean.snapshot, run, clean.ids)
+    report("none", figures, len(clean.ids), "control: a second clean stack, paced SDK publisher")
+    assert figures.clean, figures.why

@@ -28,7 +28,6 @@ from touchstream.config import Settings
 from touchstream.demo.jsonl_export import write_jsonl
 from touchstream.stack import local_stack
 
-pytestmark = pytest.mark.integration
 LINES: list[str] = []
 
 
@@ -67,7 +66,12 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CleanRun]:
     with isolated_stack(folder / "home") as settings:
         publish_file(settings, path)
         settle(settings)
-        yield CleanRun(settings, events, event_ids(events), path, tally.take(settings))
+        snap = tally.take(settings)
+        LINES.append(f"clean: events={len(events)} customers={len(snap.customer_events)} "
+                     f"cases={len(snap.case_contacts)} sla_events={len(snap.sla_on_topic)} "
+                     f"findings={len(snap.findings_held)} transient_findings="
+                     f"{len(set(snap.findings_on_topic) - snap.findings_held)}")
+        yield CleanRun(settings, events, event_ids(events), path, snap)
 
 
 @pytest.fixture

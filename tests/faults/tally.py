@@ -63,18 +63,24 @@ class Snapshot:
     decided_by: set[str]            # the events the identity decisions name as their cause
     sla_on_topic: Counter           # event_id on touchstream.complaint-sla -> records (redelivery may repeat one)
     findings_on_topic: Counter      # finding_id on touchstream.contact-findings -> records
+    findings_held: set[str] = field(default_factory=set)   # finding_ids the settled 360s hold
     dead_letters: int = 0
 
 
 @dataclass
 class Figures:
     """lost: facts of the clean run (or published events) missing; double: counted more than once;
-    false: derived facts a clean run does not have. ``why`` names every one of them."""
+    false: derived facts a clean run does not have. ``why`` names every one of them.
+
+    ``transient``: findings on the topic that no settled 360 holds, reported, not judged: a finding
+    raised on an intermediate identity state (before a merge) stays on the topic with no retraction,
+    and which intermediate states occur depends on arrival order, so a clean run may have them too."""
 
     lost: int = 0
     double: int = 0
     false: int = 0
     hash_equal: bool = True
+    transient: int = 0
     why: list[str] = field(default_factory=list)
 
     def add(self, kind: str, count: int, what: str) -> None:
@@ -84,7 +90,7 @@ class Figures:
 
     def line(self, fault: str, events: int) -> str:
         return (f"fault={fault} events={events} lost={self.lost} double={self.double} false={self.false} "
-                f"hash_equal={self.hash_equal}")
+                f"hash_equal={self.hash_equal} transient_findings={self.transient}")
 
     @property
     def clean(self) -> bool:
@@ -121,6 +127,7 @@ def take(settings) -> Snapshot:
             decided_by={r[1] for r in decisions},
             sla_on_topic=_ids_on_topic(settings, COMPLAINT_SLA_TOPIC, lambda r: r["envelope"]["event_id"]),
             findings_on_topic=_ids_on_topic(settings, FINDINGS_TOPIC, lambda r: r["finding_id"]),
+            findings_held={r[0] for r in rows("SELECT finding_id FROM contact_findings")},
             dead_letters=int(rows("SELECT count(*) FROM dead_letters")[0][0]),
         )
 
@@ -147,11 +154,13 @@ def compare(clean: Snapshot, run: Snapshot, published: set[str]) -> Figures:
         common = a.keys() & b.keys()
         f.add("lost", _more({k: a[k] for k in common}, {k: b[k] for k in common}), f"{key}: fewer than clean")
         f.add("double", _more({k: b[k] for k in common}, {k: a[k] for k in common}), f"{key}: more than clean")
-    for name, what in (("sla_on_topic", "SLA events on complaint-sla"),
-                       ("findings_on_topic", "contact findings on contact-findings")):
-        a, b = set(getattr(clean, name)), set(getattr(run, name))
-        f.add("lost", len(a - b), f"{what} of the clean run missing")
-        f.add("false", len(b - a), f"{what} a clean run does not publish")
+    a, b = set(clean.sla_on_topic), set(run.sla_on_topic)
+    f.add("lost", len(a - b), "SLA events of the clean run missing on complaint-sla")
+    f.add("false", len(b - a), "SLA events on complaint-sla a clean run does not publish")
+    sent = set(run.findings_on_topic)
+    f.add("lost", len((clean.findings_held | run.findings_held) - sent), "findings held by a 360, never published")
+    f.add("false", len(run.findings_held - clean.findings_held), "findings held that a clean run does not hold")
+    f.transient = len(sent - run.findings_held)
     f.add("double", sum(n - 1 for n in run.decisions.values() if n > 1), "identity decisions one event made twice")
     f.add("false", len(run.decided_by - published), "identity decisions caused by events nobody published")
     return f

@@ -41,22 +41,30 @@ def test_split_leaves_new_types_for_the_outage():
     assert k == 7 and {e["envelope"]["event_type"] for e in events[:k]} == {"a", "b", "c", "d"}
 
 
+def publish_across_outage(settings, events: list[dict], k: int) -> tuple[dict, float]:
+    """Send ``events[:k]``, let the stages apply them, stop the registry, send the rest.
+
+    Returns the stages' pids before the outage and when it began. (A function of its own so the
+    publisher's librdkafka handle is gone before the stack is: no reconnect chatter after ``down``.)"""
+    with publisher(settings) as p:
+        valid = [p.validate(e) for e in events]
+        for schema in {v.schema.subject: v.schema for v in valid}.values():
+            p.codec.schema_id(schema)          # cache every id while the registry answers
+        p.send_valid(valid[:k])
+        p.flush()
+        wait_pipeline(settings)                 # the stages have cached the ids of the first part
+        before, t0 = pids(settings), time.monotonic()
+        local_stack.down(settings, ["registry"])
+        p.send_valid(valid[k:])
+        p.flush()
+    return before, t0
+
+
 def test_registry_outage_while_new_event_types_arrive(clean, fault_home, report):
     events = clean.events
     k = split_before_new_types(events)
     with isolated_stack(fault_home) as settings:
-        with publisher(settings) as p:
-            valid = [p.validate(e) for e in events]
-            for schema in {v.schema.subject: v.schema for v in valid}.values():
-                p.codec.schema_id(schema)          # cache every id while the registry answers
-            p.send_valid(valid[:k])
-            p.flush()
-            wait_pipeline(settings)                 # the stages have cached the ids of the first part
-            before = pids(settings)
-            t0 = time.monotonic()
-            local_stack.down(settings, ["registry"])
-            p.send_valid(valid[k:])
-            p.flush()
+        before, t0 = publish_across_outage(settings, events, k)
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - t0)))
         died = died_since(settings, before)
         local_stack.up(settings, ["registry"])

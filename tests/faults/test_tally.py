@@ -27,13 +27,15 @@ def snapshot() -> Snapshot:
         decided_by={"e1"},
         sla_on_topic=Counter({"sla-1": 1}),
         findings_on_topic=Counter({"f-1": 1}),
+        findings_held={"f-1"},
     )
 
 
 def test_an_identical_run_is_clean():
     figures = compare(snapshot(), snapshot(), PUBLISHED)
     assert figures.clean and (figures.lost, figures.double, figures.false) == (0, 0, 0)
-    assert figures.line("none", 3) == "fault=none events=3 lost=0 double=0 false=0 hash_equal=True"
+    assert figures.line("none", 3) == \
+        "fault=none events=3 lost=0 double=0 false=0 hash_equal=True transient_findings=0"
 
 
 def defect(**changes) -> Snapshot:
@@ -52,7 +54,8 @@ def defect(**changes) -> Snapshot:
     (defect(case_contacts=Counter({"CASE-1": 3})), (0, 1, 0)),                                # a contact counted twice
     (defect(sla_on_topic=Counter({"sla-1": 1, "sla-2": 1})), (0, 0, 1)),                      # a false breach
     (defect(sla_on_topic=Counter()), (1, 0, 0)),                                              # a breach never sent
-    (defect(findings_on_topic=Counter({"f-1": 1, "f-2": 1})), (0, 0, 1)),
+    (defect(findings_on_topic=Counter({"f-1": 1, "f-2": 1}), findings_held={"f-1", "f-2"}), (0, 0, 1)),
+    (defect(findings_on_topic=Counter()), (1, 0, 0)),                                         # held, never sent
     (defect(decisions=Counter({"e1|identity.linked|CU-1": 2})), (0, 1, 0)),                   # one event decided twice
     (defect(decided_by={"e1", "ghost"}), (0, 0, 1)),
     (defect(interaction_ids=Counter({"e1": 1, "e2": 1, "e3": 1, "e4": 1})), (0, 0, 1)),       # nobody published e4
@@ -66,6 +69,11 @@ def test_each_defect_is_counted(run, expected):
 def test_a_redelivered_sla_event_is_harmless():
     """Deterministic ids: a subscriber ignores an id seen before, so a repeat is not a double count."""
     assert compare(snapshot(), defect(sla_on_topic=Counter({"sla-1": 2})), PUBLISHED).clean
+
+
+def test_a_finding_no_settled_360_holds_is_reported_not_judged():
+    figures = compare(snapshot(), defect(findings_on_topic=Counter({"f-1": 1, "f-0": 1})), PUBLISHED)
+    assert figures.clean and figures.transient == 1
 
 
 def test_a_different_hash_alone_fails():

@@ -93,13 +93,6 @@ def publisher(settings: Settings) -> Publisher:
     return Publisher(settings, source="demo", keep_event_source=True, keep_recorded_at=True)
 
 
-def publish(settings: Settings, events: list[dict], batch: int = 500) -> None:
-    with publisher(settings) as p:
-        for start in range(0, len(events), batch):
-            p.send_valid([p.validate(e) for e in events[start:start + batch]])
-        p.flush()
-
-
 @dataclass
 class PacedPublisher:
     """Publishes ``events`` on a thread in small acknowledged batches, so a fault lands while events flow.

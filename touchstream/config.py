@@ -8,7 +8,7 @@ environment variables, and nothing reads ``os.environ`` deep inside the code.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class Settings:
     collector_max_event_bytes: int = 256_000
     # Kafka SASL/SCRAM: whether the broker's client listener authenticates, and as whom this process
     # connects (touchstream.kafka_access); each service's main sets its own principal.
-    kafka_auth: bool = False
+    kafka_auth: bool = True
     kafka_user: str = "operator"
 
     @classmethod
@@ -73,9 +73,14 @@ class Settings:
             max_clock_skew_seconds=_int(env, "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS", 300),
             collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),
             collector_max_event_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_EVENT_BYTES", 256_000),
-            kafka_auth=env.get("TOUCHSTREAM_KAFKA_AUTH", "false").strip().lower() in ("1", "true", "yes", "on"),
+            kafka_auth=env.get("TOUCHSTREAM_KAFKA_AUTH", "true").strip().lower() in ("1", "true", "yes", "on"),
             kafka_user=env.get("TOUCHSTREAM_KAFKA_USER", "operator"),
         )
+
+    def for_service(self, name: str) -> "Settings":
+        """These settings for service ``name``: it connects to Kafka as its own principal, unless
+        TOUCHSTREAM_KAFKA_USER names another one explicitly (a test running a service on a topic of its own)."""
+        return self if os.environ.get("TOUCHSTREAM_KAFKA_USER") else replace(self, kafka_user=name)
 
     @property
     def max_clock_skew(self) -> timedelta:

@@ -8,7 +8,8 @@ broker's ACLs can give each only the topics it needs. The services' passwords ar
 once per installation into ``$TOUCHSTREAM_HOME/kafka-users.json`` (0600): a process that can read
 the home is the installation; one that cannot has no credential at all.
 
-Clients are built from ``KafkaAccess``: ``confluent()`` for confluent-kafka,
+Authentication is on by default (``TOUCHSTREAM_KAFKA_AUTH=false`` turns it off, e.g. for a broker
+you run yourself without it). Clients are built from ``KafkaAccess``: ``confluent()`` for confluent-kafka,
 ``kafka_python()`` for kafka-python, ``java_properties()`` for Kafka's own tools.
 """
 
@@ -23,7 +24,8 @@ from touchstream.config import Settings
 from touchstream.private_files import private_dir, write_private
 
 MECHANISM = "SCRAM-SHA-512"
-SERVICE_USERS = ("admin", "operator", "registry", "identity", "serving", "collector")
+# "controller" is the broker's own login on its controller listener (SASL/PLAIN), not a client.
+SERVICE_USERS = ("admin", "operator", "registry", "identity", "serving", "collector", "subscriber", "controller")
 USERS_FILE = "kafka-users.json"
 
 
@@ -75,12 +77,18 @@ def kafka_access(settings: Settings, user: str | None = None, *, bootstrap: str 
     if not settings.kafka_auth:
         return KafkaAccess(address)
     name = user or settings.kafka_user
-    return KafkaAccess(address, name, service_passwords(settings)[name])
+    return KafkaAccess(address, name, _passwords(settings)[name])
 
 
 def service_passwords(settings: Settings) -> dict[str, str]:
-    """Every service principal's password, made once per installation (under a lock: the first
-    processes of ``up`` start together)."""
+    """Every service principal's password (``SERVICE_USERS``), made once per installation."""
+    users = _passwords(settings)
+    return {name: users[name] for name in SERVICE_USERS}
+
+
+def _passwords(settings: Settings) -> dict[str, str]:
+    """Every principal's password in the installation's file (services made if missing, under a
+    lock: the first processes of ``up`` start together; channel systems' as ``keys`` left them)."""
     path = settings.home / USERS_FILE
     private_dir(settings.home)
     with open(settings.home / f".{USERS_FILE}.lock", "a") as lock:
@@ -91,3 +99,24 @@ def service_passwords(settings: Settings) -> dict[str, str]:
             users.update({name: secrets.token_urlsafe(24) for name in missing})
             write_private(path, json.dumps(users, indent=2, sort_keys=True) + "\n")
     return users
+
+
+def channel_user(system: str) -> str:
+    """The Kafka principal of a channel system: ``ch-`` + its name, in SCRAM-safe characters."""
+    return "ch-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in system)
+
+
+def sync_channel_users(settings: Settings, systems: list[str]) -> dict[str, str]:
+    """Passwords of the channel systems' principals: one made for each new system, the ones of
+    systems that no longer have a publishing key dropped; ``{user: password}``."""
+    path = settings.home / USERS_FILE
+    private_dir(settings.home)
+    wanted = {channel_user(s) for s in systems}
+    with open(settings.home / f".{USERS_FILE}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        users = json.loads(path.read_text()) if path.exists() else {}
+        kept = {k: v for k, v in users.items() if not k.startswith("ch-") or k in wanted}
+        kept.update({u: secrets.token_urlsafe(24) for u in sorted(wanted - set(kept))})
+        if kept != users:
+            write_private(path, json.dumps(kept, indent=2, sort_keys=True) + "\n")
+    return {u: kept[u] for u in sorted(wanted)}

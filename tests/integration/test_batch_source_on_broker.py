@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -17,6 +18,11 @@ from touchstream.topics import TopicSpec
 
 pytestmark = pytest.mark.integration
 RECORDS = 90
+
+
+def as_admin(settings):
+    """The source reads a test topic outside the touchstream namespace: as admin, not as the operator."""
+    return replace(settings, kafka_user="admin")
 
 
 def _topic(broker: KafkaAccess) -> str:
@@ -44,7 +50,7 @@ def test_resumes_at_the_sinks_offsets_and_hands_over_the_rest_once(settings, bro
     topic, group = _topic(broker), unique_name("source-group")
     resume = {(topic, 0): 10, (topic, 1): 0, (topic, 2): 25}   # what a sink committed in its own store
     batches, assigned = [], []
-    source = BatchSource(settings, group, [topic], batches.append, name="t", batch=7, within=0.1,
+    source = BatchSource(as_admin(settings), group, [topic], batches.append, name="t", batch=7, within=0.1,
                          resume_at=lambda tp: resume[tp], on_assigned=assigned.extend)
     expected = RECORDS - 10 - 25
     _run_until(source, lambda: sum(map(len, batches)) >= expected)
@@ -65,13 +71,13 @@ def test_resumes_at_the_sinks_offsets_and_hands_over_the_rest_once(settings, bro
 def test_without_a_resume_offset_it_starts_at_the_groups_commits(settings, broker):
     topic, group = _topic(broker), unique_name("source-group")
     first: list = []
-    _run_until(BatchSource(settings, group, [topic], first.append, name="a", batch=1000, within=0.1),
+    _run_until(BatchSource(as_admin(settings), group, [topic], first.append, name="a", batch=1000, within=0.1),
                lambda: sum(map(len, first)) >= RECORDS)
     producer = Producer(broker.confluent(acks="all"))
     producer.produce(topic, value=b"late", partition=1)
     assert producer.flush(30) == 0
     second: list = []
-    _run_until(BatchSource(settings, group, [topic], second.append, name="b", batch=1000, within=0.1),
+    _run_until(BatchSource(as_admin(settings), group, [topic], second.append, name="b", batch=1000, within=0.1),
                lambda: sum(map(len, second)) >= 1)
     assert sum(map(len, first)) == RECORDS
     assert [r.value for b in second for r in b] == [b"late"]

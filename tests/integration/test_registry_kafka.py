@@ -266,7 +266,9 @@ def test_bootstrap_registers_every_event_schema_idempotently(registry, tmp_path)
 
 def test_module_entry_point_serves_after_catching_up(bootstrap, topic):
     port = free_port()
-    env = dict(os.environ, TOUCHSTREAM_BOOTSTRAP=bootstrap.bootstrap, TOUCHSTREAM_REGISTRY_PORT=str(port))
+    # A topic of this test's own, outside the registry principal's grants: the process logs in as admin.
+    env = dict(os.environ, TOUCHSTREAM_BOOTSTRAP=bootstrap.bootstrap, TOUCHSTREAM_REGISTRY_PORT=str(port),
+               TOUCHSTREAM_KAFKA_USER="admin")
     env.pop("TOUCHSTREAM_REGISTRY_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "touchstream.registry", "--topic", topic],

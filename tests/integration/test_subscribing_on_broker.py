@@ -58,7 +58,8 @@ def test_the_guides_loop_parks_poison_records_and_reads_on(broker: KafkaAccess):
     assert producer.flush(30) == 0
 
     guide, handled, parked = guide_block("DeserializingConsumer("), [], []
-    guide.update(BOOTSTRAP=broker.bootstrap, SchemaRegistryClient=lambda conf: registry)
+    login = {k: v for k, v in broker.confluent().items() if k != "bootstrap.servers"}
+    guide.update(BOOTSTRAP=broker.bootstrap, KAFKA_LOGIN=login, SchemaRegistryClient=lambda conf: registry)
     park = guide["park"]
     guide["park"] = lambda msg, error: (park(msg, error), parked.append(msg.offset()))
 

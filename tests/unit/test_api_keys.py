@@ -50,7 +50,8 @@ def _create_in_child(home: str, n: int, start, results) -> None:
     for r in range(ROUNDS):
         try:
             code, out, err = _cli(Path(home), "keys", "create", "--system", f"shop-{n}-{r}", "--channels", "web")
-            results.put((code, out.splitlines()[-1] if out else err))
+            secret = [line for line in out.splitlines() if line.startswith("ts_")]   # the key's own line
+            results.put((code, secret[0] if secret else err))
         except Exception as exc:   # noqa: BLE001 - reported to the parent instead of leaving it waiting
             results.put((-1, repr(exc)))
 

@@ -14,7 +14,7 @@ from touchstream.kafka_access import SERVICE_USERS, USERS_FILE, KafkaAccess, as_
 
 
 def test_without_authentication_a_client_gets_only_the_address(tmp_path):
-    access = kafka_access(Settings(home=tmp_path))
+    access = kafka_access(Settings(home=tmp_path, kafka_auth=False))
     assert access == KafkaAccess("127.0.0.1:9092")
     assert access.confluent(**{"group.id": "g"}) == {"bootstrap.servers": "127.0.0.1:9092", "group.id": "g"}
     assert access.kafka_python(client_id="c") == {"bootstrap_servers": "127.0.0.1:9092", "client_id": "c"}
@@ -59,7 +59,27 @@ def test_a_bare_address_is_an_access_without_credential():
 
 
 def test_the_auth_switch_and_principal_come_from_the_environment(tmp_path):
-    settings = Settings.from_env({"TOUCHSTREAM_HOME": str(tmp_path), "TOUCHSTREAM_KAFKA_AUTH": "true",
-                                  "TOUCHSTREAM_KAFKA_USER": "identity"})
-    assert settings.kafka_auth and settings.kafka_user == "identity"
-    assert not Settings.from_env({"TOUCHSTREAM_HOME": str(tmp_path)}).kafka_auth
+    settings = Settings.from_env({"TOUCHSTREAM_HOME": str(tmp_path), "TOUCHSTREAM_KAFKA_USER": "identity"})
+    assert settings.kafka_auth and settings.kafka_user == "identity", "authentication is on unless turned off"
+    assert not Settings.from_env({"TOUCHSTREAM_HOME": str(tmp_path), "TOUCHSTREAM_KAFKA_AUTH": "false"}).kafka_auth
+
+
+def test_a_service_connects_as_itself_unless_a_principal_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("TOUCHSTREAM_KAFKA_USER", raising=False)
+    assert Settings(home=tmp_path).for_service("serving").kafka_user == "serving"
+    monkeypatch.setenv("TOUCHSTREAM_KAFKA_USER", "admin")
+    assert Settings(home=tmp_path, kafka_user="admin").for_service("serving").kafka_user == "admin"
+
+
+def test_channel_principals_follow_the_systems_that_publish(tmp_path):
+    from touchstream.kafka_access import channel_user, sync_channel_users
+
+    settings = Settings(home=tmp_path)
+    services = service_passwords(settings)
+    first = sync_channel_users(settings, ["web shop", "call-centre"])
+    assert set(first) == {"ch-web_shop", "ch-call-centre"} and channel_user("web shop") == "ch-web_shop"
+    assert sync_channel_users(settings, ["web shop", "call-centre"]) == first, "a password is made once"
+    assert set(sync_channel_users(settings, ["call-centre"])) == {"ch-call-centre"}
+    stored = json.loads((tmp_path / USERS_FILE).read_text())
+    assert "ch-web_shop" not in stored, "a dropped system loses its login"
+    assert {k: stored[k] for k in SERVICE_USERS} == services, "the services' passwords are left alone"

@@ -214,6 +214,8 @@ def test_kafka_python_decoder_reads_records_framed_by_touchstream(monkeypatch, c
 def test_confluent_blocks_build_consumers_and_decode_every_type():
     guide = guide_block("DeserializingConsumer(")
     guide["BOOTSTRAP"] = "127.0.0.1:1"   # builds (librdkafka checks every property) without a broker
+    assert guide["KAFKA_LOGIN"]["sasl.username"] == "subscriber"   # the broker authenticates every client
+    guide["KAFKA_LOGIN"]["sasl.password"] = "from-TOUCHSTREAM_KAFKA_PASSWORD"
     guide["subscribe"](["touchstream.complaint-sla"], "guide-test").close()
 
     registry = SchemaRegistryClient.new_client({"url": "mock://guide"})

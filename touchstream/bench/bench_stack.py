@@ -27,6 +27,9 @@ def bench_settings(base: Settings, home: Path, port_offset: int) -> Settings:
         broker_port=base.broker_port + port_offset, controller_port=base.controller_port + port_offset,
         registry_port=base.registry_port + port_offset, collector_port=base.collector_port + port_offset,
         query_port=base.query_port + port_offset,
+        # The peers (faust, quixstreams) are separate programs given a bare --bootstrap; the bench
+        # measures throughput, and SASL costs a handshake per connection, not per record.
+        kafka_auth=False,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from touchstream.config import Settings
 from touchstream.kafka_access import kafka_access
+from touchstream.private_files import write_private
 from touchstream.stack import kafka_jars
 from touchstream.stack.broker_runner import java_executable
 from touchstream.stack.topic_admin import ensure_topics
@@ -129,7 +130,7 @@ def producer_props(settings: Settings, compression: str) -> list[str]:
     """The producer as Touchstream's Publisher configures librdkafka (acks, idempotence,
     linger, compression), so the JVM figure is a ceiling for the same durability."""
     return [
-        *kafka_access(settings).java_properties(),
+        f"bootstrap.servers={settings.bootstrap_servers}",
         "acks=all",
         "enable.idempotence=true",
         "linger.ms=5",
@@ -161,6 +162,17 @@ def _log4j_config(settings: Settings) -> Path:
     return path
 
 
+def security_args(settings: Settings, option: str) -> list[str]:
+    """``[option, file]`` naming a 0600 properties file with the admin's SASL login, when the broker
+    authenticates (a JAAS line holds '=' and spaces, which ``--producer-props`` cannot carry)."""
+    access = kafka_access(settings, "admin")
+    if access.user is None:
+        return []
+    path = settings.home / "bench-client.properties"
+    write_private(path, "\n".join(access.java_properties()) + "\n")
+    return [option, str(path)]
+
+
 def _run_tool(settings: Settings, main_class: str, args: list[str], timeout: float) -> tuple[str, str]:
     lib = kafka_jars.ensure_jars(settings)
     argv = tool_argv(java_executable(), lib, _log4j_config(settings), main_class, args)
@@ -185,7 +197,8 @@ def producer_perf(settings: Settings, topic: str, records: int, record_size: int
     events; read ``mb_per_s`` with that in mind.
     """
     args = ["--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
-            "--throughput", "-1", "--producer-props", *producer_props(settings, compression)]
+            "--throughput", "-1", "--producer-props", *producer_props(settings, compression),
+            *security_args(settings, "--producer.config")]
     stdout, stderr = _run_tool(settings, PRODUCER_CLASS, args, timeout)
     try:
         result = parse_producer_summary(stdout)
@@ -207,7 +220,7 @@ def consumer_perf(settings: Settings, topic: str, records: int, *, timeout: floa
     """
     args = ["--bootstrap-server", settings.bootstrap_servers, "--topic", topic,
             "--messages", str(records), "--timeout", str(idle_ms),
-            "--group", f"touchstream-bench-{uuid.uuid4().hex[:12]}"]
+            "--group", f"touchstream-bench-{uuid.uuid4().hex[:12]}", *security_args(settings, "--consumer.config")]
     stdout, stderr = _run_tool(settings, CONSUMER_CLASS, args, timeout)
     try:
         result = parse_consumer_output(stdout)

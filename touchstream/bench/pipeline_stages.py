@@ -131,7 +131,7 @@ def _tail(settings: Settings, probe: _Probe, wanted: set[str], stop: threading.E
     """Follow customer-events from its current end; note where each wanted event landed."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(kafka_access(settings).confluent(**{"group.id": "touchstream-bench-tail",
+    consumer = Consumer(kafka_access(settings, "admin").confluent(**{"group.id": "touchstream-bench-tail",
                                                             "enable.auto.commit": False}))
     try:
         ends = end_offsets(settings, [CUSTOMER_EVENTS_TOPIC])

@@ -105,7 +105,7 @@ class _KafkaPythonSource:
 
         self._batch = batch
         self._consumer = KafkaConsumer(
-            **kafka_access(settings).kafka_python(), group_id=None, enable_auto_commit=False,
+            **kafka_access(settings, "admin").kafka_python(), group_id=None, enable_auto_commit=False,
             client_id="touchstream-bench-raw", check_crcs=False,
             fetch_max_bytes=FETCH_MAX_BYTES, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             receive_buffer_bytes=4 * 1024 * 1024, max_poll_records=batch, fetch_max_wait_ms=100,
@@ -140,7 +140,7 @@ class _ConfluentSource:
 
         self._batch = batch
         self._consumer = Consumer({
-            **kafka_access(settings).confluent(),
+            **kafka_access(settings, "admin").confluent(),
             "group.id": f"touchstream-bench-{uuid.uuid4().hex[:12]}",  # required; never joined
             "enable.auto.commit": False,
             "fetch.max.bytes": FETCH_MAX_BYTES,

@@ -95,7 +95,7 @@ class TrafficProducer:
     """confluent-kafka (librdkafka) with the same settings as Touchstream's own publisher."""
 
     def __init__(self, settings: Settings):
-        self._producer = Producer(kafka_access(settings).confluent(**PRODUCER))
+        self._producer = Producer(kafka_access(settings, "admin").confluent(**PRODUCER))
         self._errors: list[str] = []
 
     def send(self, event: Encoded, on_delivery: Callable | None = None) -> None:

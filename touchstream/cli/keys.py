@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from touchstream.cli import CliError
 from touchstream.client import OPERATOR_KEY_FILE
+from touchstream.kafka_access import channel_user, sync_channel_users
 from touchstream.publishing.api_keys import ApiKeyStore, UnknownKeyError
+from touchstream.stack import kafka_acls
+from touchstream.stack.readiness import split_bootstrap, tcp_open
 
 
 def register(sub) -> None:
@@ -33,7 +36,21 @@ def create(args, settings) -> int:
         raise CliError(str(exc)) from None
     print(f"key id {key.key_id} for {key.system} (channels: {','.join(key.channels) or '-'}; scopes: {','.join(key.scopes)})")
     print(secret)
+    if settings.kafka_auth and "publish" in key.scopes:
+        _sync_kafka(settings)
+        user = channel_user(key.system)
+        password = sync_channel_users(settings, list(kafka_acls.channel_systems(settings)))[user]
+        print(f"Kafka login for publishing straight to the broker (SASL/SCRAM-SHA-512): {user} {password}")
     return 0
+
+
+def _sync_kafka(settings) -> None:
+    """Bring the broker's users and ACLs in line with the keys now, or say it happens at the next ``up``."""
+    try:
+        tcp_open(split_bootstrap(settings.bootstrap_servers), 1.0)   # no broker: fail in ms, not at a timeout
+        kafka_acls.ensure(settings, timeout=10.0)
+    except Exception as exc:  # noqa: BLE001 - the broker may be down; the keys file is what counts
+        print(f"the broker was not updated now ({type(exc).__name__}); 'touchstream up' applies it")
 
 
 def list_keys(args, settings) -> int:
@@ -48,6 +65,8 @@ def revoke(args, settings) -> int:
     except UnknownKeyError:
         raise CliError(f"no key with id {args.key_id!r} (revoked already?); 'touchstream keys list' shows the keys") from None
     print(f"revoked key {key.key_id} of {key.system}: its secret now gets 401 from the collector and the query service")
+    if settings.kafka_auth:
+        _sync_kafka(settings)   # its Kafka login goes with its last publishing key
     operator = settings.home / OPERATOR_KEY_FILE
     if operator.exists() and key.matches(operator.read_text().strip()):
         operator.unlink()   # the CLI would keep sending a dead key; serving makes a new one when it starts

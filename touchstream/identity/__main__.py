@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 
 import faust
 
@@ -53,7 +52,7 @@ def catch_up(settings: Settings, stage: IdentityStage, topics: list[str]) -> int
 def main() -> None:
     os.umask(PRIVATE_UMASK)   # the checkpoint holds every identifier: owner-only, however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = replace(Settings.from_env(), kafka_user="identity")   # its Kafka principal
+    settings = Settings.from_env().for_service("identity")   # its Kafka principal
     ready = ready_file(settings)
     ready.unlink(missing_ok=True)
     topics = raw_topics(load_topics(settings.topic_config))

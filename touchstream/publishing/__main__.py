@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 
 import uvicorn
 
@@ -18,7 +17,7 @@ from touchstream.publishing.publisher import Publisher
 def main() -> None:
     os.umask(PRIVATE_UMASK)   # owner-only files (data, logs, secrets), however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = replace(Settings.from_env(), kafka_user="collector")   # its Kafka principal
+    settings = Settings.from_env().for_service("collector")   # its Kafka principal
     publisher = Publisher(settings, source="collector")
     api = build_collector(publisher, ApiKeyStore(settings.api_keys_path))
     try:

@@ -11,7 +11,6 @@ import os
 import argparse
 import logging
 import sys
-from dataclasses import replace
 
 import uvicorn
 
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = replace(Settings.from_env(), kafka_user="registry")
+    settings = Settings.from_env().for_service("registry")
     try:
         store = KafkaSchemaStore(kafka_access(settings), args.topic)
     except StoreError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import replace
 
 import faust
 import uvicorn
@@ -44,7 +43,7 @@ from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topi
 def main() -> None:
     os.umask(PRIVATE_UMASK)   # owner-only files (data, logs, secrets), however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = replace(Settings.from_env(), kafka_user="serving")   # its Kafka principal
+    settings = Settings.from_env().for_service("serving")   # its Kafka principal
     store = DuckDBStore(settings.duckdb_path)
     codec = AvroCodec(settings.registry_url, auto_register=False)
     sink = interaction_log.InteractionLogSink(

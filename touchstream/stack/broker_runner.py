@@ -21,8 +21,9 @@ import uuid
 from pathlib import Path
 
 from touchstream.config import Settings
+from touchstream.kafka_access import service_passwords
 from touchstream.private_files import private_dir, write_private
-from touchstream.stack import kafka_jars
+from touchstream.stack import broker_auth, kafka_jars
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 MAIN_CLASS = "kafka.Kafka"
@@ -81,8 +82,9 @@ def cluster_id(settings: Settings) -> str:
     return cid
 
 
-def server_properties(settings: Settings) -> str:
-    """The broker configuration text for ``settings`` (pure, for tests)."""
+def server_properties(settings: Settings, passwords: dict[str, str] | None = None) -> str:
+    """The broker configuration text for ``settings`` (pure, for tests); ``passwords`` (the service
+    principals', with ``settings.kafka_auth``) switch the client listener to SASL/SCRAM."""
     host = settings.host
     bport, cport = settings.broker_port, settings.controller_port
     # Clients must be told an address they can dial; 0.0.0.0 (bind all) is not one.
@@ -91,11 +93,8 @@ def server_properties(settings: Settings) -> str:
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{advertised}:{cport}",
-        "listeners": f"PLAINTEXT://{host}:{bport},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{advertised}:{bport}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        **broker_auth.listeners(host, advertised, bport, cport, passwords),
         "log.dirs": str(settings.kafka_data_dir),
         "num.partitions": "4",
         "default.replication.factor": "1",
@@ -125,7 +124,7 @@ def write_server_properties(settings: Settings) -> Path:
     path = properties_path(settings)
     for folder in (path.parent, settings.kafka_data_dir, settings.logs_dir):   # Kafka's logs hold the events
         private_dir(folder)
-    text = server_properties(settings)
+    text = server_properties(settings, service_passwords(settings) if settings.kafka_auth else None)
     if not path.exists() or path.read_text() != text:
         write_private(path, text)
     return path
@@ -155,15 +154,19 @@ def format_storage(settings: Settings, lib: Path, timeout: float = 120.0) -> boo
     props = write_server_properties(settings)
     cid = cluster_id(settings)
     if _formatted_cluster_id(settings) == cid:
+        if settings.kafka_auth and not broker_auth.scram_marker(settings).exists():
+            broker_auth.add_scram_users(settings, lib)   # storage formatted before authentication was on
         return False
     cmd = [
         java_executable(), "-Xmx256m", *_jvm_common(settings), "-cp", f"{lib}/*", STORAGE_TOOL,
-        "format", "-t", cid, "-c", str(props), "--ignore-formatted",
+        "format", "-t", cid, "-c", str(props), "--ignore-formatted", *broker_auth.format_args(settings),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr).strip()
         raise BrokerError(f"Kafka storage format failed (exit {proc.returncode}):\n{out}")
+    if settings.kafka_auth:
+        write_private(broker_auth.scram_marker(settings), "service users added at format\n")
     return True
 
 

@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Sequence
 from touchstream.config import Settings
 from touchstream.kafka_access import kafka_access
 from touchstream.private_files import private_dir, private_umask, restrict_tree
-from touchstream.stack import broker_runner, kafka_jars
+from touchstream.stack import broker_runner, kafka_acls, kafka_jars
 from touchstream.stack.readiness import describe_failure, wait_for_file, wait_for_http, wait_for_kafka
 from touchstream.stack.stack_status import ServiceStatus, port_answers, service_status, supervisor_status
 from touchstream.stack.supervision_state import read_state
@@ -263,6 +263,11 @@ def _up(settings: Settings, services, progress, supervise: bool) -> list[Step]:
             wait_for_kafka(kafka_access(settings, "admin", bootstrap=bootstrap), BROKER_TIMEOUT)
         created = ensure_topics(kafka_access(settings, "admin", bootstrap=bootstrap), load_topics(settings.topic_config))
         done(Step("topics", bootstrap, time.monotonic() - t0, detail=f"{len(created)} created"))
+        if settings.kafka_auth:   # principals and ACLs before any service connects as one
+            t0 = time.monotonic()
+            held = kafka_acls.ensure(settings, bootstrap)
+            done(Step("kafka access", bootstrap, time.monotonic() - t0,
+                      detail=f"{held['users']} users, {held['grants']} grants, {held['removed']} stale removed"))
     for name in ("registry", "collector", "identity", "serving"):
         if name not in chosen:
             continue

@@ -114,7 +114,7 @@ def _quiet_kafka() -> Iterator[None]:
         logger.removeFilter(flt)
 
 
-def _split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
+def split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     out = []
     for item in bootstrap.split(","):
         host, _, port = item.strip().rpartition(":")
@@ -122,7 +122,7 @@ def _split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     return out
 
 
-def _tcp_open(addresses: Iterable[tuple[str, int]], timeout: float) -> None:
+def tcp_open(addresses: Iterable[tuple[str, int]], timeout: float) -> None:
     errors = []
     for host, port in addresses:
         try:
@@ -170,10 +170,10 @@ def wait_for_kafka(bootstrap: KafkaAccess | str, timeout: float = 120.0, log_fil
     ``cluster_id``, an answer from another cluster (someone else's broker on
     that port) raises ``WrongService`` instead of passing for ours.
     """
-    addresses = _split_bootstrap(as_access(bootstrap).bootstrap)
+    addresses = split_bootstrap(as_access(bootstrap).bootstrap)
 
     def attempt(remaining: float) -> dict:
-        _tcp_open(addresses, remaining)
+        tcp_open(addresses, remaining)
         meta = kafka_metadata(bootstrap, timeout=min(remaining, 5.0))
         if cluster_id is not None and meta.get("cluster_id") != cluster_id:
             raise WrongService(f"answered as cluster {meta.get('cluster_id')!r}, ours is {cluster_id!r} "

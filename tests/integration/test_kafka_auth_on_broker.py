@@ -60,7 +60,7 @@ def test_a_wrong_password_is_refused(stack):
 def test_a_channel_system_writes_its_own_channels_topics_only(stack, capsys):
     system = f"web-{uuid.uuid4().hex[:8]}"
     assert cli_main(["keys", "create", "--system", system, "--channels", "web"]) == 0
-    login = capsys.readouterr().out.splitlines()[-1].split()
+    login = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Kafka login")).split()
     assert login[-2] == channel_user(system)
     web = KafkaAccess(stack.bootstrap_servers, login[-2], login[-1])
     assert produce(web, raw_topic("web")) is None

@@ -35,12 +35,12 @@ def create(args, settings) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(f"key id {key.key_id} for {key.system} (channels: {','.join(key.channels) or '-'}; scopes: {','.join(key.scopes)})")
-    print(secret)
     if settings.kafka_auth and "publish" in key.scopes:
         _sync_kafka(settings)
         user = channel_user(key.system)
         password = sync_channel_users(settings, list(kafka_acls.channel_systems(settings)))[user]
         print(f"Kafka login for publishing straight to the broker (SASL/SCRAM-SHA-512): {user} {password}")
+    print(secret)   # last, so `| tail -1` is the key
     return 0
 
 

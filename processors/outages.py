@@ -107,7 +107,7 @@ def registry_down(exc: BaseException) -> bool:
     Looks through the cause chain: ``AvroCodec`` wraps transport errors in ``RegistryError``."""
     seen = 0
     while exc is not None and seen < 8:
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, httpx.TransportError) or getattr(exc, "unreachable", False):
             return True
         if isinstance(exc, SchemaRegistryError) and (exc.http_status_code or 0) >= 500:
             return True

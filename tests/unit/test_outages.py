@@ -100,6 +100,16 @@ def test_an_unreachable_registry_is_waited_out_with_backoff_and_the_record_decod
     assert "secret.person" not in text, "an outage log must not carry the record's personal data"
 
 
+def test_the_registry_clients_own_transport_errors_are_an_outage_too():
+    """confluent-kafka's registry client raises its vendored ``httpx2`` errors, which are no
+    ``httpx.TransportError``: the fault suite's 30 s registry outage ended identity and serving."""
+    import httpx2
+
+    codec, registry = reader_codec(3, httpx2.ConnectError("[Errno 111] Connection refused"))
+    decoded = decode(codec, encoded_event(), sleep=lambda _s: None)
+    assert decoded.record["envelope"]["event_type"] == "web.page_viewed" and registry.calls == 4
+
+
 def test_a_registry_outage_longer_than_the_old_eight_tries_still_ends_in_the_record():
     codec, registry = reader_codec(40, httpx.ReadTimeout("timed out"))
     waits = []

@@ -48,6 +48,7 @@ def test_cluster_id_is_urlsafe_base64_of_16_bytes():
         cid = broker_runner.new_cluster_id()
         assert len(cid) == 22 and re.fullmatch(r"[A-Za-z0-9_-]{22}", cid)
         assert len(base64.urlsafe_b64decode(cid + "==")) == 16
+        assert not cid.startswith("-"), "the storage tool would read '-t -xyz' as an option"
 
 
 def test_cluster_id_is_persisted_and_formatted_id_wins(local: Settings):

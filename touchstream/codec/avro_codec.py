@@ -36,7 +36,11 @@ class DecodeError(ValueError):
 
 
 class RegistryError(RuntimeError):
-    """The registry refused or could not be reached."""
+    """The registry refused or could not be reached (``unreachable``: no answer at all, an outage)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class AvroCodec:
             except SchemaRegistryError as exc:
                 raise RegistryError(f"{schema.subject}: {exc.error_message} (code {exc.error_code})") from exc
             except Exception as exc:  # connection errors come as requests/httpx exceptions
-                raise RegistryError(f"{schema.subject}: registry unreachable: {exc}") from exc
+                raise RegistryError(f"{schema.subject}: registry unreachable: {exc}", unreachable=True) from exc
             self._ids[schema.subject] = schema_id
             self._writers[schema.subject] = fastavro.parse_schema(schema.schema)
         return schema_id
@@ -116,6 +120,9 @@ class AvroCodec:
             if exc.http_status_code == 404:
                 raise DecodeError(f"schema id {schema_id} is not in the registry") from exc
             raise RegistryError(f"schema id {schema_id}: {exc.error_message}") from exc
+        except Exception as exc:  # the client's HTTP library's transport errors (httpx or its fork httpx2)
+            raise RegistryError(f"schema id {schema_id}: registry unreachable: {type(exc).__name__}: {exc}",
+                                unreachable=True) from exc
         body = json.loads(registered.schema_str)
         writer = fastavro.parse_schema(body)
         full = f"{body.get('namespace')}.{body.get('name')}"

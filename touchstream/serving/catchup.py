@@ -91,8 +91,10 @@ def wait_sla_settled(settings: Settings, timeout: float = 120.0) -> float:
     """Block until the complaint SLA watermark has reached the latest event time consumed: every raw
     partition has gone idle (``TOUCHSTREAM_SLA_IDLE_SECONDS``) and the timer judged the clocks then
     due. Call after ``wait_pipeline``; returns seconds."""
-    sql = ("SELECT coalesce((SELECT max(watermark) FROM complaint_sla_watermark) "
-           ">= (SELECT max(latest) FROM complaint_sla_partitions), true) AS settled")
+    # No event time consumed yet: nothing to settle. Event times but no watermark yet: not settled.
+    sql = ("SELECT (SELECT max(latest) FROM complaint_sla_partitions) IS NULL OR coalesce("
+           "(SELECT max(watermark) FROM complaint_sla_watermark) >= (SELECT max(latest) FROM complaint_sla_partitions), "
+           "false) AS settled")
     start = time.monotonic()
     while True:
         response = httpx.post(f"{settings.query_url}/sql", json={"sql": sql}, headers=auth_headers(settings),

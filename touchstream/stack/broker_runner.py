@@ -46,9 +46,13 @@ def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
 
     Kafka decodes it with the URL-safe alphabet; plain ``b64encode`` may emit
-    ``+`` or ``/`` and the format then fails.
+    ``+`` or ``/`` and the format then fails. One id in 64 starts with ``-``, which the
+    storage tool reads as an option (``format -t -xyz``): such ids are drawn again.
     """
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _formatted_cluster_id(settings: Settings) -> str | None:

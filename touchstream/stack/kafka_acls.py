@@ -92,7 +92,25 @@ def apply(admin, grants: list[Grant], timeout: float = 30.0) -> int:
     if bindings:
         for future in admin.create_acls(bindings, request_timeout=timeout).values():
             future.result(timeout)
+        _wait_visible(admin, len(bindings), timeout)
     return len(bindings)
+
+
+def _wait_visible(admin, count: int, timeout: float) -> None:
+    """Return once the broker lists at least ``count`` ACLs: created ACLs take effect a moment after
+    the call returns, and a service started in that moment is refused (the registry's first
+    CreateTopics was, in the fault suite)."""
+    import time
+
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+    every = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                             AclOperation.ANY, AclPermissionType.ANY)
+    deadline = time.monotonic() + timeout
+    while len(admin.describe_acls(every, request_timeout=timeout).result(timeout)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the broker does not list the {count} ACLs {timeout:.0f}s after creating them")
+        time.sleep(0.2)
 
 
 def domains_for(channels: Iterable[str]) -> set[str]:

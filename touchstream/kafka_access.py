@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -87,18 +88,28 @@ def service_passwords(settings: Settings) -> dict[str, str]:
 
 
 def _passwords(settings: Settings) -> dict[str, str]:
-    """Every principal's password in the installation's file (services made if missing, under a
-    lock: the first processes of ``up`` start together; channel systems' as ``keys`` left them)."""
+    """Every principal's password in the installation's file; the services' made if missing (the
+    first processes of ``up`` start together), the channel systems' as ``keys`` left them."""
+    def add_services(users: dict[str, str]) -> dict[str, str]:
+        return {**{name: secrets.token_urlsafe(24) for name in SERVICE_USERS}, **users}
+    return _update_users(settings, add_services)
+
+
+def _update_users(settings: Settings, change) -> dict[str, str]:
+    """``change(users)`` applied to the users file under an exclusive lock (every other thread or
+    process kept out; the lock file is 0600 too), written only when it changed; the new users."""
     path = settings.home / USERS_FILE
     private_dir(settings.home)
-    with open(settings.home / f".{USERS_FILE}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    fd = os.open(settings.home / f".{USERS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)   # released when fd is closed
         users = json.loads(path.read_text()) if path.exists() else {}
-        missing = [name for name in SERVICE_USERS if name not in users]
-        if missing:
-            users.update({name: secrets.token_urlsafe(24) for name in missing})
-            write_private(path, json.dumps(users, indent=2, sort_keys=True) + "\n")
-    return users
+        changed = change(users)
+        if changed != users:
+            write_private(path, json.dumps(changed, indent=2, sort_keys=True) + "\n")
+        return changed
+    finally:
+        os.close(fd)
 
 
 def channel_user(system: str) -> str:
@@ -109,14 +120,10 @@ def channel_user(system: str) -> str:
 def sync_channel_users(settings: Settings, systems: list[str]) -> dict[str, str]:
     """Passwords of the channel systems' principals: one made for each new system, the ones of
     systems that no longer have a publishing key dropped; ``{user: password}``."""
-    path = settings.home / USERS_FILE
-    private_dir(settings.home)
     wanted = {channel_user(s) for s in systems}
-    with open(settings.home / f".{USERS_FILE}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        users = json.loads(path.read_text()) if path.exists() else {}
+
+    def sync(users: dict[str, str]) -> dict[str, str]:
         kept = {k: v for k, v in users.items() if not k.startswith("ch-") or k in wanted}
-        kept.update({u: secrets.token_urlsafe(24) for u in sorted(wanted - set(kept))})
-        if kept != users:
-            write_private(path, json.dumps(kept, indent=2, sort_keys=True) + "\n")
-    return {u: kept[u] for u in sorted(wanted)}
+        return {**kept, **{u: secrets.token_urlsafe(24) for u in sorted(wanted - set(kept))}}
+    users = _update_users(settings, sync)
+    return {u: users[u] for u in sorted(wanted)}

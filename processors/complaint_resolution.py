@@ -143,6 +143,8 @@ class ComplaintSink:
         todo = self._committed.pending(records)
         if not todo:
             return
+        parts = {(r.topic, r.partition) for r in todo}
+        self.timer.hold(parts)   # no tick may judge clocks while these records wait (an outage, a retry)
         decoded, letters = decode_batch(self.codec, todo, self.max_skew)
         rows = []
         for record, event in decoded:
@@ -155,14 +157,22 @@ class ComplaintSink:
             self.dead_letters.send(letters)
             self.stats["dead"] += len(letters)
         offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
+        try:
+            self._apply(rows, decoded, parts, offsets, now)
+        except BaseException:
+            self.timer.hold(parts)   # rolled back: still waiting to be applied
+            raise
+        self._committed.advance(offsets)
+
+    def _apply(self, rows: list[dict], decoded, parts: set, offsets: dict, now: datetime) -> None:
         with self._lock, self.db.transaction() as con:
             touched = self._store(con, first_per_event_id(rows))
             self.timer.observe(con, ((r.topic, r.partition, trusted_time(r, e.record, self.max_skew)) for r, e in decoded))
+            self.timer.release(parts)   # applied in this transaction; held again if it fails (next attempt)
             old, watermark = self.timer.advance(con)
             due = self.timer.due(con, watermark) if watermark != old else set()
             self._update(con, touched | due | set(self._moved(con)), watermark, now)
             self.db.save_offsets(con, SINK_NAME, offsets, now)
-        self._committed.advance(offsets)
 
     def committed(self, partition: tuple[str, int]) -> int:
         """The next offset this sink applies for (topic, partition): where its source resumes."""

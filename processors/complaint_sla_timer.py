@@ -74,6 +74,7 @@ class SlaTimer:
         self._latest: dict[Partition, datetime] = {}    # latest occurred_at per raw partition (persisted)
         self._heard: dict[Partition, float] = {}        # wall time each partition last delivered or was assigned
         self._rebuilding: set[Partition] = set()         # stored before a restart, not delivering again yet
+        self._held: set[Partition] = set()               # records read but not applied yet (a batch in flight)
         self.stats = {"published": 0, "withdrawn": 0}
 
     def load(self, con) -> None:
@@ -114,13 +115,22 @@ class SlaTimer:
                     [{"topic": t, "partition": p, "latest": at} for (t, p), at in changed.items()], PARTITIONS,
                     "ON CONFLICT DO UPDATE SET latest = excluded.latest")
 
+    def hold(self, partitions: Iterable[Partition]) -> None:
+        """Partitions with records read but not applied (a batch decoding, waiting out a registry or
+        broker outage, or failed and to be retried): they are not idle, whatever the wall clock says,
+        so the watermark stays put until they are applied (``release``)."""
+        self._held |= set(partitions)
+
+    def release(self, partitions: Iterable[Partition]) -> None:
+        self._held -= set(partitions)
+
     def advance(self, con) -> tuple[datetime | None, datetime | None]:
         """(old, new) watermark now; the new one is stored in the caller's transaction. While the
         watermark is not rebuilt after a restart, it stays where it was stored: (old, old)."""
         old = self.watermark(con)
         idle_before = self.wall() - self.idle_seconds
         self._rebuilding -= {tp for tp in self._rebuilding if self._heard.get(tp, idle_before) < idle_before}
-        if self._rebuilding:
+        if self._rebuilding or self._held:
             return old, old
         low = low_watermark(self._latest, self._heard, idle_before)
         new = max([t for t in (old, low) if t is not None], default=None)

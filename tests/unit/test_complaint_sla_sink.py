@@ -232,3 +232,33 @@ def test_a_restarted_timer_moves_on_once_its_assigned_partitions_go_idle(tmp_pat
     assert sink.tick() == 1 and sink.timer.rebuilt   # the missed callback breaches now, as it would have live
     assert [e["clock"] for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_breached"
             and e["clock"].startswith("callback:")] == ["callback:CB1"]
+
+
+def test_no_tick_judges_clocks_while_a_batch_waits_to_be_applied(tmp_path, monkeypatch):
+    """A batch that cannot be applied yet (here its transaction fails, as in a registry outage it
+    waits) holds the watermark: the fault suite's 30 s registry outage published two breaches a clean
+    run never sends, because every partition looked idle to the 2 s tick while the batch waited."""
+    case, later, late = _breach_and_withdrawal_stream()
+    output, seen, wall = MemoryOutput(), {}, Wall()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+    log = raw_logs(validated_records(case), CODEC)
+    sink.handle(_records(log, seen))
+    sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))
+    backlog = _records(raw_logs(validated_records(late), CODEC, log), seen)
+    store = sink._store
+
+    def outage(*_args):
+        raise ConnectionError("registry unreachable")
+    monkeypatch.setattr(sink, "_store", outage)
+    with pytest.raises(ConnectionError):
+        sink.handle(backlog)
+    wall.now += 30                                 # every partition silent past the idle limit
+    assert sink.tick() == 0
+    assert not [e for e in published(output) if e.get("clock") == "callback:CB1"
+                and e["envelope"]["event_type"] != "complaint.sla_withdrawn"], "judged while the answer waited"
+    monkeypatch.setattr(sink, "_store", store)
+    sink.handle(backlog)                           # the retry after the outage
+    wall.now += 11
+    sink.tick()
+    assert not [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_withdrawn"]
+    assert table(sink.db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]

@@ -183,17 +183,24 @@ def test_the_watermark_waits_for_partitions_still_delivering_and_skips_idle_ones
     assert low_watermark({}, {}, idle_before=0.0) is None
 
 
-def test_after_a_restart_the_timer_holds_the_stored_watermark_until_the_partitions_deliver_again(tmp_path):
-    """Killed, then restarted: until its source has the partitions again nothing delivers, and a tick then
-    must not count every partition idle and judge the callback whose answer waits, unread, in the backlog."""
+def _opened_and_answer_pending(tmp_path):
+    """A sink that applied a case with a promised callback and later events; the batch holding the
+    callback's answer (``backlog``) is read but not handed to it yet."""
     case, later, late = _breach_and_withdrawal_stream()
     output, seen, wall = MemoryOutput(), {}, Wall()
     sink = sink_on(tmp_path / "sla.duckdb", output, wall)
     log = raw_logs(validated_records(case), CODEC)
     sink.handle(_records(log, seen))
     sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))
+    return sink, output, wall, log, _records(raw_logs(validated_records(late), CODEC, log), seen)
+
+
+def test_after_a_restart_the_timer_holds_the_stored_watermark_until_the_partitions_deliver_again(tmp_path):
+    """Killed, then restarted: until its source has the partitions again nothing delivers, and a tick then
+    must not count every partition idle and judge the callback whose answer waits, unread, in the backlog."""
+    sink, output, wall, log, backlog = _opened_and_answer_pending(tmp_path)
+    case, later, late = _breach_and_withdrawal_stream()
     sink.db.close()                                # the process dies; the late callback is published meanwhile
-    backlog = _records(raw_logs(validated_records(late), CODEC, log), seen)
     partitions = {(r.topic, r.partition) for records in log.values() for r in records}
 
     sink = sink_on(tmp_path / "sla.duckdb", output, wall)
@@ -238,13 +245,7 @@ def test_no_tick_judges_clocks_while_a_batch_waits_to_be_applied(tmp_path, monke
     """A batch that cannot be applied yet (here its transaction fails, as in a registry outage it
     waits) holds the watermark: the fault suite's 30 s registry outage published two breaches a clean
     run never sends, because every partition looked idle to the 2 s tick while the batch waited."""
-    case, later, late = _breach_and_withdrawal_stream()
-    output, seen, wall = MemoryOutput(), {}, Wall()
-    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
-    log = raw_logs(validated_records(case), CODEC)
-    sink.handle(_records(log, seen))
-    sink.handle(_records(raw_logs(validated_records(later), CODEC, log), seen))
-    backlog = _records(raw_logs(validated_records(late), CODEC, log), seen)
+    sink, output, wall, _log, backlog = _opened_and_answer_pending(tmp_path)
     store = sink._store
 
     def outage(*_args):

@@ -11,7 +11,8 @@ The watermark is the least, over the raw partitions still delivering, of the
 latest ``occurred_at`` each has delivered (and it never goes back). While one
 topic's backlog is still being read, another topic running days ahead cannot
 breach a case whose answering call is still in that backlog; a partition that
-delivered nothing for ``idle_seconds`` (wall clock: it is caught up) stops
+delivered nothing for ``idle_seconds`` (wall clock, not counting time the
+source was held up by a batch it could not apply yet: it is caught up) stops
 holding the watermark back, and a tick (``ComplaintSink.tick``, every few
 seconds) lets the clocks move on without new records. At rest the watermark is
 the latest event time consumed, whatever the timing, so replay equals live.
@@ -75,6 +76,7 @@ class SlaTimer:
         self._heard: dict[Partition, float] = {}        # wall time each partition last delivered or was assigned
         self._rebuilding: set[Partition] = set()         # stored before a restart, not delivering again yet
         self._held: set[Partition] = set()               # records read but not applied yet (a batch in flight)
+        self._held_since: float | None = None            # wall time the source last stopped reading (a hold began)
         self.stats = {"published": 0, "withdrawn": 0}
 
     def load(self, con) -> None:
@@ -119,10 +121,21 @@ class SlaTimer:
         """Partitions with records read but not applied (a batch decoding, waiting out a registry or
         broker outage, or failed and to be retried): they are not idle, whatever the wall clock says,
         so the watermark stays put until they are applied (``release``)."""
+        if not self._held and self._held_since is None:
+            self._held_since = self.wall()
         self._held |= set(partitions)
 
     def release(self, partitions: Iterable[Partition]) -> None:
+        """Applied. Time the source spent held was not silence: it could not read any partition
+        meanwhile, so every partition's idle clock is moved on by the hold's length. Without that, a
+        30 s registry outage made every other partition look idle the moment the held batch went
+        through, and the watermark passed records still waiting behind it (false breaches)."""
         self._held -= set(partitions)
+        if not self._held and self._held_since is not None:
+            now = self.wall()
+            paused, self._held_since = now - self._held_since, None
+            for tp in list(self._heard):
+                self._heard[tp] = min(self._heard[tp] + paused, now)
 
     def advance(self, con) -> tuple[datetime | None, datetime | None]:
         """(old, new) watermark now; the new one is stored in the caller's transaction. While the

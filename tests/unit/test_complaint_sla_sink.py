@@ -263,3 +263,38 @@ def test_no_tick_judges_clocks_while_a_batch_waits_to_be_applied(tmp_path, monke
     sink.tick()
     assert not [e for e in published(output) if e["envelope"]["event_type"] == "complaint.sla_withdrawn"]
     assert table(sink.db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]
+
+
+def test_partitions_waiting_behind_a_held_batch_are_not_idle_when_it_goes_through(tmp_path, monkeypatch):
+    """A 30 s registry outage holds a batch of one partition (an e-mail days ahead); the callback's
+    answer waits, unread, on the phone partition behind it. When the held batch goes through, the
+    phone partition has not been silent: the source could not read it. Counting the outage as
+    silence let the watermark jump past the answer (CI's registry-outage fault: 2 false SLA events)."""
+    case, _, late = _breach_and_withdrawal_stream()
+    ahead = [ev("email.received", 600, "m1", "email", corr=None, message_id="M-OTHER")]
+    output, seen, wall = MemoryOutput(), {}, Wall()
+    sink = sink_on(tmp_path / "sla.duckdb", output, wall)
+    log = raw_logs(validated_records(case), CODEC)
+    sink.handle(_records(log, seen))
+    phone = _records(raw_logs(validated_records(call("C0", 1, "c0", corr=None)), CODEC, log), seen)
+    sink.handle(phone)                             # the phone partition delivers, then its source stalls
+    held = _records(raw_logs(validated_records(ahead), CODEC, log), seen)
+    assert {r.topic for r in held}.isdisjoint({r.topic for r in phone})
+    store = sink._store
+
+    def outage(*_args):
+        raise ConnectionError("registry unreachable")
+    monkeypatch.setattr(sink, "_store", outage)
+    with pytest.raises(ConnectionError):
+        sink.handle(held)
+    wall.now += 30
+    monkeypatch.setattr(sink, "_store", store)
+    sink.handle(held)                              # the retry goes through; the answer is next in line
+    assert sink.tick() == 0
+    sink.handle(_records(raw_logs(validated_records(late), CODEC, log), seen))
+    wall.now += 11
+    sink.tick()
+    events = published(output)
+    assert not [e for e in events if e["envelope"]["event_type"] == "complaint.sla_withdrawn"], \
+        "the watermark passed the answer that waited behind the held batch"
+    assert table(sink.db, "SELECT state, met_by FROM complaint_sla WHERE clock = 'callback:CB1'") == [("met", "cb1")]

@@ -20,8 +20,16 @@ HANDLERS: dict[str, list[Handler]] = {}
 
 INBOUND, OUTBOUND, INTERNAL = "inbound", "outbound", "internal"
 TOUCHPOINT_DOMAINS = frozenset({"web", "email", "sms", "phone", "postal", "store", "social", "meeting", "document"})
-# Touchpoint events that are facts about a contact counted elsewhere (the call, the visit), not one of their own.
+# Touchpoint events that are no touchpoint contact of their own (the call, the visit is): what the complaint
+# fold threads. The 360 counts the transactions among them (TRANSACTION_ID) as contacts all the same.
 NOT_CONTACTS = frozenset({"phone.callback_made", "store.purchase_completed", "store.item_returned"})
+# Customer-initiated transactions (order or payment, domain.md section 2): each is a contact of the customer on
+# its envelope channel, by its business id; a store return has none, so the event is the contact.
+TRANSACTION_ID = {
+    "store.purchase_completed": ("receipt", "receipt_id"), "store.item_returned": ("return", ""),
+    "commerce.order_placed": ("order", "order_id"), "commerce.payment_received": ("payment", "payment_id"),
+    "commerce.return_received": ("return", "return_id"),
+}
 # What threads the events of one contact: (label, field) by event type, else by domain.
 CONTACT_ID = {
     "web.page_viewed": ("session", "session_id"), "web.chat_message_sent": ("chat", "conversation_id"),
@@ -47,7 +55,9 @@ FIXED_DIRECTION = {
     **dict.fromkeys(("complaint.updated", "complaint.escalated", "complaint.closed"), INTERNAL),
 }
 MESSAGE_TYPES = frozenset({"email.sent", "sms.sent", "postal.mail_sent", "document.sent", "meeting.scheduled",
-                           "social.reply_sent"})
+                           "social.reply_sent", "campaign.message_sent"})
+# The touchpoint domain whose events share a campaign message's message_id, by envelope channel.
+CHANNEL_DOMAIN = {"postal_mail": "postal"}
 SALE_TYPES = frozenset({"commerce.order_placed", "store.purchase_completed"})
 SERVICE_TYPES = frozenset({"complaint.opened", "complaint.reopened", "commerce.return_received",
                            "store.item_returned"})
@@ -94,15 +104,35 @@ def direction(event_type: str, record: dict) -> str:
 
 
 def contact_key(event_type: str, record: dict) -> str | None:
-    """The contact (call, mail, session, chat, visit, ...) an event belongs to; None for business facts."""
+    """The touchpoint contact (call, mail, session, chat, visit, ...) an event belongs to; None for business facts."""
     domain = event_type.split(".", 1)[0]
     if domain not in TOUCHPOINT_DOMAINS or event_type in NOT_CONTACTS:
         return None
     label, name = CONTACT_ID.get(event_type) or DOMAIN_CONTACT_ID.get(domain, ("event", ""))
+    return _key(domain, label, name, record)
+
+
+def _key(domain: str, label: str, name: str, record: dict) -> str:
     value = record.get(name) if name else None
     if not value:
         return f"{domain}:event:{record['envelope']['event_id']}"
     return f"{domain}:{label}:{value}"
+
+
+def counted_contact(event_type: str, record: dict) -> str | None:
+    """The contact an event counts toward in the 360: its touchpoint contact, a transaction, or a campaign message.
+
+    A campaign record takes the key of the channel's own event for the same message (``email:msg:<message_id>``,
+    ``postal:mail:<message_id>``): the dedup key is (channel, message_id), so the message counts once, whichever
+    of the two records it and in whatever order they arrive.
+    """
+    if event_type in TRANSACTION_ID:
+        return _key(event_type.split(".", 1)[0], *TRANSACTION_ID[event_type], record)
+    if event_type == "campaign.message_sent":
+        channel = record["envelope"]["channel"]
+        domain = CHANNEL_DOMAIN.get(channel, channel)
+        return _key(domain, DOMAIN_CONTACT_ID.get(domain, ("msg",))[0], "message_id", record)
+    return contact_key(event_type, record)
 
 
 def is_company_message(event_type: str, record: dict) -> bool:

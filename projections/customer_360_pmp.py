@@ -5,8 +5,9 @@ mix a customer *initiates on* and *responds to*. Two measures per channel, both
 with their evidence counts:
 
 - initiation share: the channel's share of the customer-initiated contacts
-  (a call, a mail, a web session, a visit each count once);
-- response rate: of the company-initiated messages on the channel, the share
+  (a call, a mail, a web session, a visit, an order, a store receipt each count once);
+- response rate: of the company-initiated messages on the channel (a campaign
+  message counts once, however many records describe it), the share
   that got a response (a human open, a click, a reply, a picked-up call, a
   signature, an attended meeting, a customer line in a proactive chat).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import insort
 
-from touchstream.projections.customer_360_events import contact_key, direction, journey_signal, on
+from touchstream.projections.customer_360_events import counted_contact, direction, journey_signal, on
 from touchstream.projections.customer_360_state import ContactCount, Identifier, Interaction, Mark, Profile, Unlink
 from touchstream.projections.identity_facts import Trust
 from touchstream.projections.identity_normalise import KIND_CEILING, envelope_trust, normalise
@@ -90,8 +90,8 @@ def _unlinked(profile: Profile, record: dict, mark: Mark) -> None:
 
 
 def count_contact(profile: Profile, event_type: str, record: dict, mark: Mark) -> None:
-    """One count per contact (a call, a mail and its opens, a web session), by channel and initiator."""
-    key = contact_key(event_type, record)
+    """One count per contact (a call, a mail and its opens, a web session, an order), by channel and initiator."""
+    key = counted_contact(event_type, record)
     if key is None:
         return
     env = record["envelope"]

@@ -7,6 +7,9 @@ equal what a replay in time order finds, whatever the arrival order. The facts
 stay small (one ``Message`` per message, one ``Touch`` per campaign and channel
 sighting), so recomputing a kind costs a pass over one customer's messages.
 
+A company message is one per (channel, message id): campaign.message_sent and the
+channel's own email.sent / sms.sent / postal.mail_sent of one message are one.
+
 - overload: more than ``overload_cap`` company messages in a sliding window; one
   finding per run of over-cap messages, at the first of them, with the window's
   messages (and the rest of the run) as evidence;
@@ -22,19 +25,23 @@ from __future__ import annotations
 from collections import deque
 
 from touchstream.projections.customer_360_complaints import CASE_EVENTS, open_intervals
-from touchstream.projections.customer_360_events import contact_key, is_company_message, on
+from touchstream.projections.customer_360_events import counted_contact, is_company_message, on
 from touchstream.projections.customer_360_state import Finding, Mark, Message, Profile, Touch
 
 
 def fold_message(profile: Profile, event_type: str, record: dict, mark: Mark) -> None:
-    """Called for every event: company messages are recognised by type, direction and initiator."""
+    """Called for every event: company messages are recognised by type and initiator.
+
+    One message per (channel, message id), dated by its earliest record: a campaign.message_sent and the
+    channel's email.sent / sms.sent / postal.mail_sent of the same message share the key (``counted_contact``).
+    """
     if not is_company_message(event_type, record):
         return
     env = record["envelope"]
     campaign = record.get("campaign_id")
     if campaign:  # every sighting counts, before deciding which event describes the message
         _touch(profile, campaign, Touch(mark, env["channel"]))
-    key = contact_key(event_type, record)
+    key = counted_contact(event_type, record)
     current = profile.messages.get(key)
     if current is not None and current.mark < mark:
         return
@@ -42,12 +49,6 @@ def fold_message(profile: Profile, event_type: str, record: dict, mark: Mark) ->
     find_overload(profile)
     if env["content"] == "promotion" or (current is not None and current.content == "promotion"):
         find_conflicts(profile)
-
-
-@on("campaign.message_sent")
-def _campaign_message(profile: Profile, record: dict, mark: Mark) -> None:
-    """A campaign record, not a message of its own (the channel's event is): it marks where the campaign went."""
-    _touch(profile, record["campaign_id"], Touch(mark, record["envelope"]["channel"]))
 
 
 def _touch(profile: Profile, campaign: str, touch: Touch) -> None:

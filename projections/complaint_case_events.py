@@ -37,7 +37,8 @@ STEP_FIELDS = {
     "resolved": ("resolution_code", "resolved_on_first_contact", "cause", "agent_id"),
     "closed": ("reason",),
 }
-# Touchpoint events by which the company reaches the customer (besides an agent's chat message).
+# Touchpoint events by which the company reaches the customer (besides an agent's chat message and a
+# completed call: ``answers``).
 RESPONSE_TYPES = frozenset({"email.sent", "sms.sent", "postal.mail_sent", "social.reply_sent", "document.sent",
                             "phone.call_answered", "meeting.scheduled", "meeting.held", "store.visited"})
 
@@ -102,14 +103,26 @@ def _rating(case: Case, record: dict, mark: Mark) -> bool:
     return False
 
 
+def answers(event_type: str, record: dict) -> bool:
+    """Did the company reach the customer with this touch? The one rule of the first response, the next
+    response and every response clock: a message the company sent, an agent's chat message, a meeting
+    or visit, and a completed contact on any channel, so a call that ended ``completed`` with talk time
+    (a call back the PBX logged only by its end) answers as an answered call does."""
+    if event_type in RESPONSE_TYPES or agent_message(event_type, record):
+        return True
+    return event_type == "phone.call_ended" and record.get("outcome") == "completed" \
+        and (record.get("talk_seconds") or 0) > 0
+
+
+def agent_message(event_type: str, record: dict) -> bool:
+    return event_type == "web.chat_message_sent" and record.get("sender") == "agent"
+
+
 def touch_of(event_type: str, record: dict, mark: Mark) -> Touch:
     env = record["envelope"]
-    agent_reply = event_type == "web.chat_message_sent" and record.get("sender") == "agent"
-    wait = record.get("wait_seconds")
-    if agent_reply:
-        wait = record.get("response_seconds")
+    wait = record.get("response_seconds") if agent_message(event_type, record) else record.get("wait_seconds")
     span = record.get("duration_seconds")
     if event_type == "meeting.held" and record.get("duration_minutes") is not None:
         span = record["duration_minutes"] * 60
     return Touch(mark, event_type, env["channel"], direction(event_type, record), env["content"],
-                 event_type in RESPONSE_TYPES or agent_reply, wait, record.get("talk_seconds"), span)
+                 answers(event_type, record), wait, record.get("talk_seconds"), span)

@@ -10,8 +10,9 @@ unmet clock is running, in warning or breached.
 The clocks (``Clock.name``; kind before the colon):
 
 - ``first_response``: from the open; met by the first response (acknowledgement,
-  callback promise, resolution, reply, answered call, ... see
-  ``complaint_case_metrics``), a response before the open counting at the open;
+  callback promise, resolution, reply, answered or completed call, ... one rule,
+  ``complaint_case_events.answers``, as for every clock below), a response before the
+  open counting at the open;
 - ``next_response:<event_id>``: each customer contact while the case is open,
   after the open; met by the next response;
 - ``periodic_update:<event_id>``: while open, from the open and then from each

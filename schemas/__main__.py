@@ -197,6 +197,8 @@ def render_markdown() -> str:
         "(it is not contact pressure), a customer's answer to a campaign mail is `email.received` with",
         "`initiated_by: company` (a response to a company message).",
         "",
+        *_responses_markdown(),
+        "",
         "## Shared types",
         "",
     ]
@@ -231,6 +233,22 @@ def render_markdown() -> str:
         out += _details(f"`{s.event_type}` v{s.version}", s.schema, where, s.schema["fields"][1:])
     out += _derived_markdown()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _responses_markdown() -> list[str]:
+    """Which events answer a complaint's customer, listed from the fold's own rule so the two cannot drift."""
+    from touchstream.projections.complaint_case_events import RESPONSE_TYPES
+    from touchstream.projections.complaint_case_metrics import RESPONSE_STEPS
+    touches = ", ".join(f"`{t}`" for t in sorted(RESPONSE_TYPES))
+    steps = ", ".join(f"`complaint.{k}`" for k in sorted(RESPONSE_STEPS))
+    return [
+        "What answers a complaint's customer (its first response, the next response to a contact, a periodic",
+        "update; `complaint_case_events.answers`): a completed company contact on any channel. That is an event",
+        f"threaded to the case (`envelope.correlation_id` = case id) among {touches}; an agent's",
+        "`web.chat_message_sent` (`sender: agent`); a `phone.call_ended` with `outcome: completed` and",
+        f"`talk_seconds` > 0, in either direction; {steps}; and a `phone.callback_made` with",
+        "`reached: true`. A call that ended otherwise (no answer, voicemail, abandoned, no talk time) answers nobody.",
+    ]
 
 
 def _derived_markdown() -> list[str]:

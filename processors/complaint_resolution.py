@@ -205,7 +205,7 @@ class ComplaintSink:
 
     def _update(self, con, keys: set[str], watermark, now: datetime) -> None:
         folded = self._refold(con, keys)
-        self._write(con, folded, now)
+        self._write(con, folded, watermark, now)
         self.timer.evaluate(con, folded, watermark, now, self._times)
         self._times = {}
         self.output.flush()                     # Kafka has the case and SLA records before the offsets move
@@ -248,15 +248,17 @@ class ComplaintSink:
                 for case_id, known in hints.items() for h in known]
         insert_rows(con, "complaint_case_hints", rows, HINTS, "ON CONFLICT DO NOTHING")
 
-    def _write(self, con, folded: list[cases.Case], now: datetime) -> None:
-        """Upsert the cases whose view changed, and publish those to the compacted case topic."""
+    def _write(self, con, folded: list[cases.Case], watermark: datetime | None, now: datetime) -> None:
+        """Upsert the cases whose view changed, and publish those to the compacted case topic. Callbacks
+        are judged at the SLA watermark (``cases.views``): the agenda brings a case back here when the
+        watermark reaches a promise's due time, and the row then says missed."""
         if not folded:
             return
         before = {k: (f, a) for k, f, a in keyed(con, "SELECT c.case_id, c.fingerprint, c.customer_anchor FROM "
                                                      "complaint_cases c JOIN _keys ON c.case_id = _keys.k",
                                                  [c.case_id for c in folded])}
         anchors, self._anchors = self._anchors, {}
-        rows = [row for row in (case_row(v, now, anchors.get(v["case_id"])) for v in cases.views(folded))
+        rows = [row for row in (case_row(v, now, anchors.get(v["case_id"])) for v in cases.views(folded, watermark))
                 if before.get(row["case_id"]) != (row["fingerprint"], row["customer_anchor"])]
         if not rows:
             return

@@ -14,7 +14,8 @@ Definitions (domain.md section 5):
 - its *direction* is that of its first touch: inbound contacts are the customer's;
 - a *response* is the company reaching the customer: an acknowledgement, a
   callback promise, a resolution, a reply sent, a call answered, an agent's chat
-  message, a visit or meeting held, a callback that reached the customer;
+  message, a visit or meeting held, a call completed with talk time, a callback that reached
+  the customer (``complaint_case_events.answers`` decides for touches: one rule for every clock);
 - *handle time* is phone talk time, visit and meeting duration, chat conversation
   length, plus the effort minutes of complaint.updated (help-desk effort tracking);
 - *phone tag*: a case with a callback promise; its cost is the contacts that
@@ -26,7 +27,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from touchstream.projections.complaint_case_machine import Transition, replay
+from touchstream.projections.complaint_case_machine import Transition, open_periods, replay
 from touchstream.projections.complaint_case_state import Case, Step
 from touchstream.projections.customer_360_state import Mark
 
@@ -132,36 +133,51 @@ def accepted(trans: list[Transition], kinds: frozenset[str] | set[str]) -> list[
     return [t for t in trans if t.kind in kinds and (t.anomaly is None or t.anomaly.endswith("_before_open"))]
 
 
-def callbacks(case: Case, as_of: datetime | None = None) -> list[Callback]:
-    """Every promise with its attempts; missed once the case's facts pass the deadline without a reached call."""
+def callbacks(case: Case, as_of: datetime | None = None, judge_at: datetime | None = None) -> list[Callback]:
+    """Every promise with its attempts and status (``callback_status``).
+
+    ``as_of`` cuts the facts at an event time (the SLA: what had happened by then) and judges there;
+    without it every fact counts and promises are judged at the later of ``judge_at`` (the sink's SLA
+    watermark) and the case's latest event, since a fold has no clock of its own."""
     attempts = _cut(case.attempts, as_of)
-    facts = [s.mark.at for s in steps_until(case, as_of)] + [a.mark.at for a in attempts]
+    steps = steps_until(case, as_of)
+    facts = [s.mark.at for s in steps] + [a.mark.at for a in attempts]
     facts += [t.mark.at for touches in case.contacts.values() for t in _cut(touches, as_of)]
-    horizon = as_of or max(facts, default=None)
+    horizon = as_of or max(facts + ([judge_at] if judge_at else []), default=None)
+    finishes = [end.mark for _, end in open_periods(transitions(case, as_of)) if end is not None]
     rows = []
-    for step in steps_until(case, as_of):
-        if step.kind != "callback_promised":
-            continue
+    for step in (s for s in steps if s.kind == "callback_promised"):
         callback_id = str(step.info.get("callback_id"))
         mine = [a for a in attempts if a.callback_id == callback_id]
         kept = next((a.mark for a in mine if a.reached), None)
-        if kept is not None:
-            status = "kept" if step.due is None or kept.at <= step.due else "kept_late"
-        else:
-            status = "missed" if step.due is not None and horizon is not None and horizon > step.due else "pending"
+        finish = next((f for f in finishes if f > step.mark), None)
         rows.append(Callback(callback_id, step.mark, step.due, step.info.get("callback_channel"), len(mine),
-                             kept and kept.at, kept and kept.event_id, status))
+                             kept and kept.at, kept and kept.event_id,
+                             callback_status(step.due, kept, finish, horizon)))
     return rows
 
 
-def case_metrics(case: Case) -> dict:
-    """The case's efficiency figures, JSON-ready (seconds; None where the case has no such fact)."""
+def callback_status(due: datetime | None, kept: Mark | None, finish: Mark | None, horizon: datetime | None) -> str:
+    """kept / kept_late: a phone.callback_made naming the promise reached the customer by / after the due
+    time (an attempt that reached nobody keeps nothing); missed: none had by the time event time reached the
+    due time; pending: not due yet, or the case finished before the due time (as the SLA callback clock,
+    which that finish meets), so a promise is never judged at an instant no SLA agenda rewrites it at."""
+    if kept is not None:
+        return "kept" if due is None or kept.at <= due else "kept_late"
+    if due is None or horizon is None or (finish is not None and finish.at <= due):
+        return "pending"
+    return "missed" if horizon >= due else "pending"
+
+
+def case_metrics(case: Case, as_of: datetime | None = None) -> dict:
+    """The case's efficiency figures, JSON-ready (seconds; None where the case has no such fact);
+    ``as_of``: the event time callbacks are judged at (``callbacks``' judge_at)."""
     start = start_of(case)
     contacts = contacts_of(case)
     trans = transitions(case)
     resolutions = accepted(trans, {"resolved"})
     finished = accepted(trans, FINISHING)
-    promises = callbacks(case)
+    promises = callbacks(case, judge_at=as_of)
     waits = [c.wait_seconds for c in customer_contacts(contacts) if c.wait_seconds is not None]
     effort = sum(s.info.get("effort_minutes") or 0 for s in case.steps if s.kind == "updated")
     first = first_response(case)

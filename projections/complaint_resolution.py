@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Iterable
 
 from touchstream.projections.complaint_case_events import belongs, fold_event, mark_of
@@ -81,21 +82,28 @@ def fingerprint(case: Case) -> str:
     return hashlib.sha256(json.dumps(to_dict(case), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def views(folded: Iterable[Case]) -> list[dict]:
+def views(folded: Iterable[Case], as_of: datetime | None = None) -> list[dict]:
     """The views of many cases, FCR judged across each customer's cases (a new case about the same issue
-    within the window makes an earlier resolution a repeat contact), in case id order."""
+    within the window makes an earlier resolution a repeat contact), in case id order.
+
+    ``as_of`` (the sink's SLA watermark) judges the callbacks of the cases under an SLA policy only: their
+    SLA agenda rewrites them when event time reaches a due time, so replay equals live at rest; a case
+    without a policy has no agenda and is judged at its latest event."""
     folded = sorted(folded, key=lambda c: c.case_id)
     by_customer: dict[str, list[Case]] = {}
     for case in folded:
         if case.customer_id:
             by_customer.setdefault(case.customer_id, []).append(case)
-    return [view(case, same_issue_contacts(case, by_customer.get(case.customer_id or "", ()))) for case in folded]
+    return [view(case, same_issue_contacts(case, by_customer.get(case.customer_id or "", ())),
+                 as_of if case.policy_version else None) for case in folded]
 
 
-def view(case: Case, repeats: Iterable[tuple] = ()) -> dict:
+def view(case: Case, repeats: Iterable[tuple] = (), as_of: datetime | None = None) -> dict:
     """The case as JSON-friendly data: what an agent on any channel and the analysts see.
 
-    ``repeats``: the customer's other contacts about the same issue (``same_issue_contacts``), for FCR."""
+    ``repeats``: the customer's other contacts about the same issue (``same_issue_contacts``), for FCR.
+    ``as_of``: the event time callbacks are judged at, when later than the case's latest event (a fold
+    has no clock: a promise nobody called back on is missed once event time reaches its due time)."""
     opened, start = opening(case), start_of(case)
     info = opened.info if opened else {}
     trans = transitions(case)
@@ -124,7 +132,7 @@ def view(case: Case, repeats: Iterable[tuple] = ()) -> dict:
                       "handle_seconds": c.handle_seconds, "events": c.touches} for c in contacts],
         "callbacks": [{"callback_id": c.callback_id, "promised_at": _iso(c.promised.at), "due": _iso(c.due),
                        "channel": c.channel, "attempts": c.attempts, "kept_at": _iso(c.kept_at), "status": c.status}
-                      for c in callbacks(case)],
+                      for c in callbacks(case, judge_at=as_of)],
         "reopen_count": case.reopens,
         "resolved_at": _iso(resolutions[0].mark.at if resolutions else None),
         "resolution_code": last_resolution.info.get("resolution_code") if last_resolution else None,
@@ -132,7 +140,7 @@ def view(case: Case, repeats: Iterable[tuple] = ()) -> dict:
         "close_reason": next((s.info.get("reason") for s in reversed(case.steps)
                               if closures and s.mark == closures[-1].mark), None),
         "satisfaction": _ratings(case, resolutions[0].mark.at if resolutions else None),
-        "metrics": case_metrics(case),
+        "metrics": case_metrics(case, as_of),
         "fcr": {"fcr": fcr.fcr, "reason": fcr.reason, "window_ends": _iso(fcr.window_ends),
                 "repeats": list(fcr.repeats)},
         "anomalies": [{"at": _iso(a.mark.at), "event_id": a.mark.event_id, "event_type": a.event_type,

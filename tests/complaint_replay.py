@@ -3,7 +3,7 @@
 The expected side of every "live equals replay" complaint test, in process or on the broker:
 each case folded from all its events, named after the customer identity resolution gives the
 strongest hint it knows (else the events' customer_id hint), FCR judged across the customer's
-cases, SLA clocks and due events at the latest event time (the watermark at rest).
+cases, callbacks, SLA clocks and due events at the latest event time (the watermark at rest).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class Replayed:
             case.customer_id = next((o for o in owners if o), None) or cases.customer_hint(case)
             sla.pin_policy(case, POLICIES)
             folded.append(case)
-        self.cases = {v["case_id"]: (v["customer_id"], view_fingerprint(view_json(v))) for v in cases.views(folded)}
+        self.cases = {v["case_id"]: (v["customer_id"], view_fingerprint(view_json(v)))
+                      for v in cases.views(folded, self.watermark)}
         self.clocks, self.due = {}, {}
         for case in folded:
             policy = sla.pin_policy(case, POLICIES)

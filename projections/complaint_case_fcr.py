@@ -8,13 +8,15 @@ and was told "solved" but e-mails two days later was not helped at first contact
 The verdict (``first_contact_resolution``), in this order:
 
 1. unresolved (no resolution the machine accepted): ``None``, not counted in rates;
-2. a callback promised or attempted before the first resolution: not FCR;
-3. resolved *on the first contact*: the first resolution lies within the case's
-   first contact (its end + ``Config.first_contact_grace``, for wrap-up logging)
-   and no other contact started between the end of that contact and the
-   resolution. A case with no threaded contact falls back to the agent's
-   ``resolved_on_first_contact``, else to "resolved within the grace of the open";
-4. the case was reopened: not FCR (the solution did not hold);
+2. the case was reopened: not FCR, reason ``reopened`` (the solution did not hold;
+   this says more than how the first resolution came about, so it comes first);
+3. a callback promised or attempted before the first resolution: not FCR;
+4. resolved *on the first contact*: the first resolution lies within the case's
+   first contact (its end + ``Config.first_contact_grace``, for wrap-up logging;
+   setting ``TOUCHSTREAM_FCR_GRACE_MINUTES``, default 15) and no other contact
+   started between the end of that contact and the resolution. A case with no
+   threaded contact falls back to the agent's ``resolved_on_first_contact``, else
+   to "resolved within the grace of the open";
 5. no repeat contact about the same issue within ``window`` (default
    ``Config.fcr_window``, 7 days) after the first resolution.
 
@@ -58,10 +60,12 @@ class Fcr(NamedTuple):
 
 
 def resolved_on_first_contact(case: Case) -> tuple[bool | None, str]:
-    """Steps 1-3 of the verdict: (True/False/None, reason)."""
+    """Steps 1-4 of the verdict: (True/False/None, reason)."""
     resolutions = accepted(transitions(case), {"resolved"})
     if not resolutions:
         return None, "unresolved"
+    if case.reopens:
+        return False, "reopened"
     resolved = resolutions[0].mark
     if any(c.promised < resolved for c in callbacks(case)) or any(a.mark < resolved for a in case.attempts):
         return False, "callback"
@@ -94,8 +98,6 @@ def first_contact_resolution(case: Case, repeat_contacts: Iterable[tuple] = (), 
     ends = resolved + (window if window is not None else case.config.fcr_window)
     if not verdict:
         return Fcr(False, reason, resolved, ends)
-    if case.reopens:
-        return Fcr(False, "reopened", resolved, ends)
     own = [RepeatContact(c.started.at, c.channel, c.started.event_id) for c in customer_contacts(contacts_of(case))
            if resolved < c.started.at <= ends]
     given = [RepeatContact(*r) for r in repeat_contacts if resolved < r[0] <= ends]
@@ -144,7 +146,7 @@ def summarise(cases: Iterable[Case], window: timedelta | None = None, as_of: dat
     rows = []
     for case in cases:
         repeats = same_issue_contacts(case, by_customer.get(case.customer_id or "", []), window)
-        rows.append((case, first_contact_resolution(case, repeats, window, as_of), case_metrics(case)))
+        rows.append((case, first_contact_resolution(case, repeats, window, as_of), case_metrics(case, as_of)))
     judged = [fcr for _, fcr, _ in rows if fcr.fcr is not None]
     resolved = [m for _, fcr, m in rows if fcr.resolved_at is not None]
     tagged = [m for _, _, m in rows if m["phone_tag"]]

@@ -32,12 +32,18 @@ OPEN_STATES = frozenset({OPENED, ACKNOWLEDGED, IN_PROGRESS, CALLBACK_PROMISED})
 SLA_ID_PREFIX = "touchstream-sla-"
 
 
+# Default of TOUCHSTREAM_FCR_GRACE_MINUTES (touchstream.config.Settings.fcr_grace_minutes).
+FCR_GRACE_MINUTES = 15
+
+
 @dataclass
 class Config:
     """Tunables; stored in the case so a replay folds with the settings the live run used."""
 
     fcr_window: timedelta = timedelta(days=7)          # no repeat contact this long after resolution
-    first_contact_grace: timedelta = timedelta(minutes=15)  # resolution logged this long after a contact ended
+    # A resolution logged this long after the first contact ended (or after the open, in a case with no
+    # contact events) is still "at first contact": agents log the outcome after wrap-up.
+    first_contact_grace: timedelta = timedelta(minutes=FCR_GRACE_MINUTES)
 
 
 class Step(NamedTuple):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
+from touchstream.projections.complaint_case_state import FCR_GRACE_MINUTES
+
 KAFKA_VERSION = "4.1.1"
 
 
@@ -41,6 +43,8 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "touchstream")
     topic_config: Path | None = None
     sla_idle_seconds: int = 10     # a raw partition silent this long stops holding the SLA watermark back
+    # a complaint resolved this long after its first contact ended (or its open) is resolved at first contact
+    fcr_grace_minutes: int = FCR_GRACE_MINUTES
     # occurred_at may lead the trusted recorded_at by this much (clocks drift); more is refused
     max_clock_skew_seconds: int = 300
     # Below Kafka's 1 MB message limit (broker message.max.bytes 1048588, producer 1000000), so
@@ -70,6 +74,7 @@ class Settings:
             cache_dir=Path(cache).resolve() if cache else Path.home() / ".cache" / "touchstream",
             topic_config=Path(topics).resolve() if topics else None,
             sla_idle_seconds=_int(env, "TOUCHSTREAM_SLA_IDLE_SECONDS", 10),
+            fcr_grace_minutes=_int(env, "TOUCHSTREAM_FCR_GRACE_MINUTES", FCR_GRACE_MINUTES),
             max_clock_skew_seconds=_int(env, "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS", 300),
             collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),
             collector_max_event_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_EVENT_BYTES", 256_000),
@@ -87,6 +92,12 @@ class Settings:
         """How far occurred_at may lead recorded_at, and either the broker's receipt (one setting for
         the publishers and the raw consumers, so what one accepts the other folds)."""
         return timedelta(seconds=self.max_clock_skew_seconds)
+
+    @property
+    def fcr_grace(self) -> timedelta:
+        """The complaint fold's ``Config.first_contact_grace``: wrap-up time after the first contact (or
+        the open) within which a logged resolution still counts as first-contact resolution."""
+        return timedelta(minutes=self.fcr_grace_minutes)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -29,6 +29,7 @@ from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.topic_output import TopicOutput
+from touchstream.projections.complaint_resolution import Config as ComplaintConfig
 from touchstream.projections.customer_360 import Config
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore, load_sql
@@ -61,7 +62,7 @@ def main() -> None:
         store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
         output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
         customers=Customer360Directory(live), idle_seconds=settings.sla_idle_seconds,
-        max_skew=settings.max_clock_skew,
+        max_skew=settings.max_clock_skew, config=ComplaintConfig(first_contact_grace=settings.fcr_grace),
     )
     live.listen(complaints.reconcile)   # a merge or unlink in the 360 moves cases to their new customer
     store.execute_script(load_sql("complaint_customer_360"))   # the closed loop reads the 360's touchmap

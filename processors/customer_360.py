@@ -40,6 +40,11 @@ from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC
 log = logging.getLogger(__name__)
 
 
+def owned_by(claims: dict, customer: str):
+    """``owns`` for ``customer_360.view``: the identifiers whose current claim names ``customer``."""
+    return lambda key: (claim := claims.get(key)) is not None and claim.customer_id == customer
+
+
 class Incoming(NamedTuple):
     event_id: str
     anchor: str
@@ -186,8 +191,9 @@ class Customer360Sink:
     def _write(self, con, profiles: dict, gone: list[str], now: datetime) -> None:
         summaries, raised = [], []
         announced = self.store.finding_ids(con, profiles)
+        claims = self.store.claims(con, {key for p in profiles.values() for key in p.identifiers})
         for customer, profile in sorted(profiles.items()):
-            view = c360.view(profile)
+            view = c360.view(profile, owned_by(claims, customer))
             summaries.append(summary_row(customer, view, now))
             self.output.send(CUSTOMER_360_TOPIC, customer, self.codec.encode(PROFILE_SCHEMA, to_record(view)))
             raised += [f for f in finding_records(customer, view) if f["finding_id"] not in announced]

@@ -68,6 +68,13 @@ def decision_record(decision, seq: int, decided_at) -> dict:
     return record
 
 
+def event_order(event: dict) -> tuple:
+    """The order a batch is observed in: event time, then event id. Why: within a batch the order
+    is then a function of the events, not of how the consumer interleaved the partitions."""
+    env = event["envelope"]
+    return env["occurred_at"], env["event_id"]
+
+
 def affected_customers(decisions: list) -> list[str]:
     """Customers whose identifiers moved: their membership must be re-announced."""
     out: set[str] = set()
@@ -97,7 +104,7 @@ class IdentityStage:
         self._lock = threading.Lock()
         derived = load_derived()
         self._membership, self._decided = derived["customer_membership_changed"], derived["identity_decided"]
-        self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0}
+        self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0, "duplicates": 0}
 
     @classmethod
     def restore(cls, checkpoint: IdentityCheckpoint, config, codec, output, dead_letters, **kw) -> "IdentityStage":
@@ -113,7 +120,7 @@ class IdentityStage:
         with self._lock:
             todo = self.offsets.pending(records)
             decoded, letters = decode_batch(self.codec, todo, self.max_skew)
-            for record, event in decoded:
+            for record, event in sorted(decoded, key=lambda d: event_order(d[1].record)):
                 self._publish(record, event.record)
             if letters:
                 self.dead_letters.send(letters)
@@ -126,13 +133,16 @@ class IdentityStage:
 
     def _publish(self, record: RawRecord, event: dict) -> None:
         resolution = self.resolver.observe(event)
+        if resolution.duplicate:   # its first copy was forwarded (offsets move only after that was acked)
+            self.stats["duplicates"] += 1
+            return
         decided_at = event["envelope"]["occurred_at"]
         for decision in resolution.decisions:
             body = decision_record(decision, self._seq(), decided_at)
             key = body["customer_id"] or resolution.customer_id
             self.output.send(DECISIONS_TOPIC, key, self.codec.encode(self._decided, body))
         self.stats["decisions"] += len(resolution.decisions)
-        for customer in affected_customers(resolution.decisions):
+        for customer in sorted({*affected_customers(resolution.decisions), *resolution.moved}):
             members = [{"kind": n.kind, "value": n.value} for n in self.resolver.members_of(customer)]
             body = {"customer_id": customer, "identifiers": members, "seq": self._seq(),
                     "decided_by": event["envelope"]["event_id"]}
@@ -152,11 +162,14 @@ class IdentityStage:
         """Re-observe records whose outputs were published before the last stop (nothing is sent)."""
         with self._lock:
             todo = self.offsets.pending(records)
+            events = []
             for record in todo:
                 try:
-                    self.resolver.observe(decode_checked(self.codec, record, self.max_skew).record)
+                    events.append(decode_checked(self.codec, record, self.max_skew).record)
                 except DecodeError:
                     pass   # dead-lettered when it was first handled
+            for event in sorted(events, key=event_order):
+                self.resolver.observe(event)
             self.offsets.advance(next_offsets(r.position for r in todo))
             return len(todo)
 

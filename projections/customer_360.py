@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Iterable
+from typing import Callable, Iterable
 
 from touchstream.projections import customer_360_answers as _answers  # noqa: F401  (registers reducers)
 from touchstream.projections import customer_360_commerce as _commerce  # noqa: F401
@@ -77,14 +77,19 @@ def fold(records: Iterable[dict], customer_id: str, config: Config | None = None
     return profile
 
 
-def view(profile: Profile) -> dict:
-    """The 360 as JSON-friendly data: what a representative sees and downstream services subscribe to."""
+def view(profile: Profile, owns: Callable[[str], bool] | None = None) -> dict:
+    """The 360 as JSON-friendly data: what a representative sees and downstream services subscribe to.
+
+    ``owns("kind:value")``: whether identity resolution gives that identifier to this customer. A
+    profile lists only those, so every identifier it shows looks up to it: an event's hints may
+    name a cookie that was unlinked from the customer, a shared phone or a blocked value, and
+    listing those would show a representative an identifier that leads to someone else."""
     return {
         "customer_id": profile.customer_id,
         "events": len(profile.applied),
         "first_seen": profile.first_seen and profile.first_seen.at.isoformat(),
         "last_seen": profile.last_seen and profile.last_seen.at.isoformat(),
-        "identifiers": _identifiers(profile),
+        "identifiers": _identifiers(profile, owns),
         "journey": _journey(profile),
         "channels": _channels(profile),
         "interactions": [{"at": i.mark.at.isoformat(), "event_id": i.mark.event_id, "event_type": i.event_type,
@@ -110,10 +115,10 @@ def view_fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _identifiers(profile: Profile) -> list[dict]:
+def _identifiers(profile: Profile, owns: Callable[[str], bool] | None) -> list[dict]:
     return [{"kind": i.kind, "value": i.value, "trust": i.trust, "first_seen": i.first_seen.isoformat(),
              "last_seen": i.last_seen.isoformat(), "sightings": i.sightings}
-            for _, i in sorted(profile.identifiers.items())]
+            for key, i in sorted(profile.identifiers.items()) if owns is None or owns(key)]
 
 
 def _journey(profile: Profile) -> dict:

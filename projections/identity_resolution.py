@@ -60,6 +60,8 @@ class Resolution(NamedTuple):
     customer_id: str | None
     decisions: list
     anchor: Identifier | None = None   # the hint that decides the customer (strongest kind): routes the event
+    duplicate: bool = False            # an event id seen before: nothing changed, nothing to forward
+    moved: tuple = ()                  # customers whose members changed, beyond the anchor joining its customer
 
 
 class _Link(NamedTuple):
@@ -85,6 +87,24 @@ def _event_trust(record: dict, hints: list[Identifier]) -> Trust:
     return envelope_trust(event_type, any(n.kind == CUSTOMER_ID for n in hints))
 
 
+def membership_moves(before: dict, after: dict, anchor: Identifier | None) -> tuple[str, ...]:
+    """Customers that gained or lost an identifier in one re-derivation, sorted.
+
+    Why: the 360 and the lookup learn who holds an identifier only from claims, so every
+    identifier that joins or leaves a customer must be announced, not only those a merge
+    or split moves; otherwise an account number seen beside a known e-mail address is
+    listed on the profile and found by no lookup. The one move the routed event itself
+    announces (its anchor joining the customer it is routed to) needs no announcement."""
+    out: set[str] = set()
+    for node, customer in after.items():
+        old = before.get(node)
+        if old != customer and not (node == anchor and old is None):
+            out.add(customer)
+            if old is not None:
+                out.add(old)
+    return tuple(sorted(out))
+
+
 def _explicit(record: dict) -> list[tuple[str, str]]:
     return [(ident["kind"], ident["value"]) for name in ("identifier", "identifier_a", "identifier_b")
             if isinstance(ident := record.get(name), dict)]
@@ -107,7 +127,7 @@ class IdentityResolver:
         event_id, event_type = env["event_id"], env["event_type"]
         if event_id in self._events:
             anchor = self._anchor(self._nodes(record, None))
-            return Resolution(self._graph.canonical.get(anchor) if anchor else None, [], anchor)
+            return Resolution(self._graph.canonical.get(anchor) if anchor else None, [], anchor, True)
         self._events.add(event_id)
         decisions: list = []
         hints = self._identifiers(env["identity"].items(), event_id, decisions)
@@ -121,10 +141,12 @@ class IdentityResolver:
             for link in self._links(record, hints, explicit, trust):
                 if self._graph.add(pair_of(link.a, link.b), Evidence(at, event_id, link.trust, link.reason)):
                     seeds.update((link.a, link.b))
+        anchor, moved = self._anchor(hints + explicit), ()
         if seeds:
-            decisions += decide(*self._graph.rederive(seeds), cause)
-        anchor = self._anchor(hints + explicit)
-        return Resolution(self._graph.canonical.get(anchor) if anchor else None, decisions, anchor)
+            before, after = self._graph.rederive(seeds)
+            decisions += decide(before, after, cause)
+            moved = membership_moves(before.canonical, after.canonical, anchor)
+        return Resolution(self._graph.canonical.get(anchor) if anchor else None, decisions, anchor, False, moved)
 
     def _identifiers(self, items: Iterable, event_id: str, decisions: list | None) -> list[Identifier]:
         """Normalised, deduplicated, blocked ones dropped (reported once each when ``decisions`` is given)."""

@@ -187,5 +187,7 @@ def expected_fingerprints(events: list[dict], config: IdentityConfig | None = No
     for record, anchor in zip(records, anchors):
         if anchor is not None and (customer := resolver.customer_of(anchor.kind, anchor.value)):
             by_customer[customer].append(record)
-    return {customer: c360.view_fingerprint(c360.view_json(c360.view(c360.fold(rs, customer))))
+    def owns(customer: str):
+        return lambda key: resolver.customer_of(*key.split(":", 1)) == customer
+    return {customer: c360.view_fingerprint(c360.view_json(c360.view(c360.fold(rs, customer), owns(customer))))
             for customer, rs in by_customer.items()}

@@ -14,7 +14,6 @@ import random
 import signal
 import threading
 import uuid
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -24,13 +23,12 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.conftest import BLOCKED_PHONE
-from tests.event_builders import CAT, linked, plain_event
+from tests.event_builders import linked, plain_event
 from tests.integration.pipeline_helpers import sql, wait_for
+from tests.pipeline_harness import expected_fingerprints as replayed_fingerprints
 from touchstream.client import Client, auth_headers
 from touchstream.demo.generator import generate
 from touchstream.identity.config_file import load_identity_config
-from touchstream.projections import customer_360 as c360
-from touchstream.projections.identity_resolution import IdentityResolver
 from touchstream.processors.replay import replay
 from touchstream.publishing.publisher import Publisher
 from touchstream.serving.catchup import wait_pipeline
@@ -50,16 +48,7 @@ def publish(settings, events: list[dict]) -> None:
 
 def expected_fingerprints(settings, events: list[dict]) -> dict[str, str]:
     """What a replay computes: the pure resolver and fold over these events, any order."""
-    resolver = IdentityResolver(load_identity_config(settings.identity_config_path))
-    records = [CAT.validate(e, now=datetime(2100, 1, 1, tzinfo=timezone.utc)).record for e in events]
-    anchors = [resolver.observe(r).anchor for r in records]
-    by_customer = defaultdict(list)
-    for record, anchor in zip(records, anchors):
-        customer = anchor and resolver.customer_of(anchor.kind, anchor.value)
-        if customer:
-            by_customer[customer].append(record)
-    return {cid: c360.view_fingerprint(c360.view_json(c360.view(c360.fold(rs, cid))))
-            for cid, rs in by_customer.items()}
+    return replayed_fingerprints(events, load_identity_config(settings.identity_config_path))
 
 
 def live_fingerprints(settings, customers) -> dict[str, str]:

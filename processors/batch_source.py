@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -62,6 +63,8 @@ def to_records(messages: Iterable) -> list[RawRecord]:
     for m in messages:
         error = m.error()
         if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                continue   # the end of a partition's log for now (``BatchSource._note_ends``), not trouble
             if error.fatal():
                 raise KafkaException(error)
             log.warning("consumer: %s", error)
@@ -88,12 +91,16 @@ class BatchSource(Service):
                  *, name: str, batch: int = 5000, within: float = 0.25,
                  resume_at: Callable[[Partition], int] | None = None,
                  on_assigned: Callable[[list[Partition]], None] | None = None, rerunnable: bool | None = None,
-                 **kwargs):
+                 holds: Callable[[], dict[Partition, int]] | None = None, settle: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.settings, self.group, self.topics, self.handle = settings, group, topics, handle
         self.name, self.batch, self.within = name, batch, within
         self.resume_at, self.on_assigned = resume_at, on_assigned
         self.rerunnable = resume_at is not None if rerunnable is None else rerunnable
+        # A handler that holds records back (identity's merge) gives the positions to commit, and is told
+        # which partitions are at their end (``caught_up``) and whenever one reaches it.
+        self.holds, self.settle = holds, settle
+        self._at_end: dict[Partition, float] = {}   # partition -> monotonic time librdkafka said it was at its end
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -118,7 +125,8 @@ class BatchSource(Service):
 
     def _run(self) -> None:
         try:
-            consumer = Consumer(consumer_config(self.settings, self.group, BrokerWatch(self.name)))
+            config = consumer_config(self.settings, self.group, BrokerWatch(self.name))
+            consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
             consumer.subscribe(self.topics, on_assign=self._assign)
             try:
                 self._consume(consumer)
@@ -132,17 +140,51 @@ class BatchSource(Service):
     def _consume(self, consumer: Consumer) -> None:
         positions: list[TopicPartition] = []
         while not self._stop.is_set():
-            records = to_records(consumer.consume(self.batch, self.within))
-            if not records:
-                continue
-            BROKER.recovered()   # records came: the broker answers
+            messages = consumer.consume(self.batch, self.within)
+            ended = self._note_ends(messages)
+            records = to_records(messages)
+            if records or ended:
+                BROKER.recovered()   # the broker answers
+            elif self.holds is None:
+                continue   # (a holding handler is called anyway: a partition may have settled at its end)
             if not self._handle(records):
                 break   # asked to stop during an outage: this batch was not handled, so not committed
             self.handled += len(records)
-            positions = next_positions(records)
-            _commit(consumer, positions, asynchronous=True)
+            latest = self._positions(records)
+            if latest and _offsets(latest) != _offsets(positions):   # (TopicPartition == ignores offsets)
+                positions = latest
+                _commit(consumer, positions, asynchronous=True)
         if positions:
             _commit(consumer, positions, asynchronous=False)
+
+    def caught_up(self, partition: Partition) -> bool:
+        """The partition's consumer has been at the end of its log for ``settle`` seconds: it has
+        nothing more to deliver now. (librdkafka says so with a partition-EOF event after the last
+        record it fetched.) Why wait: a record sent just before one of another partition may be
+        appended, or fetched, a moment after it; holding the merge that moment keeps such a pair
+        in event order, at the price of that much latency while records trickle in."""
+        since = self._at_end.get(partition)
+        return since is not None and time.monotonic() - since >= self.settle
+
+    def _note_ends(self, messages) -> bool:
+        """Track which partitions are at their end; True when one reached it in ``messages``."""
+        if self.holds is None:
+            return False
+        ended = False
+        for m in messages:
+            tp = (m.topic(), m.partition())
+            error = m.error()
+            if error is None:
+                self._at_end.pop(tp, None)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                self._at_end.setdefault(tp, time.monotonic())
+                ended = True
+        return ended
+
+    def _positions(self, records: list[RawRecord]) -> list[TopicPartition]:
+        if self.holds is None:
+            return next_positions(records)
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self.holds().items())]
 
     def _handle(self, records: list[RawRecord]) -> bool:
         """``handle(records)``, again after a backoff while it fails on an outage; False if asked to stop
@@ -165,8 +207,14 @@ class BatchSource(Service):
             for tp in partitions:
                 tp.offset = self.resume_at((tp.topic, tp.partition))
         consumer.assign(partitions)
+        for tp in partitions:
+            self._at_end.pop((tp.topic, tp.partition), None)   # unknown until librdkafka says
         if self.on_assigned is not None:
             self.on_assigned([(tp.topic, tp.partition) for tp in partitions])
+
+
+def _offsets(positions: list[TopicPartition]) -> list[tuple]:
+    return [(tp.topic, tp.partition, tp.offset) for tp in positions]
 
 
 def _commit(consumer: Consumer, positions: list[TopicPartition], *, asynchronous: bool) -> None:

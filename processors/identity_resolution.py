@@ -31,6 +31,7 @@ from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.envelope import MAX_CLOCK_SKEW
 from touchstream.processors.decoding import decode_batch, decode_checked
 from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
+from touchstream.processors.partition_merge import Item, PartitionMerge
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections.identity_resolution import (
     CustomerMerged, CustomerSplit, IdentityFinding, IdentityResolver, IdentityUnlinked,
@@ -75,6 +76,14 @@ def event_order(event: dict) -> tuple:
     return env["occurred_at"], env["event_id"]
 
 
+def _decodable(codec: AvroCodec, records: list[RawRecord], max_skew: timedelta):
+    for record in records:
+        try:
+            yield record, decode_checked(codec, record, max_skew)
+        except DecodeError:
+            pass   # dead-lettered when it was first handled
+
+
 def affected_customers(decisions: list) -> list[str]:
     """Customers whose identifiers moved: their membership must be re-announced."""
     out: set[str] = set()
@@ -102,6 +111,8 @@ class IdentityStage:
         self.every_seconds, self.every_records = every_seconds, every_records
         self._since_save, self._saved_at = 0, time.monotonic()
         self._lock = threading.Lock()
+        self.merge = PartitionMerge()
+        self.caught_up = lambda _partition: True   # the source's view; unset: every batch is released whole
         derived = load_derived()
         self._membership, self._decided = derived["customer_membership_changed"], derived["identity_decided"]
         self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0, "duplicates": 0}
@@ -117,19 +128,37 @@ class IdentityStage:
         return (self.epoch << 32) | self.counter
 
     def handle(self, records: list[RawRecord]) -> None:
+        """Buffer the batch in the merge, then observe and publish what the merge releases, in its order.
+
+        ``caught_up(partition)`` (the source's, or True for all when unset) says a partition has nothing
+        more to deliver now; the offsets advance to the merge's positions (the first record it holds)."""
         with self._lock:
-            todo = self.offsets.pending(records)
+            todo = [r for r in self.offsets.pending(records) if self.merge.fresh(r)]
             decoded, letters = decode_batch(self.codec, todo, self.max_skew)
-            for record, event in sorted(decoded, key=lambda d: event_order(d[1].record)):
-                self._publish(record, event.record)
+            self.merge.add([*(Item(event_order(e.record), r, e.record) for r, e in decoded),
+                            *(Item(None, letter.record, None) for letter in letters)])
             if letters:
                 self.dead_letters.send(letters)
                 self.stats["dead"] += len(letters)
+            released = self.merge.release(self.caught_up)
+            for item in released:
+                if item.event is not None:
+                    self._publish(item.record, item.event)
             self.output.flush()
-            self.offsets.advance(next_offsets(r.position for r in todo))
-            self._since_save += len(todo)
+            self.offsets.advance(self.merge.positions())
+            self._since_save += len(released)
             if self._since_save >= self.every_records or time.monotonic() - self._saved_at >= self.every_seconds:
                 self._save()
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Where a restart must resume per partition: what the source commits to the consumer group."""
+        with self._lock:
+            return self.offsets.as_dict()
+
+    def expect(self, partitions) -> None:
+        """Partitions assigned: each holds the merge until it delivers or is caught up."""
+        with self._lock:
+            self.merge.expect(partitions)
 
     def _publish(self, record: RawRecord, event: dict) -> None:
         resolution = self.resolver.observe(event)
@@ -159,17 +188,14 @@ class IdentityStage:
         self.stats["events"] += 1
 
     def catch_up(self, records: list[RawRecord]) -> int:
-        """Re-observe records whose outputs were published before the last stop (nothing is sent)."""
+        """Re-observe silently the records whose outputs were published before the last stop
+        (``records``: all of them, up to the committed positions), in the merge's order."""
         with self._lock:
             todo = self.offsets.pending(records)
-            events = []
-            for record in todo:
-                try:
-                    events.append(decode_checked(self.codec, record, self.max_skew).record)
-                except DecodeError:
-                    pass   # dead-lettered when it was first handled
-            for event in sorted(events, key=event_order):
-                self.resolver.observe(event)
+            merge = PartitionMerge()
+            merge.add(Item(event_order(e.record), r, e.record) for r, e in _decodable(self.codec, todo, self.max_skew))
+            for item in merge.release(lambda _tp: True):
+                self.resolver.observe(item.event)
             self.offsets.advance(next_offsets(r.position for r in todo))
             return len(todo)
 

@@ -103,10 +103,26 @@ def identity_stage(folder: Path, config: IdentityConfig, codec, output: MemoryOu
     return IdentityStage.restore(IdentityCheckpoint(folder), config, codec, output, AlreadySentDeadLetters(), **NEVER)
 
 
-def identify(stage: IdentityStage, batches: list[list[RawRecord]], topic: CustomerEventsTopic) -> None:
+def identify(stage: IdentityStage, batches: list[list[RawRecord]], topic: CustomerEventsTopic,
+             logs: Logs | None = None) -> None:
+    """Hand the stage its batches. With ``logs`` (the raw partitions the batches come from, all assigned)
+    the stage sees a partition as caught up, as its consumer would, once it has been handed every record
+    of it (the records below the stage's positions were handed to it, or to the run before a restart)."""
+    if logs is not None:
+        delivered = dict(stage.positions())
+        stage.expect(list(logs))
+        stage.caught_up = lambda tp: delivered.get(tp, 0) >= len(logs.get(tp, ()))
     for batch in batches:
+        if logs is not None:
+            for r in batch:
+                delivered[(r.topic, r.partition)] = max(delivered.get((r.topic, r.partition), 0), r.offset + 1)
         stage.handle(batch)
     topic.collect()
+
+
+def resume(logs: Logs, positions: dict) -> Logs:
+    """The records a consumer reads after a restart: each partition from ``positions`` on (offsets kept)."""
+    return {tp: records[positions.get(tp, 0):] for tp, records in logs.items()}
 
 
 def seqs(records: list, codec) -> list[int]:

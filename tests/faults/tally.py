@@ -42,10 +42,20 @@ DIGESTS = {
         "complaint_sla_events", "event_id, case_id, event_type, clock, occurred_at, withdrawn_at IS NOT NULL, "
         "withdrawal_id"),
 }
-# The identity decision log is not hashed: it is the audit trail of arrival order (which event first
-# proved a link, with its trust; an anon- customer made then merged, or never made; a link then
-# unlinked, or never linked), so two clean runs of the same events differ there. What it must never
-# hold is one event deciding the same thing twice (a restart re-deciding what it had decided).
+# Identity observes in the order of its partition merge (processors/partition_merge.py), not in arrival
+# order, so its decision log and its routes are a function of the events too. Their sequence numbers
+# are compared between two clean runs only (``EXACT``): a restarted identity numbers from a new epoch.
+DIGESTS.update({
+    "identity_decisions": digest_sql(
+        "identity_decisions", "decision_id, decision, decided_by, decided_at, customer_id, from_ids, into_ids, "
+        "identifiers, trust, reason, rule, evidence_event_id"),
+    "routes": digest_sql("customer_identifiers", "kind, value, customer_id"),
+})
+EXACT = {
+    "decision_seqs": digest_sql("identity_decisions", "decision_id, seq"),
+    "route_seqs": digest_sql("customer_identifiers", "kind, value, customer_id, seq"),
+}
+# And one event must never decide the same thing twice (a restart re-deciding what it had decided).
 DECISION_KEY = ("SELECT decided_by || '|' || decision || '|' || coalesce(customer_id, '~') || '|' || "
                 "from_ids::VARCHAR || '|' || into_ids::VARCHAR || '|' || identifiers::VARCHAR, decided_by "
                 "FROM identity_decisions")
@@ -65,6 +75,7 @@ class Snapshot:
     findings_on_topic: Counter      # finding_id on touchstream.contact-findings -> records
     findings_held: set[str] = field(default_factory=set)   # finding_ids the settled 360s hold
     dead_letters: int = 0
+    exact: dict[str, list] = field(default_factory=dict)   # EXACT: with identity's sequence numbers
 
 
 @dataclass
@@ -117,9 +128,10 @@ def take(settings) -> Snapshot:
             return list(zip(*client.sql_arrow(sql, max_rows=5_000_000).to_pydict().values()))
 
         hashes = {name: [int(r[0]), r[1]] for name, sql in DIGESTS.items() for r in rows(sql)}
+        exact = {name: [int(r[0]), r[1]] for name, sql in EXACT.items() for r in rows(sql)}
         decisions = rows(DECISION_KEY)
         return Snapshot(
-            hashes=hashes,
+            hashes=hashes, exact=exact,
             interaction_ids=Counter(r[0] for r in rows("SELECT event_id FROM interactions")),
             customer_events=Counter(dict(rows("SELECT customer_id, events FROM customer_360"))),
             case_contacts=Counter(dict(rows("SELECT case_id, contacts FROM complaint_cases"))),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from touchstream.processors.batch_source import next_positions, to_records
+from touchstream.config import Settings
+from touchstream.processors.batch_source import BatchSource, next_positions, to_records
 from touchstream.processors.records import RawRecord
 
 
@@ -66,3 +69,25 @@ def test_next_positions_are_one_past_the_highest_offset_of_each_partition(triple
     for t, p, o in triples:
         want[(t, p)] = max(want.get((t, p), -1), o + 1)
     assert got == want
+
+
+def test_a_holding_source_knows_which_partitions_are_at_their_end_and_commits_the_handlers_positions():
+    """Identity's merge holds records back until every partition delivered or is at its end: the source
+    tracks librdkafka's partition-EOF events (a record after one means the end moved on), skips them as
+    records, and commits the positions the handler gives, not those it consumed."""
+    source = BatchSource(Settings(home=Path("/nonexistent")), "g", ["t"], lambda records: None, name="x",
+                         holds=lambda: {("t", 0): 3}, settle=0.0)
+    eof = KafkaError(KafkaError._PARTITION_EOF)
+    assert not source.caught_up(("t", 0))
+    assert source._note_ends([Message("t", 0, 4), Message("t", 0, 5, error=eof), Message("t", 1, 9)])
+    assert source.caught_up(("t", 0)) and not source.caught_up(("t", 1))
+    assert not source._note_ends([Message("t", 0, 5)]) and not source.caught_up(("t", 0))
+    assert [r.offset for r in to_records([Message("t", 0, 4), Message("t", 0, 5, error=eof)])] == [4]
+    assert [(tp.topic, tp.partition, tp.offset) for tp in source._positions([])] == [("t", 0, 3)]
+
+
+def test_a_partition_just_at_its_end_holds_the_merge_for_the_settle_time():
+    source = BatchSource(Settings(home=Path("/nonexistent")), "g", ["t"], lambda records: None, name="x",
+                         holds=dict, settle=60.0)
+    source._note_ends([Message("t", 0, 5, error=KafkaError(KafkaError._PARTITION_EOF))])
+    assert not source.caught_up(("t", 0))   # a record sent just before another one's may still be on its way

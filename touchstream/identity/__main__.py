@@ -44,9 +44,13 @@ def build_stage(settings: Settings) -> IdentityStage:
 
 
 def catch_up(settings: Settings, stage: IdentityStage, topics: list[str]) -> int:
+    """Re-observe what was published between the snapshot and the committed positions: read whole,
+    then observed in one merge (the order the run before the stop observed them in)."""
     committed = committed_offsets(settings, APP_ID, topics)
     ranges = {tp: (stage.offsets.get(tp), end) for tp, end in committed.items()}
-    return replay_range(settings, ranges, stage.catch_up)
+    records: list = []
+    replay_range(settings, ranges, records.extend)
+    return stage.catch_up(records)
 
 
 def main() -> None:
@@ -62,13 +66,16 @@ def main() -> None:
     stage.save()
     app = create_app(settings, APP_ID)
 
-    def assigned(_partitions) -> None:
+    def assigned(partitions) -> None:
+        stage.expect(partitions)
         ready.parent.mkdir(parents=True, exist_ok=True)
         ready.write_text("ready\n")
 
-    # No ``resume_at``: identity resumes at its consumer group's commits (made after each handled batch).
+    # No ``resume_at``: identity resumes at its consumer group's commits, the positions of its merge
+    # (``stage.positions``: the first record it still holds per partition), made after each batch.
     source = BatchSource(settings, APP_ID, topics, stage.handle, name=STAGE_NAME, batch=5000, on_assigned=assigned,
-                         loop=app.loop)
+                         holds=stage.positions, loop=app.loop)
+    stage.caught_up = source.caught_up
     try:
         faust.Worker(app, source, loglevel="warn").execute_from_commandline()
     finally:

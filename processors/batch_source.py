@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -91,7 +90,7 @@ class BatchSource(Service):
                  *, name: str, batch: int = 5000, within: float = 0.25,
                  resume_at: Callable[[Partition], int] | None = None,
                  on_assigned: Callable[[list[Partition]], None] | None = None, rerunnable: bool | None = None,
-                 holds: Callable[[], dict[Partition, int]] | None = None, settle: float = 0.5, **kwargs):
+                 holds: Callable[[], dict[Partition, int]] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.settings, self.group, self.topics, self.handle = settings, group, topics, handle
         self.name, self.batch, self.within = name, batch, within
@@ -99,8 +98,9 @@ class BatchSource(Service):
         self.rerunnable = resume_at is not None if rerunnable is None else rerunnable
         # A handler that holds records back (identity's merge) gives the positions to commit, and is told
         # which partitions are at their end (``caught_up``) and whenever one reaches it.
-        self.holds, self.settle = holds, settle
-        self._at_end: dict[Partition, float] = {}   # partition -> monotonic time librdkafka said it was at its end
+        self.holds = holds
+        self._next: dict[Partition, int] = {}   # per partition: the offset after the last record consumed
+        self._consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -126,7 +126,7 @@ class BatchSource(Service):
     def _run(self) -> None:
         try:
             config = consumer_config(self.settings, self.group, BrokerWatch(self.name))
-            consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
+            consumer = self._consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
             consumer.subscribe(self.topics, on_assign=self._assign)
             try:
                 self._consume(consumer)
@@ -158,26 +158,28 @@ class BatchSource(Service):
             _commit(consumer, positions, asynchronous=False)
 
     def caught_up(self, partition: Partition) -> bool:
-        """The partition's consumer has been at the end of its log for ``settle`` seconds: it has
-        nothing more to deliver now. (librdkafka says so with a partition-EOF event after the last
-        record it fetched.) Why wait: a record sent just before one of another partition may be
-        appended, or fetched, a moment after it; holding the merge that moment keeps such a pair
-        in event order, at the price of that much latency while records trickle in."""
-        since = self._at_end.get(partition)
-        return since is not None and time.monotonic() - since >= self.settle
+        """Every record of the partition the broker has told this consumer of has been consumed: it has
+        nothing more to deliver now. Why not librdkafka's end-of-partition event alone: it is as of the
+        record consumed before it, and records fetched since may wait in librdkafka's queue, behind
+        other partitions' records; the high watermark of each fetch response says they exist."""
+        consumed = self._next.get(partition)
+        if consumed is None or self._consumer is None:
+            return False
+        _low, high = self._consumer.get_watermark_offsets(TopicPartition(*partition), cached=True)
+        return high >= 0 and consumed >= high
 
     def _note_ends(self, messages) -> bool:
-        """Track which partitions are at their end; True when one reached it in ``messages``."""
+        """Track how far each partition was consumed; True when one reached its end in ``messages``
+        (an end-of-partition event gives the position of a partition nothing was consumed from yet)."""
         if self.holds is None:
             return False
         ended = False
         for m in messages:
-            tp = (m.topic(), m.partition())
-            error = m.error()
+            tp, error = (m.topic(), m.partition()), m.error()
             if error is None:
-                self._at_end.pop(tp, None)
+                self._next[tp] = m.offset() + 1
             elif error.code() == KafkaError._PARTITION_EOF:
-                self._at_end.setdefault(tp, time.monotonic())
+                self._next[tp] = max(self._next.get(tp, 0), m.offset())
                 ended = True
         return ended
 
@@ -208,7 +210,7 @@ class BatchSource(Service):
                 tp.offset = self.resume_at((tp.topic, tp.partition))
         consumer.assign(partitions)
         for tp in partitions:
-            self._at_end.pop((tp.topic, tp.partition), None)   # unknown until librdkafka says
+            self._next.pop((tp.topic, tp.partition), None)   # unknown until a record or an end event says
         if self.on_assigned is not None:
             self.on_assigned([(tp.topic, tp.partition) for tp in partitions])
 

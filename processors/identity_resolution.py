@@ -102,9 +102,11 @@ class IdentityStage:
 
     def __init__(self, resolver: IdentityResolver, codec: AvroCodec, output, dead_letters,
                  checkpoint: IdentityCheckpoint | None = None, snapshot: Snapshot | None = None,
-                 *, every_seconds: float = 10.0, every_records: int = 50_000, max_skew: timedelta = MAX_CLOCK_SKEW):
+                 *, every_seconds: float = 10.0, every_records: int = 50_000, max_skew: timedelta = MAX_CLOCK_SKEW,
+                 settle: float = 0.5):
         self.resolver, self.codec, self.output, self.dead_letters = resolver, codec, output, dead_letters
         self.max_skew = max_skew   # how far event and recorded time may lead the broker's receipt
+        self.settle = settle       # seconds a record waits after the broker appended it (``partition_merge``)
         self.checkpoint = checkpoint
         snap = snapshot or Snapshot(epoch=1)
         self.epoch, self.counter, self.offsets = snap.epoch, snap.counter, CommittedOffsets(snap.offsets)
@@ -140,15 +142,21 @@ class IdentityStage:
             if letters:
                 self.dead_letters.send(letters)
                 self.stats["dead"] += len(letters)
-            released = self.merge.release(self.caught_up)
+            released = self.merge.release(self.caught_up, self._settled)
             for item in released:
                 if item.event is not None:
                     self._publish(item.record, item.event)
             self.output.flush()
             self.offsets.advance(self.merge.positions())
             self._since_save += len(released)
-            if self._since_save >= self.every_records or time.monotonic() - self._saved_at >= self.every_seconds:
+            due = self._since_save >= self.every_records or time.monotonic() - self._saved_at >= self.every_seconds
+            if self._since_save and due:
                 self._save()
+
+    def _settled(self, item: Item) -> bool:
+        """Appended by the broker ``settle`` seconds ago or more (a record without a broker time is)."""
+        stamp = item.record.timestamp
+        return stamp is None or stamp < 0 or stamp <= (time.time() - self.settle) * 1000
 
     def positions(self) -> dict[tuple[str, int], int]:
         """Where a restart must resume per partition: what the source commits to the consumer group."""

@@ -9,11 +9,14 @@ different orders and decided differently (issue 14: 1,958 vs 1,965 decisions, 42
 The merge is the classic k-way merge of the partitions by event key (event time, then
 event id; ties by topic, partition and offset): a record is released only when it is the
 least head of all partitions, and a partition whose buffer is empty holds the merge back
-unless it is caught up (it has nothing more to deliver now: its consumer position is at
-the end of the log). The released order is then a function of the partitions' contents
-alone, whatever the batching, the interleaving or the restart point; a record appended
-after the merge passed its key (a producer sending out of event-time order, or one held up)
-is read where it arrives, and is the one thing that can still differ between two runs.
+unless it is caught up (it has nothing more to deliver now: its consumer has consumed up
+to the high watermark of its last fetch). And a record is released only once it has *settled*: the broker appended it a
+moment ago at least (``IdentityStage.settle``), because a producer batches per partition, so
+a record sent just before it to a quiet partition may be appended a few milliseconds after
+it. The released order is then a function of the partitions' contents alone, whatever the
+batching, the interleaving or the restart point; a record appended after the merge passed
+its key (a producer sending out of event-time order, or one held up longer than the settle
+time) is read where it arrives, and is the one thing that can still differ between two runs.
 
 Each partition's commit position is that of its first record not released yet, so a
 restart resumes with exactly the records the merge still held.
@@ -66,8 +69,11 @@ class PartitionMerge:
                 self._queues.setdefault(tp, deque()).append(item)
                 self._next[tp] = item.record.offset + 1
 
-    def release(self, caught_up: Callable[[Partition], bool]) -> list[Item]:
-        """Every record that is the least head while no partition still to deliver is empty, in order."""
+    def release(self, caught_up: Callable[[Partition], bool],
+                settled: Callable[[Item], bool] = lambda _item: True) -> list[Item]:
+        """Every record that is the least head while no partition still to deliver is empty, in order,
+        up to the first one not ``settled`` yet (one that came so recently that a record sent before it
+        to another partition may still be on its way)."""
         if any(not q and not caught_up(tp) for tp, q in self._queues.items()):
             return []
         heads = [(sort_key(q[0]), tp) for tp, q in self._queues.items() if q]
@@ -76,6 +82,8 @@ class PartitionMerge:
         while heads:
             _, tp = heapq.heappop(heads)
             queue = self._queues[tp]
+            if not settled(queue[0]):
+                break
             out.append(queue.popleft())
             if queue:
                 heapq.heappush(heads, (sort_key(queue[0]), tp))

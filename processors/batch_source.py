@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -139,6 +140,7 @@ class BatchSource(Service):
 
     def _consume(self, consumer: Consumer) -> None:
         positions: list[TopicPartition] = []
+        committed_at = time.monotonic()
         while not self._stop.is_set():
             messages = consumer.consume(self.batch, self.within)
             ended = self._note_ends(messages)
@@ -151,8 +153,10 @@ class BatchSource(Service):
                 break   # asked to stop during an outage: this batch was not handled, so not committed
             self.handled += len(records)
             latest = self._positions(records)
-            if latest and _offsets(latest) != _offsets(positions):   # (TopicPartition == ignores offsets)
-                positions = latest
+            # Again now and then when nothing changed: an asynchronous commit lost to a broker restart is
+            # not retried by librdkafka, and identity resumes at these. (TopicPartition == ignores offsets.)
+            if latest and (_offsets(latest) != _offsets(positions) or time.monotonic() - committed_at > 5.0):
+                positions, committed_at = latest, time.monotonic()
                 _commit(consumer, positions, asynchronous=True)
         if positions:
             _commit(consumer, positions, asynchronous=False)

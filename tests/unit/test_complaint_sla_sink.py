@@ -241,23 +241,27 @@ def test_a_restarted_timer_moves_on_once_its_assigned_partitions_go_idle(tmp_pat
             and e["clock"].startswith("callback:")] == ["callback:CB1"]
 
 
+def fails_in_an_outage(sink: ComplaintSink, records: list, monkeypatch) -> None:
+    """One attempt at ``records`` whose transaction fails, as it does while the registry is away; the
+    sink's own store is back afterwards, for the retry."""
+    def outage(*_args):
+        raise ConnectionError("registry unreachable")
+    with monkeypatch.context() as patch:
+        patch.setattr(sink, "_store", outage)
+        with pytest.raises(ConnectionError):
+            sink.handle(records)
+
+
 def test_no_tick_judges_clocks_while_a_batch_waits_to_be_applied(tmp_path, monkeypatch):
     """A batch that cannot be applied yet (here its transaction fails, as in a registry outage it
     waits) holds the watermark: the fault suite's 30 s registry outage published two breaches a clean
     run never sends, because every partition looked idle to the 2 s tick while the batch waited."""
     sink, output, wall, _log, backlog = _opened_and_answer_pending(tmp_path)
-    store = sink._store
-
-    def outage(*_args):
-        raise ConnectionError("registry unreachable")
-    monkeypatch.setattr(sink, "_store", outage)
-    with pytest.raises(ConnectionError):
-        sink.handle(backlog)
+    fails_in_an_outage(sink, backlog, monkeypatch)
     wall.now += 30                                 # every partition silent past the idle limit
     assert sink.tick() == 0
     assert not [e for e in published(output) if e.get("clock") == "callback:CB1"
                 and e["envelope"]["event_type"] != "complaint.sla_withdrawn"], "judged while the answer waited"
-    monkeypatch.setattr(sink, "_store", store)
     sink.handle(backlog)                           # the retry after the outage
     wall.now += 11
     sink.tick()
@@ -280,15 +284,8 @@ def test_partitions_waiting_behind_a_held_batch_are_not_idle_when_it_goes_throug
     sink.handle(phone)                             # the phone partition delivers, then its source stalls
     held = _records(raw_logs(validated_records(ahead), CODEC, log), seen)
     assert {r.topic for r in held}.isdisjoint({r.topic for r in phone})
-    store = sink._store
-
-    def outage(*_args):
-        raise ConnectionError("registry unreachable")
-    monkeypatch.setattr(sink, "_store", outage)
-    with pytest.raises(ConnectionError):
-        sink.handle(held)
+    fails_in_an_outage(sink, held, monkeypatch)
     wall.now += 30
-    monkeypatch.setattr(sink, "_store", store)
     sink.handle(held)                              # the retry goes through; the answer is next in line
     assert sink.tick() == 0
     sink.handle(_records(raw_logs(validated_records(late), CODEC, log), seen))

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from tests.complaint_fill import case_events, case_views, fold_cases, run_sink, write_log, write_sla
 from touchstream.demo.generator import DEFAULT_START, event_id_prefix, generate
 from touchstream.events.catalogue import Catalogue, ValidEvent
-from touchstream.processors.customer_360 import summary_row
+from touchstream.projections.customer_360_summary import summary_row
 from touchstream.projections.customer_360 import fold, view
 from touchstream.projections.customer_360_routing import Claim
 from touchstream.projections.customer_360_store import Customer360Store

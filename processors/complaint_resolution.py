@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.events.envelope import MAX_CLOCK_SKEW
-from touchstream.processors.decoding import decode_batch, decode_event
+from touchstream.processors.decoding import decode_event
+from touchstream.processors.raw_fanout import DecodedBatch, decoded_batch
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.processors.complaint_sla_timer import SlaTimer
 from touchstream.processors.topic_output import NullOutput
@@ -140,25 +141,37 @@ class ComplaintSink:
         self.stats = {"events": 0, "cases": 0, "dead": 0}
 
     def handle(self, records: list[RawRecord]) -> None:
+        """Decode and apply one batch on its own (serving shares one decode: ``raw_fanout``)."""
         todo = self._committed.pending(records)
-        if not todo:
+        if todo:
+            self.arriving(todo)
+            self.apply(decoded_batch(self.codec, todo, self.max_skew))
+
+    def arriving(self, records: list[RawRecord]) -> None:
+        """Records about to be decoded: their partitions hold the SLA watermark until they are applied (a
+        registry outage can keep them decoding for minutes, and the watermark must not pass them)."""
+        self.timer.hold({(r.topic, r.partition) for r in self._committed.pending(records)})
+
+    def apply(self, batch: DecodedBatch) -> None:
+        """Apply the records of a decoded batch this sink has not applied yet."""
+        batch = batch.after(self._committed.get)
+        if not batch.records:
             return
-        parts = {(r.topic, r.partition) for r in todo}
+        parts = {(r.topic, r.partition) for r in batch.records}
         self.timer.hold(parts)   # no tick may judge clocks while these records wait (an outage, a retry)
-        decoded, letters = decode_batch(self.codec, todo, self.max_skew)
         rows = []
-        for record, event in decoded:
+        for record, event in batch.good:
             key = case_key(event.record)
             if key:
                 env = event.record["envelope"]
                 rows.append({"event_id": env["event_id"], "case_id": key, "occurred_at": env["occurred_at"],
                              "value": record.value})
-        if letters:   # the interaction-log sink dead-letters the same records; this says which sink met them
-            self.dead_letters.send(letters)
-            self.stats["dead"] += len(letters)
-        offsets, now = next_offsets(r.position for r in todo), datetime.now(timezone.utc)
+        if batch.letters:   # the interaction-log sink dead-letters the same records; this says which sink met them
+            self.dead_letters.send(batch.letters)
+            self.stats["dead"] += len(batch.letters)
+        offsets, now = next_offsets(r.position for r in batch.records), datetime.now(timezone.utc)
         try:
-            self._apply(rows, decoded, parts, offsets, now)
+            self._apply(rows, batch.good, parts, offsets, now)
         except BaseException:
             self.timer.hold(parts)   # rolled back: still waiting to be applied
             raise

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from touchstream.codec.avro_codec import AvroCodec, DecodeError
+from touchstream.codec.avro_codec import AvroCodec
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.interaction_log import next_offsets, to_row
 from touchstream.events.envelope import MAX_CLOCK_SKEW
-from touchstream.processors.decoding import decode_checked
+from touchstream.processors.raw_fanout import DecodedBatch, decoded_batch
 from touchstream.processors.records import CommittedOffsets, RawRecord
-from touchstream.publishing.dead_letters import DeadLetter, DeadLetterProducer
+from touchstream.publishing.dead_letters import DeadLetterProducer
 
 log = logging.getLogger(__name__)
 SINK_NAME = "interaction_log"
@@ -36,32 +36,30 @@ class InteractionLogSink:
         self.dead = 0
 
     def handle(self, records: list[RawRecord]) -> int:
-        """Apply one batch; returns the number of new rows."""
+        """Decode and apply one batch on its own (serving shares one decode: ``raw_fanout``)."""
         todo = self._committed.pending(records)
-        if not todo:
+        return self.apply(decoded_batch(self.codec, todo, self.max_skew)) if todo else 0
+
+    def arriving(self, records: list[RawRecord]) -> None:
+        """Nothing to prepare before a shared decode (``raw_fanout``): the log has no clock."""
+
+    def apply(self, batch: DecodedBatch) -> int:
+        """Apply the records of a decoded batch this sink has not applied yet; returns the number of new rows."""
+        batch = batch.after(self._committed.get)
+        if not batch.records:
             return 0
         now = datetime.now(timezone.utc)
-        rows, letters = [], []
-        for record in todo:
-            try:
-                decoded = self._decode(record)
-                rows.append(to_row(decoded.event_type, decoded.record, decoded.schema_id, record.position, now))
-            except DecodeError as exc:
-                letters.append(DeadLetter(record, exc.reason))
-        if letters:
-            self.dead_letters.send(letters)
-            log.warning("%d undecodable record(s) sent to the dead-letter topic", len(letters))
-        dead = [(d.record.position, d.reason) for d in letters]
-        new = self.store.apply_interactions(self.name, rows, [r.position for r in todo], dead)
-        self._committed.advance(next_offsets(r.position for r in todo))
+        rows = [to_row(d.event_type, d.record, d.schema_id, r.position, now) for r, d in batch.good]
+        if batch.letters:
+            self.dead_letters.send(batch.letters)
+            log.warning("%d undecodable record(s) sent to the dead-letter topic", len(batch.letters))
+        dead = [(d.record.position, d.reason) for d in batch.letters]
+        new = self.store.apply_interactions(self.name, rows, [r.position for r in batch.records], dead)
+        self._committed.advance(next_offsets(r.position for r in batch.records))
         self.applied += new
-        self.dead += len(letters)
+        self.dead += len(batch.letters)
         return new
 
     def committed(self, partition: tuple[str, int]) -> int:
         """The next offset this sink applies for (topic, partition): where its source resumes."""
         return self._committed.get(partition)
-
-    def _decode(self, record: RawRecord):
-        return decode_checked(self.codec, record, self.max_skew)
-

@@ -1,7 +1,8 @@
 """``python -m touchstream.serving``: the process that owns DuckDB.
 
-A faust worker runs the process: one ``BatchSource`` thread per sink, each resuming
-at the offsets its sink committed in DuckDB, and the SLA timer. The query HTTP API
+A faust worker runs the process: one ``BatchSource`` thread per input, each resuming
+at the offsets its sinks committed in DuckDB, and the SLA timer. The raw topics are
+read and decoded once for the interaction log and the complaint sink (``raw_fanout``). The query HTTP API
 runs in a uvicorn thread (uvicorn leaves signals to the main thread there), so
 SIGTERM stops the worker cleanly and the DuckDB file is closed on the way out.
 """
@@ -28,6 +29,7 @@ from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.identity_decisions import IdentityDecisionSink
+from touchstream.processors.raw_fanout import RawFanout, RecentDecodes, SharingCodec
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.complaint_resolution import Config as ComplaintConfig
 from touchstream.projections.customer_360 import Config
@@ -47,6 +49,7 @@ def main() -> None:
     settings = Settings.from_env().for_service("serving")   # its Kafka principal
     store = DuckDBStore(settings.duckdb_path)
     codec = AvroCodec(settings.registry_url, auto_register=False)
+    recent = RecentDecodes()   # raw records decoded once: the 360 finds identity's forwards of them here
     sink = interaction_log.InteractionLogSink(
         store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME), max_skew=settings.max_clock_skew,
     )
@@ -55,11 +58,11 @@ def main() -> None:
     profiles = Customer360Store(store)
     region = load_identity_config(settings.identity_config_path).default_region   # phones as identity reads them
     live = LiveCustomer360(customer_360.Customer360Sink(
-        profiles, codec, TopicOutput(settings, client_id="touchstream-serving"),
+        profiles, SharingCodec(codec, recent), TopicOutput(settings, client_id="touchstream-serving"),
         DeadLetterProducer(settings, consumer="customer_360"), Config(region=region),
     ))
     complaints = ComplaintSink(
-        store, codec, DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
+        store, SharingCodec(codec, recent), DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
         output=TopicOutput(settings, client_id="touchstream-complaints"), region=region,
         customers=Customer360Directory(live), idle_seconds=settings.sla_idle_seconds,
         max_skew=settings.max_clock_skew, config=ComplaintConfig(first_contact_grace=settings.fcr_grace),
@@ -81,10 +84,10 @@ def main() -> None:
         return BatchSource(settings, f"touchstream-serving.{name}", topics, stage.handle, name=name, batch=batch,
                            resume_at=stage.committed, on_assigned=on_assigned, loop=app.loop)
 
+    fanout = RawFanout(codec, [sink, complaints], max_skew=settings.max_clock_skew, recent=recent)
     sources = [
-        source(interaction_log.SINK_NAME, raw, sink, batch=2000),
+        source("raw", raw, fanout, batch=2000, assigned=complaints.expect),
         source("customer_360", [CUSTOMER_EVENTS_TOPIC], live),
-        source(COMPLAINT_SINK, raw, complaints, assigned=complaints.expect),
         source("identity_decisions", [DECISIONS_TOPIC], decisions),
     ]
 

@@ -173,6 +173,21 @@ def test_a_flush_against_an_unreachable_broker_reads_as_outputs_still_queued():
     assert outages.pending_only(raised.value) and outage_of(raised.value, rerunnable=False) is BROKER
 
 
+def test_a_refused_output_is_named_although_only_failed_deliveries_call_back():
+    """``delivery.report.only.error``: success costs no Python call, yet every refusal still reaches ``flush``."""
+    port = free_ports(1)[0]
+    output = TopicOutput(Settings(home=Path("/unused"), broker_port=port), client_id="refusal-test")
+    output.send("t", "k", b"v")
+    output.send("t", "k", b"w")
+    output._producer.purge()   # both refused locally, as a broker refusal would be reported
+    try:
+        with pytest.raises(OutputError) as raised:
+            output.flush(timeout=5)
+    finally:
+        output._producer.flush(0)
+    assert "Purged" in str(raised.value) and not outages.pending_only(raised.value)
+
+
 # --- the batch source ------------------------------------------------------------------------------
 
 class FakeConsumer:

@@ -13,9 +13,9 @@ sees every raw partition. Per batch it decodes each record, lets the pure
   not matter);
 - every decision as ``IdentityDecided`` on ``touchstream.identity.decisions``.
 
-Offsets advance only after Kafka acknowledged the outputs. The state is
-snapshotted (``identity_checkpoint``); records after the snapshot that were
-already published are re-observed silently at start (``catch_up``).
+Offsets advance only after Kafka acknowledged the outputs. The state is saved
+as the facts each batch changed (``identity_store``); records after the last
+save that were already published are re-observed silently at start (``catch_up``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from datetime import timedelta
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.envelope import MAX_CLOCK_SKEW
 from touchstream.processors.decoding import decode_batch, decode_checked
-from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
+from touchstream.processors.identity_store import IdentityStateStore, Saved
 from touchstream.processors.partition_merge import Item, PartitionMerge
 from touchstream.processors.records import CommittedOffsets, RawRecord
+from touchstream.projections.identity_journal import Facts
 from touchstream.projections.identity_resolution import (
     CustomerMerged, CustomerSplit, IdentityFinding, IdentityResolver, IdentityUnlinked,
 )
@@ -98,18 +99,23 @@ def affected_customers(decisions: list) -> list[str]:
 
 
 class IdentityStage:
-    """One instance per deployment (identity is global); ``handle`` is called with raw batches."""
+    """One instance per deployment (identity is global); ``handle`` is called with raw batches.
+
+    A save is due after a batch once ``every_seconds`` or ``every_records`` passed. It costs what
+    changed since the last one (about 14-20 µs per event at 300k events, a commit alone under 1 ms),
+    so a save a second costs as much per event as one every ten while it keeps the catch-up after a
+    crash to a second of records and bounds the commits when batches are tiny."""
 
     def __init__(self, resolver: IdentityResolver, codec: AvroCodec, output, dead_letters,
-                 checkpoint: IdentityCheckpoint | None = None, snapshot: Snapshot | None = None,
-                 *, every_seconds: float = 10.0, every_records: int = 50_000, max_skew: timedelta = MAX_CLOCK_SKEW,
+                 store: IdentityStateStore | None = None, saved: Saved | None = None,
+                 *, every_seconds: float = 1.0, every_records: int = 50_000, max_skew: timedelta = MAX_CLOCK_SKEW,
                  settle: float = 0.5):
         self.resolver, self.codec, self.output, self.dead_letters = resolver, codec, output, dead_letters
         self.max_skew = max_skew   # how far event and recorded time may lead the broker's receipt
         self.settle = settle       # seconds a record waits after the broker appended it (``partition_merge``)
-        self.checkpoint = checkpoint
-        snap = snapshot or Snapshot(epoch=1)
-        self.epoch, self.counter, self.offsets = snap.epoch, snap.counter, CommittedOffsets(snap.offsets)
+        self.store, self._unsaved = store, Facts()   # facts drained from the resolver whose save did not commit
+        saved = saved or Saved(epoch=1)
+        self.epoch, self.counter, self.offsets = saved.epoch, saved.counter, CommittedOffsets(saved.offsets)
         self.every_seconds, self.every_records = every_seconds, every_records
         self._since_save, self._saved_at = 0, time.monotonic()
         self._lock = threading.Lock()
@@ -120,10 +126,11 @@ class IdentityStage:
         self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0, "duplicates": 0}
 
     @classmethod
-    def restore(cls, checkpoint: IdentityCheckpoint, config, codec, output, dead_letters, **kw) -> "IdentityStage":
-        snap = checkpoint.load()
-        resolver = IdentityResolver.from_dict(snap.resolver, config) if snap.resolver else IdentityResolver(config)
-        return cls(resolver, codec, output, dead_letters, checkpoint, snap, **kw)
+    def restore(cls, store: IdentityStateStore, config, codec, output, dead_letters, **kw) -> "IdentityStage":
+        """A stage as a start finds it: the store's facts re-derived, under a fresh epoch it already persisted."""
+        saved = store.load()
+        resolver = IdentityResolver.from_facts(saved.facts, config, journal=True)
+        return cls(resolver, codec, output, dead_letters, store, saved, **kw)
 
     def _seq(self) -> int:
         self.counter += 1
@@ -208,8 +215,12 @@ class IdentityStage:
             return len(todo)
 
     def _save(self) -> None:
-        if self.checkpoint is not None:
-            self.checkpoint.save(Snapshot(self.epoch, self.counter, self.offsets.as_dict(), self.resolver.to_dict()))
+        """The facts observed since the last save, the positions and the counter, in one store transaction.
+        Facts drained for a save that failed are kept and go with the next one."""
+        if self.store is not None:
+            self._unsaved = self._unsaved.plus(self.resolver.changes())
+            self.store.save(Saved(self.epoch, self.counter, self.offsets.as_dict(), self._unsaved))
+            self._unsaved = Facts()
         self._since_save, self._saved_at = 0, time.monotonic()
 
     def save(self) -> None:

@@ -15,6 +15,9 @@ API::
     resolver.customer_of("email", " Ann@Example.COM ")      # -> "CU-42" (input normalised like events)
     resolver.identifiers_of("CU-42")                         # -> [("email", "ann@example.com", "verified"), ...]
     IdentityResolver.from_dict(resolver.to_dict(), config)  # plain dicts/lists/str/int only
+    resolver = IdentityResolver(config, journal=True)
+    resolver.changes()               # Facts: rows added or changed since the last call (``identity_journal``)
+    IdentityResolver.from_facts(store_facts, config, journal=True)   # restore from rows
 
 Rules this module adds to ``identity_graph``'s replay:
 
@@ -46,6 +49,7 @@ from touchstream.projections.identity_decisions import (  # noqa: F401  (re-expo
 from touchstream.projections.identity_graph import (  # noqa: F401  (Derivation, Rules re-exported)
     CUSTOMER_ID, Derivation, Evidence, IdentityGraph, Identifier, Rules, Separation, Trust, pair_of,
 )
+from touchstream.projections.identity_journal import FACT_KINDS, NO_JOURNAL, Facts, Journal, link_row, reported_row
 from touchstream.projections.identity_normalise import (  # noqa: F401  (re-exported)
     ENVELOPE_TRUST, KIND_CEILING, KINDS, C, IdentityConfig, O, V, envelope_trust, normalise,
 )
@@ -113,13 +117,14 @@ def _explicit(record: dict) -> list[tuple[str, str]]:
 class IdentityResolver:
     """Resolves every event's identity hints to a canonical customer id, as events arrive."""
 
-    def __init__(self, config: IdentityConfig | None = None):
+    def __init__(self, config: IdentityConfig | None = None, *, journal: bool = False):
         self.config = config or IdentityConfig()
         self._graph = IdentityGraph(self.config.rules)
         self._events: set[str] = set()
         self._node_trust: dict[Identifier, Trust] = {}
         self._notes: dict[Identifier, str] = {}
         self._reported: set[tuple[str, Identifier]] = set()   # one finding per blocked / odd identifier
+        self._journal = Journal() if journal else NO_JOURNAL  # only a resolver whose state is stored keeps one
 
     # -- the stream ----------------------------------------------------------------
     def observe(self, record: dict) -> Resolution:
@@ -129,6 +134,7 @@ class IdentityResolver:
             anchor = self._anchor(self._nodes(record, None))
             return Resolution(self._graph.canonical.get(anchor) if anchor else None, [], anchor, True)
         self._events.add(event_id)
+        self._journal.event(event_id)
         decisions: list = []
         hints = self._identifiers(env["identity"].items(), event_id, decisions)
         explicit = self._identifiers(_explicit(record), event_id, decisions)
@@ -139,7 +145,9 @@ class IdentityResolver:
             cause = self._unlink(record, explicit, at, trust, seeds)
         else:
             for link in self._links(record, hints, explicit, trust):
-                if self._graph.add(pair_of(link.a, link.b), Evidence(at, event_id, link.trust, link.reason)):
+                pair, ev = pair_of(link.a, link.b), Evidence(at, event_id, link.trust, link.reason)
+                self._journal.evidence(pair, ev)
+                if self._graph.add(pair, ev):
                     seeds.update((link.a, link.b))
         anchor, moved = self._anchor(hints + explicit), ()
         if seeds:
@@ -158,11 +166,13 @@ class IdentityResolver:
             rule = "blocked_value" if self.config.blocked(node) else note
             if rule and decisions is not None and (rule, node) not in self._reported:
                 self._reported.add((rule, node))
+                self._journal.reported(rule, node)
                 decisions.append(IdentityFinding(rule, (node,), (), event_id, event_id))
             if rule == "blocked_value":
                 continue
-            if note:
+            if note and self._notes.get(node) != note:
                 self._notes[node] = note
+                self._journal.node(node)
             out.append(node)
         return out
 
@@ -179,9 +189,11 @@ class IdentityResolver:
         for node in hints + explicit:
             if self._graph.touch(node, at):
                 seeds.add(node)
+                self._journal.node(node)
             best = min(lone, KIND_CEILING.get(node.kind, V))
             if best > self._node_trust.get(node, 0):
                 self._node_trust[node] = best
+                self._journal.node(node)
         return seeds
 
     def _links(self, record: dict, hints: list, explicit: list, trust: Trust) -> list[_Link]:
@@ -203,7 +215,9 @@ class IdentityResolver:
         if len(explicit) != 2:
             return Cause(event_id, reason, trust, None)
         pair = pair_of(*explicit)
-        self._graph.separate(Separation(pair, at, event_id, trust, reason))
+        sep = Separation(pair, at, event_id, trust, reason)
+        self._graph.separate(sep)
+        self._journal.separation(sep)
         seeds.update(pair)
         return Cause(event_id, reason, trust, pair)
 
@@ -262,39 +276,52 @@ class IdentityResolver:
         return {str(node): note for node, note in sorted(self._notes.items())}
 
     # -- state as plain data -------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Facts only (events seen, sightings, evidence, unlinks): the customers are re-derived on load."""
+    def changes(self) -> Facts:
+        """The facts recorded since the last call, as rows (a store writes only these); needs ``journal=True``."""
+        return self._journal.drain(self._node_row)
+
+    def _node_row(self, node: Identifier) -> list:
+        return [node.kind, node.value, self._graph.first_seen[node], self._node_trust.get(node, C).symbol,
+                self._notes.get(node)]
+
+    def facts(self) -> Facts:
+        """Every fact (events seen, sightings, evidence, unlinks, findings reported), sorted."""
         g = self._graph
-        return {
-            "version": 1,
-            "events": sorted(self._events),
-            "nodes": [[n.kind, n.value, g.first_seen[n], self._node_trust.get(n, C).symbol, self._notes.get(n)]
-                      for n in sorted(g.first_seen)],
-            "evidence": [[*pair[0], *pair[1], ev.at, ev.event_id, ev.trust.symbol, ev.reason]
-                         for pair, by_trust in sorted(g.evidence.items()) for _t, bucket in sorted(by_trust.items())
-                         for ev in bucket],
-            "separations": sorted([*s.pair[0], *s.pair[1], s.at, s.event_id, s.trust.symbol, s.reason]
-                                  for s in {s for seps in g.separations.values() for s in seps}),
-            "reported": sorted([rule, *node] for rule, node in self._reported),
-        }
+        return Facts(sorted(self._events), [self._node_row(n) for n in sorted(g.first_seen)],
+                     [link_row(pair, ev) for pair, by_trust in sorted(g.evidence.items())
+                      for _t, bucket in sorted(by_trust.items()) for ev in bucket],
+                     sorted(link_row(s.pair, s) for s in {s for seps in g.separations.values() for s in seps}),
+                     sorted(reported_row(rule, node) for rule, node in self._reported))
 
     @classmethod
-    def from_dict(cls, data: dict, config: IdentityConfig | None = None) -> "IdentityResolver":
-        if data.get("version") != 1:
-            raise ValueError(f"unknown identity state version {data.get('version')!r}")
-        resolver = cls(config)
+    def from_facts(cls, facts: Facts, config: IdentityConfig | None = None, *,
+                   journal: bool = False) -> "IdentityResolver":
+        """The resolver the facts describe; the customers are re-derived. Separations go in before the
+        evidence, so evidence an unlink voided is refused again however the rows were kept."""
+        resolver = cls(config, journal=journal)
         g = resolver._graph
-        resolver._events = set(data["events"])
-        for kind, value, at, trust, note in data["nodes"]:
+        resolver._events = set(facts.events)
+        for kind, value, at, trust, note in facts.nodes:
             node = Identifier(kind, value)
             g.first_seen[node] = at
             resolver._node_trust[node] = Trust.parse(trust)
             if note:
                 resolver._notes[node] = note
-        for ka, va, kb, vb, at, event_id, trust, reason in data["separations"]:
+        for ka, va, kb, vb, at, event_id, trust, reason in facts.separations:
             g.separate(Separation((Identifier(ka, va), Identifier(kb, vb)), at, event_id, Trust.parse(trust), reason))
-        for ka, va, kb, vb, at, event_id, trust, reason in data["evidence"]:
+        for ka, va, kb, vb, at, event_id, trust, reason in facts.evidence:
             g.add((Identifier(ka, va), Identifier(kb, vb)), Evidence(at, event_id, Trust.parse(trust), reason))
-        resolver._reported = {(rule, Identifier(kind, value)) for rule, kind, value in data["reported"]}
+        resolver._reported = {(rule, Identifier(kind, value)) for rule, kind, value in facts.reported}
         g.rederive(g.first_seen)
         return resolver
+
+    def to_dict(self) -> dict:
+        """Facts only (events seen, sightings, evidence, unlinks): the customers are re-derived on load."""
+        return {"version": 1, **self.facts().as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict, config: IdentityConfig | None = None, *,
+                  journal: bool = False) -> "IdentityResolver":
+        if data.get("version") != 1:
+            raise ValueError(f"unknown identity state version {data.get('version')!r}")
+        return cls.from_facts(Facts(*(data[kind] for kind in FACT_KINDS)), config, journal=journal)

@@ -20,8 +20,8 @@ from pathlib import Path
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.events.catalogue import Catalogue, ValidEvent
 from touchstream.processors.customer_360 import Customer360Sink
-from touchstream.processors.identity_checkpoint import IdentityCheckpoint
 from touchstream.processors.identity_resolution import SEQ, IdentityStage
+from touchstream.processors.identity_store_sqlite import open_identity_store
 from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput
 from touchstream.projections import customer_360 as c360
@@ -34,7 +34,7 @@ from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC
 CAT = Catalogue()
 NOW = datetime(2100, 1, 1, tzinfo=timezone.utc)
 RAW_PARTITIONS, EVENT_PARTITIONS = 3, 4
-NEVER = {"every_seconds": 1e9, "every_records": 10**9}   # snapshots only when a test says so
+NEVER = {"every_seconds": 1e9, "every_records": 10**9}   # saves only when a test says so
 Logs = dict[tuple[str, int], list[RawRecord]]
 
 
@@ -99,8 +99,8 @@ class CustomerEventsTopic:
 
 
 def identity_stage(folder: Path, config: IdentityConfig, codec, output: MemoryOutput) -> IdentityStage:
-    """A stage as the identity service starts one: restored from its checkpoint (a fresh epoch)."""
-    return IdentityStage.restore(IdentityCheckpoint(folder), config, codec, output, AlreadySentDeadLetters(), **NEVER)
+    """A stage as the identity service starts one: restored from its state store (a fresh epoch)."""
+    return IdentityStage.restore(open_identity_store(folder), config, codec, output, AlreadySentDeadLetters(), **NEVER)
 
 
 def identify(stage: IdentityStage, batches: list[list[RawRecord]], topic: CustomerEventsTopic,

@@ -22,8 +22,10 @@ from tests.conftest import free_ports
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
 from touchstream.private_files import restrict_tree, secret_file, write_private
-from touchstream.processors.identity_checkpoint import IdentityCheckpoint, Snapshot
+from touchstream.processors.identity_store import Saved
+from touchstream.processors.identity_store_sqlite import open_identity_store
 from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.projections.identity_journal import Facts
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.stack import broker_runner, local_stack
@@ -53,8 +55,9 @@ def test_what_touchstream_writes_is_owner_only_whatever_the_umask(tmp_path: Path
     settings = Settings(home=tmp_path / "home")
     store = DuckDBStore(settings.duckdb_path)
     store.close()
-    checkpoint = IdentityCheckpoint(settings.data_dir / "identity")
-    checkpoint.save(Snapshot(checkpoint.load().epoch, 1, {("t", 0): 5}, {"version": 1}))
+    identity = open_identity_store(settings.data_dir / "identity")   # left open: its -wal and -shm files exist
+    facts = Facts(["e-1"], [["email", "a@b.nl", 1, "observed", None]])
+    identity.save(Saved(identity.load().epoch, 1, {("t", 0): 5}, facts))
     ApiKeyStore(settings.api_keys_path).create("web-shop", ["web"])
     ensure_operator_key(settings)
     pii_salt(settings)
@@ -63,12 +66,13 @@ def test_what_touchstream_writes_is_owner_only_whatever_the_umask(tmp_path: Path
     broker_runner.cluster_id(settings)
 
     home = settings.home
-    for folder in (home, settings.data_dir, checkpoint.folder, settings.kafka_data_dir, settings.logs_dir):
+    for folder in (home, settings.data_dir, identity.folder, settings.kafka_data_dir, settings.logs_dir):
         assert mode(folder) == 0o700, folder
-    for name in ("data/touchstream.duckdb", "data/identity/checkpoint.json", "data/identity/epoch", "api_keys.json",
-                 "operator.key", "pii.salt", "anon_id.key"):
+    for name in ("data/touchstream.duckdb", "data/identity/identity.sqlite", "data/identity/identity.sqlite-wal",
+                 "data/identity/identity.sqlite-shm", "api_keys.json", "operator.key", "pii.salt", "anon_id.key"):
         assert mode(home / name) == 0o600, name
     assert open_to_others(home) == []
+    identity.close()
 
 
 def test_private_writes_are_atomic_and_leave_no_temp_files(tmp_path: Path, loose_umask):

@@ -1,7 +1,7 @@
 """``python -m touchstream.identity``: the identity stage as a faust worker (its records read by a ``BatchSource``).
 
-Start-up order matters: restore the snapshot (bumping the epoch), catch up
-silently on what was published after it, and only then join the consumer
+Start-up order matters: restore the saved state (bumping the epoch), catch up
+silently on what was published after the last save, and only then join the consumer
 group, which resumes at the offsets it committed. Readiness is a file
 (``run/identity.ready``) written once partitions are assigned.
 """
@@ -19,8 +19,8 @@ from touchstream.identity.config_file import load_identity_config
 from touchstream.private_files import PRIVATE_UMASK
 from touchstream.processors.app import create_app
 from touchstream.processors.batch_source import BatchSource
-from touchstream.processors.identity_checkpoint import IdentityCheckpoint
 from touchstream.processors.identity_resolution import STAGE_NAME, IdentityStage
+from touchstream.processors.identity_store_sqlite import open_identity_store
 from touchstream.processors.replay import committed_offsets, replay_range
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.publishing.dead_letters import DeadLetterProducer
@@ -37,14 +37,14 @@ def ready_file(settings: Settings):
 def build_stage(settings: Settings) -> IdentityStage:
     codec = AvroCodec(settings.registry_url, auto_register=False)
     return IdentityStage.restore(
-        IdentityCheckpoint(settings.data_dir / "identity"), load_identity_config(settings.identity_config_path),
+        open_identity_store(settings.data_dir / "identity"), load_identity_config(settings.identity_config_path),
         codec, TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer=STAGE_NAME),
         max_skew=settings.max_clock_skew,
     )
 
 
 def catch_up(settings: Settings, stage: IdentityStage, topics: list[str]) -> int:
-    """Re-observe what was published between the snapshot and the committed positions: read whole,
+    """Re-observe what was published between the last save and the committed positions: read whole,
     then observed in one merge (the order the run before the stop observed them in)."""
     committed = committed_offsets(settings, APP_ID, topics)
     ranges = {tp: (stage.offsets.get(tp), end) for tp, end in committed.items()}
@@ -54,7 +54,7 @@ def catch_up(settings: Settings, stage: IdentityStage, topics: list[str]) -> int
 
 
 def main() -> None:
-    os.umask(PRIVATE_UMASK)   # the checkpoint holds every identifier: owner-only, however the process was started
+    os.umask(PRIVATE_UMASK)   # the state store holds every identifier: owner-only, however the process was started
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env().for_service("identity")   # its Kafka principal
     ready = ready_file(settings)
@@ -62,7 +62,7 @@ def main() -> None:
     topics = raw_topics(load_topics(settings.topic_config))
     stage = build_stage(settings)
     caught = catch_up(settings, stage, topics)
-    log.info("identity stage restored (epoch %d); %d record(s) re-observed since the snapshot", stage.epoch, caught)
+    log.info("identity stage restored (epoch %d); %d record(s) re-observed since the last save", stage.epoch, caught)
     stage.save()
     app = create_app(settings, APP_ID)
 
@@ -80,7 +80,7 @@ def main() -> None:
         faust.Worker(app, source, loglevel="warn").execute_from_commandline()
     finally:
         ready.unlink(missing_ok=True)
-        stage.save()   # final snapshot; its lock waits for a batch still running
+        stage.save()   # the last facts; its lock waits for a batch still running
         log.warning("identity stage stopped: %s", stage.stats)
 
 

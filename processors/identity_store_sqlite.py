@@ -1,0 +1,128 @@
+"""The identity stage's state in an embedded SQLite file (``identity.sqlite``, WAL mode).
+
+Why SQLite: keyed rows written in one transaction per save, from the standard library,
+in one owner-only file beside today's checkpoint. Each save costs what the batch
+changed (``projections/identity_journal``), not what was ever seen.
+
+Durability: a save commits in WAL mode with ``synchronous=NORMAL``: a process crash
+keeps every committed save; a power cut may lose the last few, which is safe, because
+an older save is consistent (its facts and its positions go together) and the silent
+catch-up re-observes what followed it. The epoch alone is committed with
+``synchronous=FULL``, because a run must never publish under an epoch that a power
+cut could hand out again.
+
+The file holds every identifier seen (personal data): the folder is 0700 and the
+database 0600 whatever the umask (``touchstream.private_files``); SQLite gives its
+``-wal`` and ``-shm`` files the database's mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from touchstream.private_files import FILE_MODE, private_dir
+from touchstream.processors.identity_store import IdentityStateStore, Saved
+from touchstream.processors.identity_store_migration import migrate_json_checkpoint
+from touchstream.projections.identity_journal import FACT_KINDS, Facts
+
+LINK = "kind_a TEXT, value_a TEXT, kind_b TEXT, value_b TEXT, at INTEGER, event_id TEXT, trust TEXT, reason TEXT"
+LINK_KEY = "PRIMARY KEY (event_id, kind_a, value_a, kind_b, value_b, at, trust, reason)"   # a row is kept once
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (topic TEXT, partition INTEGER, next INTEGER NOT NULL,
+                                    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes (kind TEXT, value TEXT, first_seen INTEGER NOT NULL, trust TEXT NOT NULL, note TEXT,
+                                  PRIMARY KEY (kind, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evidence ({LINK}, {LINK_KEY}) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS separations ({LINK}, {LINK_KEY}) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reported (rule TEXT, kind TEXT, value TEXT, PRIMARY KEY (rule, kind, value)) WITHOUT ROWID;
+"""
+WRITE = {
+    "events": "INSERT OR IGNORE INTO events VALUES (?)",
+    "nodes": "INSERT INTO nodes VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, value) DO UPDATE"
+             " SET first_seen = excluded.first_seen, trust = excluded.trust, note = excluded.note",
+    "evidence": "INSERT OR IGNORE INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "separations": "INSERT OR IGNORE INTO separations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "reported": "INSERT OR IGNORE INTO reported VALUES (?, ?, ?)",
+}
+READ = {kind: f"SELECT * FROM {kind}" for kind in FACT_KINDS}
+SET_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+SET_OFFSET = "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)"
+FILE_NAME = "identity.sqlite"
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 before SQLite opens it (SQLite would create it under the umask)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    os.chmod(path, FILE_MODE)
+
+
+class SqliteIdentityStore(IdentityStateStore):
+    def __init__(self, folder: Path):
+        self.folder = private_dir(Path(folder))
+        self.path = self.folder / FILE_NAME
+        _private_file(self.path)
+        # autocommit mode: every transaction is an explicit BEGIN ... COMMIT; the stage serialises its calls
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def save(self, delta: Saved) -> None:
+        with self._transaction() as db:
+            for kind in FACT_KINDS:
+                rows = getattr(delta.facts, kind)
+                db.executemany(WRITE[kind], [(e,) for e in rows] if kind == "events" else rows)
+            db.executemany(SET_OFFSET, [(t, p, o) for (t, p), o in delta.offsets.items()])
+            db.executemany(SET_META, [("epoch", delta.epoch), ("counter", delta.counter)])
+
+    def _read(self) -> Saved:
+        db = self._db
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        facts = Facts(*(db.execute(READ[kind]).fetchall() for kind in FACT_KINDS))
+        facts.events = [row[0] for row in facts.events]
+        offsets = {(t, p): o for t, p, o in db.execute("SELECT topic, partition, next FROM offsets")}
+        return Saved(meta.get("epoch", 0), meta.get("counter", 0), offsets, facts)
+
+    def _write_epoch(self, epoch: int) -> None:
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._transaction() as db:
+                db.execute(SET_META, ("epoch", epoch))
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def empty(self) -> bool:
+        return not any(self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                       for table in ("meta", "offsets", *FACT_KINDS))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self):
+        return _transaction(self._db)
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raised: a save lands whole or not at all."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def open_identity_store(folder: Path) -> SqliteIdentityStore:
+    """The service's store under ``folder``, a version-1 JSON checkpoint found there migrated into it first
+    (kept as ``checkpoint.json.migrated``)."""
+    store = SqliteIdentityStore(folder)
+    migrate_json_checkpoint(store.folder, store)
+    return store

@@ -27,7 +27,7 @@ class TopicOutput:
         self._producer = Producer({
             **kafka_access(settings).confluent(), "client.id": client_id,
             "enable.idempotence": True, "acks": "all", "compression.type": "lz4",
-            "linger.ms": 5, "queue.buffering.max.messages": 1_000_000,
+            "linger.ms": 20, "queue.buffering.max.messages": 1_000_000,
             # Only a failed delivery calls back into Python: a callback per acknowledged record cost
             # identity a few µs per output, and success needs no record (flush waits for all).
             "on_delivery": self._delivered, "delivery.report.only.error": True,

@@ -87,18 +87,24 @@ def next_positions(records: list[RawRecord]) -> list[TopicPartition]:
 class BatchSource(Service):
     """``handle(records)`` on batches of up to ``batch`` records from ``topics``, waiting at most
     ``within`` seconds to fill one. ``resume_at(partition)`` gives the offset to resume at (the sink's
-    own); ``on_assigned(partitions)`` is told every assignment. ``rerunnable`` (default: a stage with
-    ``resume_at``, whose rows and offsets share one transaction) says a failed batch left no trace."""
+    own); ``on_assigned(partitions)`` is told every assignment, before ``resume_at`` is asked (so it may
+    open the partitions' state), and ``on_revoked(partitions)`` every revocation, between batches.
+    ``cooperative``: the group rebalances incrementally (cooperative-sticky), so a rebalance revokes
+    only the partitions that move, and the others keep their open state. ``rerunnable`` (default: a
+    stage with ``resume_at``, whose rows and offsets share one transaction) says a failed batch left no
+    trace."""
 
     def __init__(self, settings: Settings, group: str, topics: list[str], handle: Callable[[list[RawRecord]], None],
                  *, name: str, batch: int = 5000, within: float = 0.25,
                  resume_at: Callable[[Partition], int] | None = None,
                  on_assigned: Callable[[list[Partition]], None] | None = None, rerunnable: bool | None = None,
-                 holds: Callable[[], dict[Partition, int]] | None = None, **kwargs):
+                 holds: Callable[[], dict[Partition, int]] | None = None,
+                 on_revoked: Callable[[list[Partition]], None] | None = None, cooperative: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.settings, self.group, self.topics, self.handle = settings, group, topics, handle
         self.name, self.batch, self.within = name, batch, within
-        self.resume_at, self.on_assigned = resume_at, on_assigned
+        self.resume_at, self.on_assigned, self.on_revoked = resume_at, on_assigned, on_revoked
+        self.cooperative = cooperative
         self.rerunnable = resume_at is not None if rerunnable is None else rerunnable
         # A handler that holds records back (identity's merge) gives the positions to commit, and is told
         # which partitions are at their end (``caught_up``) and whenever one reaches it.
@@ -130,8 +136,10 @@ class BatchSource(Service):
     def _run(self) -> None:
         try:
             config = consumer_config(self.settings, self.group, BrokerWatch(self.name))
+            if self.cooperative:
+                config["partition.assignment.strategy"] = "cooperative-sticky"
             consumer = self._consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
-            consumer.subscribe(self.topics, on_assign=self._assign)
+            consumer.subscribe(self.topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke)
             try:
                 self._consume(consumer)
             finally:
@@ -212,14 +220,27 @@ class BatchSource(Service):
                 return False
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.on_assigned is not None:
+            self.on_assigned([(tp.topic, tp.partition) for tp in partitions])
         if self.resume_at is not None:
             for tp in partitions:
                 tp.offset = self.resume_at((tp.topic, tp.partition))
-        consumer.assign(partitions)
+        if self.cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         for tp in partitions:
             self._next.pop((tp.topic, tp.partition), None)   # unknown until a record or an end event says
-        if self.on_assigned is not None:
-            self.on_assigned([(tp.topic, tp.partition) for tp in partitions])
+
+    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Called from inside ``consume`` (this thread), so never during a batch: the handler's state for
+        these partitions is at rest, with its offsets in its own transaction."""
+        if self.on_revoked is not None:
+            self.on_revoked([(tp.topic, tp.partition) for tp in partitions])
+        if self.cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
 
 
 def _offsets(positions: list[TopicPartition]) -> list[tuple]:

@@ -81,3 +81,76 @@ def test_without_a_resume_offset_it_starts_at_the_groups_commits(settings, broke
                lambda: sum(map(len, second)) >= 1)
     assert sum(map(len, first)) == RECORDS
     assert [r.value for b in second for r in b] == [b"late"]
+
+
+class Store:
+    """A partition's durable state as a sink keeps it: the values applied and the next offset."""
+
+    def __init__(self):
+        self.values: list[bytes] = []
+        self.next = 0
+        self.opened = 0
+
+
+class StoreSink:
+    def __init__(self, store: Store):
+        self.store = store
+        store.opened += 1
+
+    def handle(self, records):
+        for r in records:
+            if r.offset >= self.store.next:
+                self.store.values.append(r.value)
+                self.store.next = r.offset + 1
+
+    def committed(self, partition):
+        return self.store.next
+
+    def close(self):
+        pass
+
+
+def test_two_cooperative_sources_hand_partitions_over_with_their_state(settings, broker):
+    """A worker joins and later leaves the group while records flow: every partition is applied once,
+    in order, by whichever worker holds it, resuming at its store's offset after each move."""
+    from touchstream.processors.partition_sinks import PartitionSinks
+
+    topic, group = _topic(broker), unique_name("source-group")
+    stores = {(topic, p): Store() for p in range(3)}
+
+    def worker(name: str) -> tuple[BatchSource, PartitionSinks]:
+        sinks = PartitionSinks(lambda tp: StoreSink(stores[tp]))
+        return BatchSource(as_admin(settings), group, [topic], sinks.handle, name=name, batch=5, within=0.05,
+                           resume_at=sinks.committed, on_assigned=sinks.assigned, on_revoked=sinks.revoked,
+                           cooperative=True), sinks
+
+    (first, first_sinks), (second, second_sinks) = worker("one"), worker("two")
+    producer = Producer(broker.confluent(acks="all"))
+
+    async def main() -> None:
+        await first.start()
+        await _until(lambda: len(first_sinks.sinks) == 3)
+        await second.start()
+        await _until(lambda: second_sinks.sinks and len(first_sinks.sinks) + len(second_sinks.sinks) == 3)
+        for i in range(RECORDS, 2 * RECORDS):
+            producer.produce(topic, value=str(i).encode(), partition=i % 3)
+        assert producer.flush(30) == 0
+        await second.stop()   # leaves the group: its partitions go back to the first
+        await _until(lambda: len(first_sinks.sinks) == 3)
+        for i in range(2 * RECORDS, 3 * RECORDS):
+            producer.produce(topic, value=str(i).encode(), partition=i % 3)
+        assert producer.flush(30) == 0
+        await _until(lambda: all(s.next == RECORDS for s in stores.values()))
+        await first.stop()
+
+    asyncio.run(main())
+    for (_t, p), store in sorted(stores.items()):
+        assert store.values == [str(i).encode() for i in range(3 * RECORDS) if i % 3 == p]
+    assert sum(s.opened for s in stores.values()) > 3   # some partition did move
+
+
+async def _until(done, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

@@ -271,14 +271,15 @@ class ComplaintSink:
                                                      "complaint_cases c JOIN _keys ON c.case_id = _keys.k",
                                                  [c.case_id for c in folded])}
         anchors, self._anchors = self._anchors, {}
-        rows = [row for row in (case_row(v, now, anchors.get(v["case_id"])) for v in cases.views(folded, watermark))
-                if before.get(row["case_id"]) != (row["fingerprint"], row["customer_anchor"])]
-        if not rows:
+        changed = [(row, v) for row, v in ((case_row(v, now, anchors.get(v["case_id"])), v)
+                                           for v in cases.views(folded, watermark))
+                   if before.get(row["case_id"]) != (row["fingerprint"], row["customer_anchor"])]
+        if not changed:
             return
+        rows = [row for row, _view in changed]
         insert_rows(con, "complaint_cases", rows, CASES,
                     "ON CONFLICT DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in CASES.names[1:]))
-        for row in rows:
-            view = json.loads(row["case_view"])
+        for row, view in changed:
             self.output.send(COMPLAINT_CASES_TOPIC, row["case_id"], self.codec.encode(CASE_SCHEMA, to_record(view)))
         self.stats["cases"] += len(rows)
 

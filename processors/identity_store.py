@@ -32,7 +32,8 @@ Offsets = dict[tuple[str, int], int]   # next offset per raw partition
 
 @dataclass
 class Saved:
-    """A save (``facts``: the rows added or changed since the last one), or a load (``facts``: all of them)."""
+    """A save (``facts``: the rows added or changed since the last one), or a load (``facts``: all of them,
+    each kind an iterable to be read once: a backend may stream them, so a restore never holds every row)."""
 
     epoch: int = 0
     counter: int = 0
@@ -45,9 +46,10 @@ class IdentityStateStore(abc.ABC):
 
     def load(self) -> Saved:
         """Everything saved (empty on first start), with a fresh epoch already persisted and the counter at 0."""
+        epoch = self._last_epoch() + 1
+        self._write_epoch(epoch)
         saved = self._read()
-        saved.epoch, saved.counter = saved.epoch + 1, 0
-        self._write_epoch(saved.epoch)
+        saved.epoch, saved.counter = epoch, 0
         return saved
 
     @abc.abstractmethod
@@ -57,7 +59,11 @@ class IdentityStateStore(abc.ABC):
 
     @abc.abstractmethod
     def _read(self) -> Saved:
-        """All fact rows, offsets, the last epoch written (0 if none) and the counter."""
+        """All fact rows (iterables), the offsets and the counter."""
+
+    @abc.abstractmethod
+    def _last_epoch(self) -> int:
+        """The last epoch written, 0 if none."""
 
     @abc.abstractmethod
     def _write_epoch(self, epoch: int) -> None:

@@ -41,6 +41,9 @@ class MemoryIdentityStore(IdentityStateStore):
                         for kind in FACT_KINDS))
         return Saved(self.epoch, self.counter, dict(self.offsets), facts)
 
+    def _last_epoch(self) -> int:
+        return self.epoch
+
     def _write_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

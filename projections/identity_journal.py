@@ -30,7 +30,8 @@ FACT_KINDS = ("events", "nodes", "evidence", "separations", "reported")
 
 @dataclass
 class Facts:
-    """Rows of facts: all of a resolver's (a restore), or those changed since the last save (a delta)."""
+    """Rows of facts: all of a resolver's (a restore), or those changed since the last save (a delta).
+    Lists, except in what a store loads: there each kind may be an iterable to be read once."""
 
     events: list = field(default_factory=list)
     nodes: list = field(default_factory=list)

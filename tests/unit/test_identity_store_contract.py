@@ -143,6 +143,7 @@ class IdentityStoreContract:
             live.observe(event)
         store.save(Saved(1, 0, {}, live.changes()))
         stored = self.restart(store, tmp_path).load().facts
+        stored.evidence = list(stored.evidence)
         voided = [r for r in stored.evidence if r[5] == "link"]
         assert voided and not [r for r in live.to_dict()["evidence"] if r[5] == "link"]
         restored = IdentityResolver.from_facts(stored)
@@ -172,7 +173,7 @@ class IdentityStoreContract:
         legacy_checkpoint(tmp_path, observed([seen(ANN, "observed", 1, "old")]), epoch=1, counter=1, epoch_file=1)
         assert migrate_json_checkpoint(tmp_path, store)
         loaded = store.load()
-        assert (loaded.epoch, loaded.offsets, loaded.facts.events) == (5, {("t", 0): 8}, ["kept"])
+        assert (loaded.epoch, loaded.offsets, list(loaded.facts.events)) == (5, {("t", 0): 8}, ["kept"])
         assert not (tmp_path / "checkpoint.json").exists()
 
 
@@ -195,7 +196,7 @@ class TestSqliteIdentityStore(IdentityStoreContract):
         with pytest.raises(Exception):
             store.save(Saved(1, 2, {("t", 0): 2}, Facts(["e2"], [NODE], [EVIDENCE[:3]])))   # a short evidence row
         loaded = self.restart(store, tmp_path).load()
-        assert (loaded.facts.events, loaded.facts.nodes, loaded.offsets) == (["e1"], [], {("t", 0): 1})
+        assert (list(loaded.facts.events), list(loaded.facts.nodes), loaded.offsets) == (["e1"], [], {("t", 0): 1})
 
     def test_the_service_opens_its_store_with_the_json_checkpoint_migrated(self, tmp_path):
         old = observed([linked(ANN, BOB, "verified", 1, "a")])

@@ -8,6 +8,7 @@ records are read by those sources (see there why not by faust agents).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -50,6 +51,17 @@ def create_app(settings: Settings, app_id: str = "touchstream-serving") -> faust
     )
     app.boot_strategy = SourcesOnly(app)
     return app
+
+
+def tune_gc() -> None:
+    """Collect garbage less often, and never rescan what start-up loaded.
+
+    Why: a stage keeps hundreds of thousands of long-lived objects (identity's graph, the 360
+    cache), and CPython's default thresholds (a collection every 700 net allocations) rescan them
+    again and again: measured on identity's ``observe`` over 120k demo events, 59 -> 45 µs per event
+    with ``freeze`` plus these thresholds. Cycles are still collected, only in larger steps."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def timer_task(app: faust.App, name: str, tick, *, interval: float) -> None:

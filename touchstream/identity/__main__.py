@@ -17,7 +17,7 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
 from touchstream.private_files import PRIVATE_UMASK
-from touchstream.processors.app import create_app
+from touchstream.processors.app import create_app, tune_gc
 from touchstream.processors.batch_source import BatchSource
 from touchstream.processors.identity_resolution import STAGE_NAME, IdentityStage
 from touchstream.processors.identity_store_sqlite import open_identity_store
@@ -64,6 +64,7 @@ def main() -> None:
     caught = catch_up(settings, stage, topics)
     log.info("identity stage restored (epoch %d); %d record(s) re-observed since the last save", stage.epoch, caught)
     stage.save()
+    tune_gc()   # after the restore: the graph it loaded is never rescanned
     app = create_app(settings, APP_ID)
 
     def assigned(partitions) -> None:

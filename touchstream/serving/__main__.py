@@ -21,7 +21,7 @@ from touchstream.config import Settings
 from touchstream.private_files import PRIVATE_UMASK
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
-from touchstream.processors.app import create_app, timer_task
+from touchstream.processors.app import create_app, timer_task, tune_gc
 from touchstream.processors.batch_source import BatchSource
 from touchstream.processors.complaint_customers import Customer360Directory
 from touchstream.processors.complaint_resolution import SINK_NAME as COMPLAINT_SINK
@@ -91,6 +91,7 @@ def main() -> None:
         source("identity_decisions", [DECISIONS_TOPIC], decisions),
     ]
 
+    tune_gc()
     keys = ApiKeyStore(settings.api_keys_path)
     ensure_operator_key(settings)             # the local CLI's key ($TOUCHSTREAM_HOME/operator.key)
     with store.transaction() as con:          # after every sink and view script: the analysts' masked views

@@ -38,6 +38,8 @@ SUMMARY = pa.schema([
     ("last_csat", pa.float64()), ("last_nps", pa.float64()), ("findings", pa.int32()), ("profile", pa.string()),
     ("fingerprint", pa.string()), ("updated_at", pa.timestamp("ms", tz="UTC")),
     ("channel_rows", pa.list_(CHANNEL)), ("finding_rows", pa.list_(FINDING)),
+    ("first_sale_at", pa.timestamp("ms", tz="UTC")), ("known", pa.bool_()), ("company_contacts", pa.int32()),
+    ("customer_contacts", pa.int32()), ("company_channels", pa.int32()), ("overload_findings", pa.int32()),
 ])
 NAME = "customer_360"
 
@@ -55,6 +57,8 @@ class Customer360Store:
         db.execute_script(load_sql(NAME).replace("{v}", f"v{self.version}"))
         if active is None:
             self.activate(self.version)
+        elif active == self.version:   # a file from an older release may lack views added since (OR REPLACE)
+            db.execute_script(_views(active))
 
     @property
     def sink(self) -> str:
@@ -102,9 +106,8 @@ class Customer360Store:
 
     def activate(self, version: int) -> None:
         """Point the analysts' views at ``version``, atomically (readers see the old or the new, never a mix)."""
-        views = load_sql(f"{NAME}_views").replace("{v}", f"v{version}")
         with self.db.transaction() as con:
-            con.execute(views)
+            con.execute(_views(version))
             con.execute("INSERT INTO projection_versions VALUES (?, ?, now()) ON CONFLICT DO UPDATE SET "
                         "version = excluded.version, switched_at = excluded.switched_at", [NAME, version])
 
@@ -203,6 +206,11 @@ class Customer360Store:
             return dict(cur.execute(f"SELECT customer_id, fingerprint FROM {self._t('customer_360')}").fetchall())
         finally:
             cur.close()
+
+
+def _views(version: int) -> str:
+    """The analysts' views of the customer-360, pointing at ``version``."""
+    return load_sql(f"{NAME}_views").replace("{v}", f"v{version}")
 
 
 def candidates(text: str) -> list[str]:

@@ -42,6 +42,9 @@ ARROW_SCHEMA = pa.schema(
         ("account_number", pa.string()), ("amount", pa.decimal128(18, 2)), ("currency", pa.string()),
         ("payload", pa.string()), ("schema_id", pa.int32()), ("topic", pa.string()),
         ("partition", pa.int32()), ("offset", pa.int64()), ("ingested_at", pa.timestamp("ms", tz="UTC")),
+        ("call_id", pa.string()), ("conversation_id", pa.string()), ("in_reply_to", pa.string()),
+        ("direction", pa.string()), ("sender", pa.string()), ("wait_seconds", pa.float64()),
+        ("response_seconds", pa.float64()), ("received_message_id", pa.string()),
     ]
 )
 assert tuple(ARROW_SCHEMA.names) == COLUMNS
@@ -190,7 +193,7 @@ class DuckDBStore:
                     batch = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
                     con.register("_batch", batch)
                     new = con.execute(
-                        "INSERT INTO interactions SELECT * FROM _batch ON CONFLICT (event_id) DO NOTHING"
+                        "INSERT INTO interactions BY NAME SELECT * FROM _batch ON CONFLICT (event_id) DO NOTHING"
                     ).fetchall()[0][0]
                     con.unregister("_batch")
                 for pos, reason in dead:

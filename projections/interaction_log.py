@@ -18,10 +18,24 @@ from touchstream.events.validation import to_json
 # Money fields that stand for "the amount" of an event, most telling first.
 AMOUNT_FIELDS = ("total", "amount", "refund", "value", "budget")
 
+# Payload fields the analyst views read of millions of rows (cem_touchpoints: calls, chats, replies),
+# copied to typed columns so that no view parses the payload JSON per row. Each is NULL where the
+# event's payload has no such field, so a column is as sparse as its events and a view that filters
+# on it reads little (a dense column, such as every e-mail's message_id, would cost a full read).
+THREAD_FIELDS = ("call_id", "conversation_id", "in_reply_to", "direction", "sender")
+SECONDS_FIELDS = ("wait_seconds", "response_seconds")
+# received_message_id: the id of a message the company received from a customer (these types; the
+# first of MESSAGE_ID_FIELDS its payload has), which a reply's in_reply_to names.
+RECEIVED_MESSAGES = frozenset({"email.received", "sms.received", "postal.mail_received", "social.comment_posted",
+                               "social.review_posted"})
+MESSAGE_ID_FIELDS = ("message_id", "mail_id", "comment_id", "review_id")
+TYPED_COLUMNS = (*THREAD_FIELDS, *SECONDS_FIELDS, "received_message_id")
+
 COLUMNS = (
     "event_id", "event_type", "domain", "occurred_at", "recorded_at", "channel", "content",
     "initiated_by", "source", "correlation_id", "causation_id", *IDENTITY_FIELDS,
     "amount", "currency", "payload", "schema_id", "topic", "partition", "offset", "ingested_at",
+    *TYPED_COLUMNS,   # last: an older table gets them by ALTER TABLE ... ADD COLUMN (interaction_log.sql)
 )
 
 
@@ -42,15 +56,32 @@ def _amount(record: dict) -> tuple[Decimal | None, str | None]:
     return None, None
 
 
+def _text(value: Any) -> str | None:
+    """An id or enum symbol as text; anything else (no raw contract has one there) as NULL."""
+    return value if isinstance(value, str) else None
+
+
+def _typed(event_type: str, record: dict) -> dict[str, Any]:
+    """The TYPED_COLUMNS of one event (see above)."""
+    typed: dict[str, Any] = {f: _text(record.get(f)) for f in THREAD_FIELDS}
+    for name in SECONDS_FIELDS:
+        value = record.get(name)
+        typed[name] = None if value is None else float(value)
+    typed["received_message_id"] = next((_text(record[f]) for f in MESSAGE_ID_FIELDS if record.get(f) is not None),
+                                        None) if event_type in RECEIVED_MESSAGES else None
+    return typed
+
+
 def to_row(event_type: str, record: dict, schema_id: int, pos: Position, ingested_at: datetime) -> dict[str, Any]:
     env = record["envelope"]
     identity = env["identity"]
     amount, currency = _amount(record)
     payload = {k: v for k, v in record.items() if k != "envelope"}
+    event_type = env["event_type"] or event_type
     return {
         "event_id": env["event_id"],
-        "event_type": env["event_type"] or event_type,
-        "domain": (env["event_type"] or event_type).split(".", 1)[0],
+        "event_type": event_type,
+        "domain": event_type.split(".", 1)[0],
         "occurred_at": env["occurred_at"],
         "recorded_at": env["recorded_at"],
         "channel": env["channel"],
@@ -68,6 +99,7 @@ def to_row(event_type: str, record: dict, schema_id: int, pos: Position, ingeste
         "partition": pos.partition,
         "offset": pos.offset,
         "ingested_at": ingested_at,
+        **_typed(event_type, record),
     }
 
 

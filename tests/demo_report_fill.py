@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 from tests.complaint_fill import case_events, case_views, fold_cases, run_sink, write_log, write_sla
@@ -78,3 +79,12 @@ def fill(db: DuckDBStore) -> tuple[int, dict[str, list[dict]], dict[str, dict], 
     cases = SimpleNamespace(views=case_views(folded), clocks=clocks, valid=valid,
                             by_case=case_events(valid), last=last)
     return events, customers, views, cases
+
+
+def fill_file(path: Path) -> None:
+    """A DuckDB file with both runs and every view, as the serving process leaves it (closed)."""
+    db = DuckDBStore(path)
+    fill(db)
+    for name in ("identity_decisions", "complaint_customer_360", "analyst_views"):   # as serving runs them
+        db.execute_script(load_sql(name))
+    db.close()

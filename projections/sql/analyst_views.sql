@@ -9,7 +9,12 @@
 -- Conventions (as complaint_kpis.sql): event time; days are UTC days; *_rate and *_share are
 -- fractions rounded to 4 places, *_pct percentages rounded to 2; means of seconds to 1 place; a rate
 -- is null when its denominator is 0. Known customers: identity resolution names anonymous profiles
--- (a cookie, a till receipt) anon-<hash>; any other customer id is a known customer.
+-- (a cookie, a till receipt) anon-<hash>; any other customer id is a known customer (customer_360.known).
+-- Cost: these views answer in process at 10M interactions and 1M customers, so none parses the JSON of
+-- every interaction or profile (the sinks write what the views read as typed columns: the interaction
+-- log's call_id, wait_seconds, in_reply_to...; customer_360's first_sale_at, known, company_contacts...)
+-- and none unnests every customer's channel rows to join them back by customer id (customer_360_lists
+-- keeps them in the customer's own row).
 -- docs/views.md lists every view with its columns; tests/unit/test_analyst_views.py holds each
 -- figure to a computation from the events and the pure folds.
 
@@ -88,12 +93,12 @@ ORDER BY events DESC, channel;
 -- Example: SELECT channel, preferred, share_pct, mean_score FROM pmp_distribution ORDER BY preferred DESC;
 CREATE OR REPLACE VIEW pmp_distribution AS
 WITH known AS (
-    SELECT customer_id, preferred_channel FROM customer_360 WHERE customer_id NOT LIKE 'anon-%'
+    SELECT preferred_channel, channel_rows FROM customer_360_lists WHERE known
 ), pref AS (
     SELECT coalesce(preferred_channel, '(none)') AS channel, count(*) AS preferred FROM known GROUP BY ALL
 ), used AS (
     SELECT channel, count(*) AS customers, avg(pmp_score) AS mean_score, avg(response_rate) AS mean_response_rate
-    FROM customer_channels JOIN known USING (customer_id) GROUP BY channel
+    FROM (SELECT unnest(channel_rows, recursive := true) FROM known) GROUP BY channel
 )
 SELECT channel, coalesce(preferred, 0) AS preferred,
        round(100.0 * coalesce(preferred, 0) / nullif((SELECT count(*) FROM known), 0), 2) AS share_pct,
@@ -113,23 +118,16 @@ ORDER BY preferred DESC, customers DESC, channel;
 CREATE OR REPLACE VIEW contact_pressure AS
 WITH now_ AS (
     SELECT max(last_seen) AS until FROM customer_360
-), ch AS (
-    SELECT customer_id, CAST(sum(company_initiated) AS BIGINT) AS company_contacts,
-           CAST(sum(customer_initiated) AS BIGINT) AS customer_contacts,
-           count(*) FILTER (WHERE company_initiated > 0) AS company_channels
-    FROM customer_channels GROUP BY customer_id
-), f AS (
-    SELECT customer_id, count(*) FILTER (WHERE kind = 'overload') AS overload_findings
-    FROM contact_findings GROUP BY customer_id
-), p AS (
-    SELECT c.*, coalesce(ch.company_contacts, 0) AS company_contacts,
-           coalesce(ch.customer_contacts, 0) AS customer_contacts,
-           coalesce(ch.company_channels, 0) AS company_channels, coalesce(f.overload_findings, 0) AS overload_findings,
+), p AS (   -- the sums of each customer's channel and finding rows are typed columns of its row
+    SELECT c.customer_id, c.known, c.first_seen, c.last_seen, c.channels, c.findings, c.open_complaints,
+           CAST(c.company_contacts AS BIGINT) AS company_contacts,
+           CAST(c.customer_contacts AS BIGINT) AS customer_contacts,
+           CAST(c.company_channels AS BIGINT) AS company_channels,
+           CAST(c.overload_findings AS BIGINT) AS overload_findings,
            greatest(coalesce(epoch(n.until) - epoch(c.first_seen), 0) / 86400.0, 30.0) AS observed_days
     FROM customer_360 c CROSS JOIN now_ n
-    LEFT JOIN ch USING (customer_id) LEFT JOIN f USING (customer_id)
 )
-SELECT customer_id, customer_id NOT LIKE 'anon-%' AS known, first_seen, last_seen,
+SELECT customer_id, known, first_seen, last_seen,
        round(observed_days, 2) AS observed_days, company_contacts, customer_contacts,
        round(company_contacts * 30.0 / observed_days, 2) AS company_contacts_per_30d,
        channels, company_channels, findings, overload_findings, open_complaints
@@ -147,17 +145,19 @@ WITH buckets(bucket_order, bucket, low, high) AS (
     VALUES (1, '0', NULL, 0), (2, '>0-2', 0, 2), (3, '>2-4', 2, 4), (4, '>4-8', 4, 8), (5, '>8-16', 8, 16),
            (6, '>16', 16, NULL)
 ), k AS (
-    SELECT * FROM contact_pressure WHERE known
+    SELECT company_contacts_per_30d AS rate, findings, overload_findings FROM contact_pressure WHERE known
+), g AS (   -- each customer's bucket: 1 + the lower bounds its rate exceeds (the buckets are in order)
+    SELECT 1 + len(list_filter(l.lows, lambda low: k.rate > low)) AS bucket_order, count(*) AS customers,
+           count(*) FILTER (WHERE k.findings > 0) AS with_findings,
+           count(*) FILTER (WHERE k.overload_findings > 0) AS with_overload
+    FROM k CROSS JOIN (SELECT list(low ORDER BY bucket_order) AS lows FROM buckets WHERE low IS NOT NULL) l
+    GROUP BY ALL
 )
-SELECT b.bucket, b.bucket_order, b.low, b.high, count(k.customer_id) AS customers,
-       round(100.0 * count(k.customer_id) / nullif((SELECT count(*) FROM k), 0), 2) AS share_pct,
-       count(k.customer_id) FILTER (WHERE k.findings > 0) AS with_findings,
-       count(k.customer_id) FILTER (WHERE k.overload_findings > 0) AS with_overload
-FROM buckets b
-LEFT JOIN k ON CASE WHEN b.low IS NULL THEN k.company_contacts_per_30d = 0
-                    ELSE k.company_contacts_per_30d > b.low
-                         AND (b.high IS NULL OR k.company_contacts_per_30d <= b.high) END
-GROUP BY ALL
+SELECT b.bucket, b.bucket_order, b.low, b.high, coalesce(g.customers, 0) AS customers,
+       round(100.0 * coalesce(g.customers, 0) / nullif((SELECT CAST(sum(customers) AS BIGINT) FROM g), 0), 2)
+           AS share_pct,
+       coalesce(g.with_findings, 0) AS with_findings, coalesce(g.with_overload, 0) AS with_overload
+FROM buckets b LEFT JOIN g USING (bucket_order)
 ORDER BY b.bucket_order;
 
 -- Profiles by their current journey stage (customer_360.journey_stage: the latest signal decides;
@@ -170,17 +170,17 @@ ORDER BY b.bucket_order;
 CREATE OR REPLACE VIEW journey_funnel AS
 WITH stages(stage_order, stage) AS (
     VALUES (1, 'research'), (2, 'attraction'), (3, 'sale'), (4, 'support'), (5, '(none)')
-), p AS (
-    SELECT coalesce(journey_stage, '(none)') AS stage, customer_id NOT LIKE 'anon-%' AS known,
-           profile -> 'journey' ->> 'first_sale_at' IS NOT NULL AS bought
-    FROM customer_360
+), g AS (   -- counted per stage first: the stage list then joins five rows, not every profile
+    SELECT coalesce(journey_stage, '(none)') AS stage, count(*) AS customers, count(*) FILTER (WHERE known) AS known,
+           count(*) FILTER (WHERE NOT known) AS anonymous, count(first_sale_at) AS with_purchase
+    FROM customer_360 GROUP BY ALL
 )
-SELECT stage, s.stage_order, count(p.stage) AS customers,
-       round(100.0 * count(p.stage) / nullif((SELECT count(*) FROM p), 0), 2) AS share_pct,
-       count(p.stage) FILTER (WHERE p.known) AS known, count(p.stage) FILTER (WHERE NOT p.known) AS anonymous,
-       count(p.stage) FILTER (WHERE p.bought) AS with_purchase
-FROM stages s FULL JOIN p USING (stage)
-GROUP BY ALL
+SELECT stage, s.stage_order, coalesce(g.customers, 0) AS customers,
+       round(100.0 * coalesce(g.customers, 0) / nullif((SELECT CAST(sum(customers) AS BIGINT) FROM g), 0), 2)
+           AS share_pct,
+       coalesce(g.known, 0) AS known, coalesce(g.anonymous, 0) AS anonymous,
+       coalesce(g.with_purchase, 0) AS with_purchase
+FROM stages s FULL JOIN g USING (stage)
 ORDER BY s.stage_order NULLS LAST, stage;
 
 -- Complaint cases by the lifecycle stages they ever reached. case_view keeps no state history, so the
@@ -204,10 +204,10 @@ CREATE OR REPLACE VIEW complaint_funnel AS
 WITH stages(stage_order, stage) AS (
     VALUES (1, 'opened'), (2, 'acknowledged'), (3, 'in_progress'), (4, 'callback_promised'), (5, 'resolved'),
            (6, 'closed'), (7, 'reopened')
-), anomalies AS (
+), anomalies AS (   -- complaint_cases.anomalies and callbacks_promised count the lists: others are not parsed
     SELECT case_id, unnest(from_json(case_view -> 'anomalies', '[{"event_id": "VARCHAR", "reason": "VARCHAR"}]'),
                            recursive := true)
-    FROM complaint_cases
+    FROM complaint_cases WHERE anomalies > 0
 ), steps AS (
     SELECT e.case_id, substr(i.event_type, length('complaint.') + 1) AS kind,
            {'at': i.occurred_at, 'id': i.event_id} AS mark
@@ -226,7 +226,7 @@ WITH stages(stage_order, stage) AS (
 ), kept AS (
     SELECT case_id, min(CAST(kept_at AS TIMESTAMPTZ)) AS kept_at
     FROM (SELECT case_id, unnest(from_json(case_view -> 'callbacks', '[{"kept_at": "VARCHAR"}]'), recursive := true)
-          FROM complaint_cases)
+          FROM complaint_cases WHERE callbacks_promised > 0)
     GROUP BY case_id
 ), reached AS (
     SELECT c.case_id, true AS opened,
@@ -328,7 +328,7 @@ WITH paths(path_order, path) AS (
     VALUES (1, 'fcr'), (2, 'callback'), (3, 'other_resolved'), (4, 'unresolved')
 ), c AS (
     SELECT l.path, f.satisfaction_score AS score
-    FROM complaint_loyalty_cases l JOIN complaint_case_facts f USING (case_id)
+    FROM complaint_case_paths l JOIN complaint_case_facts f USING (case_id)
 )
 SELECT p.path, count(c.path) AS cases, count(c.score) AS rated, round(avg(c.score), 2) AS mean_score,
        count(c.score) FILTER (WHERE c.score >= 4) AS satisfied,
@@ -351,8 +351,7 @@ CREATE OR REPLACE VIEW revenue_around_contact AS
 WITH paths(path_order, path) AS (
     VALUES (1, 'fcr'), (2, 'callback'), (3, 'other_resolved'), (4, 'unresolved')
 ), c AS (
-    SELECT l.case_id, l.customer_id, l.path, f.opened_at
-    FROM complaint_loyalty_cases l JOIN complaint_case_facts f USING (case_id)
+    SELECT case_id, customer_id, path, opened_at FROM complaint_case_paths
 ), bought AS (
     SELECT c.case_id, i.occurred_at > c.opened_at AS after, i.amount
     FROM c JOIN complaint_customer_interactions i ON i.customer_id = c.customer_id
@@ -410,43 +409,39 @@ ORDER BY p.path_order;
 -- Question: How reliable is each touchpoint: quick to answer, reachable, consistent, on time?
 -- Example: SELECT channel, median_wait_seconds, median_reply_seconds, availability_rate, consistency_rate, sla_met_share FROM cem_touchpoints;
 CREATE OR REPLACE VIEW cem_touchpoints AS
-WITH inbound AS (
-    SELECT DISTINCT payload ->> 'call_id' AS call_id FROM interactions
-    WHERE event_type IN ('phone.call_started', 'phone.call_ended') AND payload ->> 'direction' = 'inbound'
-), answered AS (
-    SELECT payload ->> 'call_id' AS call_id, min(CAST(payload ->> 'wait_seconds' AS DOUBLE)) AS wait_seconds
-    FROM interactions WHERE event_type = 'phone.call_answered' GROUP BY ALL
-), ended AS (
-    SELECT DISTINCT payload ->> 'call_id' AS call_id FROM interactions WHERE event_type = 'phone.call_ended'
+WITH calls AS (   -- one row per call; the interaction log's typed call_id, direction and wait_seconds
+    SELECT call_id,
+           bool_or(direction = 'inbound' AND event_type IN ('phone.call_started', 'phone.call_ended')) AS inbound,
+           bool_or(event_type = 'phone.call_answered') AS answered,
+           min(wait_seconds) FILTER (WHERE event_type = 'phone.call_answered') AS wait_seconds,
+           bool_or(event_type = 'phone.call_ended') AS ended
+    FROM interactions WHERE call_id IS NOT NULL GROUP BY call_id
 ), phone AS (
-    SELECT 'phone' AS channel, count(a.call_id) AS answered_calls, avg(a.wait_seconds) AS mean_wait,
-           median(a.wait_seconds) AS median_wait, count(a.call_id) AS reached,
-           count(a.call_id) + count(e.call_id) FILTER (WHERE a.call_id IS NULL) AS attempts
-    FROM inbound i LEFT JOIN answered a USING (call_id) LEFT JOIN ended e USING (call_id)
+    SELECT 'phone' AS channel, count(*) FILTER (WHERE answered) AS answered_calls,
+           avg(wait_seconds) FILTER (WHERE answered) AS mean_wait,
+           median(wait_seconds) FILTER (WHERE answered) AS median_wait, count(*) FILTER (WHERE answered) AS reached,
+           count(*) FILTER (WHERE answered OR ended) AS attempts
+    FROM calls WHERE inbound
+), chat AS (
+    SELECT conversation_id, sender, response_seconds FROM interactions
+    WHERE conversation_id IS NOT NULL AND event_type = 'web.chat_message_sent'
 ), chats AS (
     SELECT 'web' AS channel, count(*) AS attempts, count(*) FILTER (WHERE agent) AS reached
-    FROM (SELECT payload ->> 'conversation_id' AS conversation, bool_or(payload ->> 'sender' = 'agent') AS agent
-          FROM interactions WHERE event_type = 'web.chat_message_sent' GROUP BY ALL
-          HAVING bool_or(payload ->> 'sender' = 'customer'))
-), asked AS (
-    SELECT channel, coalesce(payload ->> 'message_id', payload ->> 'mail_id', payload ->> 'comment_id',
-                             payload ->> 'review_id') AS message, min(occurred_at) AS at
-    FROM interactions
-    WHERE event_type IN ('email.received', 'sms.received', 'postal.mail_received', 'social.comment_posted',
-                         'social.review_posted')
+    FROM (SELECT conversation_id, bool_or(sender = 'agent') AS agent FROM chat GROUP BY ALL
+          HAVING bool_or(sender = 'customer'))
+), asked AS (   -- received_message_id: set on the customers' messages only (interaction_log.RECEIVED_MESSAGES)
+    SELECT channel, received_message_id AS message, min(occurred_at) AS at
+    FROM interactions WHERE received_message_id IS NOT NULL
     GROUP BY ALL
 ), first_reply AS (
-    SELECT channel, payload ->> 'in_reply_to' AS message, min(occurred_at) AS at
+    SELECT channel, in_reply_to AS message, min(occurred_at) AS at
     FROM interactions
-    WHERE event_type IN ('email.sent', 'sms.sent', 'postal.mail_sent', 'social.reply_sent')
-      AND payload ->> 'in_reply_to' IS NOT NULL
+    WHERE in_reply_to IS NOT NULL AND event_type IN ('email.sent', 'sms.sent', 'postal.mail_sent', 'social.reply_sent')
     GROUP BY ALL
 ), replies AS (
     SELECT q.channel, epoch(r.at) - epoch(q.at) AS seconds FROM asked q JOIN first_reply r USING (channel, message)
     UNION ALL
-    SELECT 'web', CAST(payload ->> 'response_seconds' AS DOUBLE) FROM interactions
-    WHERE event_type = 'web.chat_message_sent' AND payload ->> 'sender' = 'agent'
-      AND payload ->> 'response_seconds' IS NOT NULL
+    SELECT 'web', response_seconds FROM chat WHERE sender = 'agent' AND response_seconds IS NOT NULL
 ), reply AS (
     SELECT channel, count(*) AS replies, avg(seconds) AS mean_reply, median(seconds) AS median_reply
     FROM replies GROUP BY channel
@@ -457,13 +452,15 @@ WITH inbound AS (
 ), users AS (
     SELECT channel, count(*) AS customers FROM customer_channels GROUP BY channel   -- one row per pair
 ), findings AS (
-    SELECT f.channel, count(*) FILTER (WHERE f.kind = 'conflict') AS conflicts,
-           count(*) FILTER (WHERE f.kind <> 'conflict') AS repeats, count(DISTINCT u.customer_id) AS customers
-    FROM (SELECT customer_id, kind, unnest(channels) AS channel FROM contact_findings
-          WHERE kind IN ('conflict', 'repeat_question', 'repeated_request')) f
-    -- a share of the channel's customers: only those with contacts on it
-    LEFT JOIN customer_channels u ON u.customer_id = f.customer_id AND u.channel = f.channel
-    GROUP BY f.channel
+    SELECT channel, count(*) FILTER (WHERE kind = 'conflict') AS conflicts,
+           count(*) FILTER (WHERE kind <> 'conflict') AS repeats,
+           -- a share of the channel's customers: only those with contacts on it
+           count(DISTINCT customer_id) FILTER (WHERE list_contains(used, channel)) AS customers
+    FROM (SELECT customer_id, f.kind, unnest(f.channels) AS channel,
+                 list_transform(channel_rows, lambda c: c.channel) AS used
+          FROM (SELECT customer_id, channel_rows, unnest(finding_rows) AS f FROM customer_360_lists WHERE findings > 0)
+          WHERE f.kind IN ('conflict', 'repeat_question', 'repeated_request'))
+    GROUP BY channel
 ), sla AS (
     SELECT channel, CAST(sum(met) AS BIGINT) AS met, CAST(sum(met) + sum(breached) AS BIGINT) AS decided
     FROM complaint_sla_compliance GROUP BY channel

@@ -28,8 +28,42 @@ CREATE TABLE IF NOT EXISTS interactions (
     topic           VARCHAR NOT NULL,
     "partition"     INTEGER NOT NULL,
     "offset"        BIGINT NOT NULL,
-    ingested_at     TIMESTAMPTZ NOT NULL
+    ingested_at     TIMESTAMPTZ NOT NULL,
+    -- Payload fields the analyst views read (cem_touchpoints), typed so that no view parses the JSON of
+    -- millions of rows; NULL where the payload has no such field (interaction_log.TYPED_COLUMNS).
+    call_id             VARCHAR,   -- phone.*: the call
+    conversation_id     VARCHAR,   -- web.chat_message_sent: the chat
+    in_reply_to         VARCHAR,   -- a message's reply to received_message_id (or to a company message)
+    direction           VARCHAR,   -- phone.call_started / call_ended: inbound, outbound, unknown
+    sender              VARCHAR,   -- web.chat_message_sent: customer, agent, bot, unknown
+    wait_seconds        DOUBLE,    -- phone.call_answered / call_ended
+    response_seconds    DOUBLE,    -- web.chat_message_sent
+    received_message_id VARCHAR    -- a customer's message to the company (e-mail, SMS, letter, social comment
+                                   -- or review): its message_id, mail_id, comment_id or review_id
 );
+-- An interaction log written before the typed columns existed gets them here, filled once from the
+-- payload in one statement (then some row has a value, so later starts skip it: no JSON is parsed again).
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS call_id VARCHAR;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS conversation_id VARCHAR;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS in_reply_to VARCHAR;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS direction VARCHAR;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS sender VARCHAR;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS wait_seconds DOUBLE;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS response_seconds DOUBLE;
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS received_message_id VARCHAR;
+UPDATE interactions
+SET call_id = payload ->> 'call_id', conversation_id = payload ->> 'conversation_id',
+    in_reply_to = payload ->> 'in_reply_to', direction = payload ->> 'direction', sender = payload ->> 'sender',
+    wait_seconds = CAST(payload ->> 'wait_seconds' AS DOUBLE),
+    response_seconds = CAST(payload ->> 'response_seconds' AS DOUBLE),
+    received_message_id = CASE WHEN event_type IN ('email.received', 'sms.received', 'postal.mail_received',
+                                                   'social.comment_posted', 'social.review_posted')
+                               THEN coalesce(payload ->> 'message_id', payload ->> 'mail_id',
+                                             payload ->> 'comment_id', payload ->> 'review_id') END
+WHERE domain IN ('phone', 'web', 'email', 'sms', 'postal', 'social')   -- the contracts with those fields
+  AND NOT EXISTS (SELECT 1 FROM interactions
+                  WHERE coalesce(call_id, conversation_id, in_reply_to, direction, sender, received_message_id)
+                        IS NOT NULL OR coalesce(wait_seconds, response_seconds) IS NOT NULL);
 
 CREATE TABLE IF NOT EXISTS sink_offsets (
     sink            VARCHAR NOT NULL,

@@ -22,9 +22,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.demo_report_fill import fill
+from tests.demo_report_fill import fill_file
 from touchstream.bench.kpi_scale import NOT_REPLICATED, scale_up, time_kpis, time_lookups
-from touchstream.projections.duckdb_store import DuckDBStore, load_sql
 from touchstream.serving.analyst_api import KPI_VIEWS
 
 COPIES = 3
@@ -43,11 +42,7 @@ SUFFIX = re.compile(r"~\d+$")
 def stores(tmp_path_factory):
     base = tmp_path_factory.mktemp("kpi_scale")
     source, target = base / "serving.duckdb", base / "scaled.duckdb"
-    db = DuckDBStore(source)
-    fill(db)
-    for name in ("identity_decisions", "complaint_customer_360", "analyst_views"):   # as serving runs them
-        db.execute_script(load_sql(name))
-    db.close()
+    fill_file(source)
     result = scale_up(source, target, COPIES)
     original, scaled = (duckdb.connect(str(p), read_only=True) for p in (source, target))
     yield original, scaled, result, target

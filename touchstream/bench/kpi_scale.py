@@ -36,13 +36,15 @@ JSON_ID = r'"([A-Za-z0-9_]*_id|in_reply_to)":(\s*)"((?:[^"\\]|\\.)*)"'
 
 # Per table (a versioned name without its _v<n>): column -> ID, IDS, JSON_IDS or a SQL expression of
 # the copy's suffix {sfx}. From projections/sql/*.sql and the stores that write them. Left unchanged on
-# purpose: fingerprints (hashes), Avro values (BLOB, unread by the views), the 360 profile JSON (the
-# views read only journey.first_sale_at from it; lookups return it as stored), and complaint_sla.clock
+# purpose: fingerprints (hashes), Avro values (BLOB, unread by the views), the 360 profile JSON (no view
+# reads it: journey.first_sale_at is the typed first_sale_at; lookups return it as stored), and complaint_sla.clock
 # ("callback:<id>", "next_response:<event>"): complaint_sla_events.clock joins it together with the
 # suffixed case_id, so the pair stays unique and inside one copy.
 PLAN: dict[str, dict[str, str]] = {
     "interactions": {**{c: ID for c in ("event_id", "correlation_id", "causation_id", "customer_id", "email",
-                                         "phone", "cookie_id", "device_id", "loyalty_card", "account_number")},
+                                         "phone", "cookie_id", "device_id", "loyalty_card", "account_number",
+                                         # the payload's ids as typed columns: suffixed as inside payload
+                                         "call_id", "conversation_id", "in_reply_to", "received_message_id")},
                      "payload": JSON_IDS},
     "c360_events": {"event_id": ID, "anchor": ID},                # anchor is "kind:value", as identifier below
     "c360_identity": {"identifier": ID, "customer_id": ID},
@@ -175,7 +177,8 @@ def time_lookups(path: Path, samples: int = 1000, seed: int = 1) -> dict:
     """360 lookups by customer id through ``Customer360Store.lookup``, the code behind ``GET /customers/{x}``
     on a cache miss (LiveCustomer360 caches profiles; a miss resolves by primary key, then loads and parses
     the profile JSON). The store is opened as serving opens it (read-write, no DDL of its own), so nothing
-    in DuckDBStore changes for the bench; Customer360Store's DDL is IF NOT EXISTS and writes nothing."""
+    in DuckDBStore changes for the bench; Customer360Store's DDL is IF NOT EXISTS, its one-time column fill
+    finds nothing left to fill and its views are replaced by the same text: no row changes."""
     db = DuckDBStore(path, ddl=())
     try:
         store = Customer360Store(db)

@@ -102,9 +102,8 @@ class Rebuild:
         for customer, text in changed:
             view = json.loads(text)
             output.send(CUSTOMER_360_TOPIC, customer, codec.encode(PROFILE_SCHEMA, to_record(view)))
-            for record in finding_records(customer, view):
-                if record["finding_id"] not in old_findings:
-                    output.send(FINDINGS_TOPIC, customer, codec.encode(sink.finding_schema, record))
+            for record in finding_records(customer, view, old_findings):
+                output.send(FINDINGS_TOPIC, customer, codec.encode(sink.finding_schema, record))
         for customer in gone:
             output.send(CUSTOMER_360_TOPIC, customer, None)
         output.flush()

@@ -23,14 +23,17 @@ event to a customer); this module only folds. Rules it keeps, and why:
 Dispatch is a registry keyed by event_type (``customer_360_events.on``), the
 dict form of singledispatch; the section modules register their reducers on
 import, below. ``view`` derives the read model (sums, balance, PMP ranking,
-touchmap windows) that serving publishes.
+touchmap windows) that serving publishes; ``typed_view`` is the same tree with datetimes and
+Decimals, which the sink serialises once to JSON (orjson) and hands to Avro as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+from decimal import Decimal
 from typing import Callable, Iterable
+
+import orjson
 
 from touchstream.projections import customer_360_answers as _answers  # noqa: F401  (registers reducers)
 from touchstream.projections import customer_360_commerce as _commerce  # noqa: F401
@@ -48,7 +51,7 @@ from touchstream.projections.customer_360_timeline import fold_common
 from touchstream.projections.customer_360_touchmap import fold_message, touchmap_view
 
 __all__ = ["Config", "Profile", "apply", "differences", "fingerprint", "fold", "from_dict", "new_profile",
-           "to_dict", "view", "view_fingerprint", "view_json"]
+           "to_dict", "typed_view", "view", "view_fingerprint", "view_json"]
 
 
 def apply(profile: Profile, record: dict) -> Profile:
@@ -83,16 +86,26 @@ def view(profile: Profile, owns: Callable[[str], bool] | None = None) -> dict:
     ``owns("kind:value")``: whether identity resolution gives that identifier to this customer. A
     profile lists only those, so every identifier it shows looks up to it: an event's hints may
     name a cookie that was unlinked from the customer, a shared phone or a blocked value, and
-    listing those would show a representative an identifier that leads to someone else."""
+    listing those would show a representative an identifier that leads to someone else.
+    Times are ISO-8601 strings and amounts decimal strings: ``typed_view`` as its JSON shows it."""
+    return orjson.loads(orjson.dumps(typed_view(profile, owns), default=_plain))
+
+
+def typed_view(profile: Profile, owns: Callable[[str], bool] | None = None) -> dict:
+    """``view`` before JSON: datetimes and Decimals where ``view`` has strings.
+
+    Why the sink uses this one: it is already the Avro record of the published contract
+    (``customer_360_contract.to_record`` would only convert the strings back), and orjson writes
+    datetimes and Decimals in C, so one profile costs one pass to build and one to serialise."""
     return {
         "customer_id": profile.customer_id,
         "events": len(profile.applied),
-        "first_seen": profile.first_seen and profile.first_seen.at.isoformat(),
-        "last_seen": profile.last_seen and profile.last_seen.at.isoformat(),
+        "first_seen": profile.first_seen and profile.first_seen.at,
+        "last_seen": profile.last_seen and profile.last_seen.at,
         "identifiers": _identifiers(profile, owns),
         "journey": _journey(profile),
         "channels": _channels(profile),
-        "interactions": [{"at": i.mark.at.isoformat(), "event_id": i.mark.event_id, "event_type": i.event_type,
+        "interactions": [{"at": i.mark.at, "event_id": i.mark.event_id, "event_type": i.event_type,
                           "channel": i.channel, "content": i.content, "direction": i.direction,
                           "initiated_by": i.initiated_by} for i in reversed(profile.interactions)],
         "commerce": commerce_view(profile.commerce),
@@ -106,8 +119,16 @@ def view(profile: Profile, owns: Callable[[str], bool] | None = None) -> dict:
 
 
 def view_json(view_: dict) -> str:
-    """The canonical JSON text of a view: what is stored, served and hashed."""
-    return json.dumps(view_, sort_keys=True, separators=(",", ":"))
+    """The canonical JSON text of a view (``view`` or ``typed_view``: the same text): what is stored,
+    served and hashed. Sorted keys, no spaces, UTF-8 as is (not \\u-escaped), ISO-8601 times."""
+    return orjson.dumps(view_, default=_plain, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _plain(value):
+    """orjson's hook for what it does not write itself: a Decimal as its exact string."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not part of a 360 view")
 
 
 def view_fingerprint(text: str) -> str:
@@ -116,30 +137,30 @@ def view_fingerprint(text: str) -> str:
 
 
 def _identifiers(profile: Profile, owns: Callable[[str], bool] | None) -> list[dict]:
-    return [{"kind": i.kind, "value": i.value, "trust": i.trust, "first_seen": i.first_seen.isoformat(),
-             "last_seen": i.last_seen.isoformat(), "sightings": i.sightings}
+    return [{"kind": i.kind, "value": i.value, "trust": i.trust, "first_seen": i.first_seen,
+             "last_seen": i.last_seen, "sightings": i.sightings}
             for key, i in sorted(profile.identifiers.items()) if owns is None or owns(key)]
 
 
 def _journey(profile: Profile) -> dict:
     journey = profile.journey
-    return {"stage": journey.stage, "since": journey.since and journey.since.at.isoformat(),
+    return {"stage": journey.stage, "since": journey.since and journey.since.at,
             "since_event_id": journey.since and journey.since.event_id,
-            "first_sale_at": journey.first_sale and journey.first_sale.at.isoformat()}
+            "first_sale_at": journey.first_sale and journey.first_sale.at}
 
 
 def _channels(profile: Profile) -> list[dict]:
     rows = []
     for channel, by_initiator in sorted(profile.channels.items()):
-        split = {who: {"contacts": c.count, "last_at": c.last and c.last.at.isoformat()}
+        split = {who: {"contacts": c.count, "last_at": c.last and c.last.at}
                  for who, c in sorted(by_initiator.items())}
         last = max((c.last for c in by_initiator.values() if c.last), default=None)
         rows.append({"channel": channel, "contacts": sum(c.count for c in by_initiator.values()),
-                     "last_contact_at": last and last.at.isoformat(), "by_initiator": split})
+                     "last_contact_at": last and last.at, "by_initiator": split})
     return rows
 
 
 def _findings(profile: Profile) -> list[dict]:
     ordered = sorted(profile.findings.items(), key=lambda item: (item[1].at, item[0]))
-    return [{"id": key, "kind": f.kind, "at": f.at.isoformat(), "subject": f.subject, "channels": f.channels,
+    return [{"id": key, "kind": f.kind, "at": f.at, "subject": f.subject, "channels": f.channels,
              "evidence": f.evidence} for key, f in ordered]

@@ -132,7 +132,7 @@ def _score(score: Score | None) -> dict | None:
     if score is None:
         return None
     value = int(score.value) if score.value == score.value.to_integral_value() else float(score.value)
-    return {"value": value, "at": score.mark.at.isoformat(), "channel": score.channel, "ref": score.ref}
+    return {"value": value, "at": score.mark.at, "channel": score.channel, "ref": score.ref}
 
 
 def attitude_view(att: Attitude) -> dict:
@@ -146,9 +146,9 @@ def attitude_view(att: Attitude) -> dict:
 
 def answers_view(profile: Profile) -> dict:
     answers = [{"kind": a.kind, "key": a.key, "answer": a.answer, "question": a.question, "score": a.score,
-                "survey_id": a.survey_id, "at": a.latest.mark.at.isoformat(), "channel": a.latest.channel,
+                "survey_id": a.survey_id, "at": a.latest.mark.at, "channel": a.latest.channel,
                 "times_given": len(a.given)} for _, a in sorted(profile.answers.items())]
     consents = [{"for_channel": c.for_channel, "purpose": c.purpose, "status": c.status,
-                 "at": c.mark.at.isoformat(), "via_channel": c.via_channel, "policy_version": c.policy_version}
+                 "at": c.mark.at, "via_channel": c.via_channel, "policy_version": c.policy_version}
                 for _, c in sorted(profile.consents.items())]
     return {"answers": answers, "consents": consents}

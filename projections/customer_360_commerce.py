@@ -112,8 +112,8 @@ def _ledger(ledger: dict[str, Entry]) -> dict:
     return {"count": len(ledger), "amount": _money(_sums((e.amount, e.currency) for e in ledger.values()))}
 
 
-def _money(sums: dict[str, Decimal]) -> dict[str, str]:
-    return {currency: str(amount) for currency, amount in sorted(sums.items())}
+def _money(sums: dict[str, Decimal]) -> dict[str, Decimal]:
+    return dict(sorted(sums.items()))
 
 
 def _minus(a: dict[str, Decimal], *others: dict[str, Decimal]) -> dict[str, Decimal]:
@@ -125,7 +125,9 @@ def _minus(a: dict[str, Decimal], *others: dict[str, Decimal]) -> dict[str, Deci
 
 
 def commerce_view(commerce: Commerce) -> dict:
-    """Counts, last order and delivery, balance due (invoiced - paid - credited), revenue (sales - refunds)."""
+    """Counts, last order and delivery, balance due (invoiced - paid - credited), revenue (sales - refunds).
+
+    Amounts are Decimals and times datetimes (``customer_360.typed_view``); JSON shows them as strings."""
     placed = [o for o in commerce.orders.values() if o.placed is not None]
     last = max(placed, key=lambda o: o.placed, default=None)
     deliveries = [o.delivered for o in commerce.orders.values() if o.delivered is not None]
@@ -135,9 +137,9 @@ def commerce_view(commerce: Commerce) -> dict:
     return {
         "orders": len(placed),
         "receipts": sum(1 for o in placed if o.kind == "receipt"),
-        "last_order": last and {"order_id": last.order_id, "kind": last.kind, "at": last.placed.at.isoformat(),
-                                "channel": last.channel, "total": str(last.total), "currency": last.currency},
-        "last_delivery_at": max(deliveries).at.isoformat() if deliveries else None,
+        "last_order": last and {"order_id": last.order_id, "kind": last.kind, "at": last.placed.at,
+                                "channel": last.channel, "total": last.total, "currency": last.currency},
+        "last_delivery_at": max(deliveries).at if deliveries else None,
         "invoices": _ledger(commerce.invoices), "payments": _ledger(commerce.payments),
         "credits": _ledger(commerce.credits), "returns": _ledger(commerce.returns),
         "balance_due": _money(_minus(totals["invoices"], totals["payments"], totals["credits"])),

@@ -11,6 +11,7 @@ complaint is open). Pure: no I/O.
 from __future__ import annotations
 
 from bisect import insort
+from datetime import datetime
 
 from touchstream.projections.customer_360_events import on
 from touchstream.projections.customer_360_state import Case, CaseStep, Mark, Profile
@@ -70,13 +71,13 @@ def open_intervals(case: Case) -> list[tuple[Mark, Mark | None]]:
 
 def complaints_view(cases: dict[str, Case]) -> dict:
     ordered = sorted(cases.values(), key=lambda c: (c.steps[0].mark, c.case_id))
-    rows = [{"case_id": c.case_id, "state": c.state, "open": c.open, "opened_at": c.steps[0].mark.at.isoformat(),
+    rows = [{"case_id": c.case_id, "state": c.state, "open": c.open, "opened_at": c.steps[0].mark.at,
              "state_at": _state_at(c), "channel": c.steps[0].channel, "category": c.category,
              "priority": c.priority, "order_id": c.order_id, "steps": len(c.steps)} for c in ordered]
     return {"open_count": sum(1 for c in ordered if c.open), "total": len(rows),
             "last": rows[-1] if rows else None, "cases": rows}
 
 
-def _state_at(case: Case) -> str | None:
+def _state_at(case: Case) -> datetime | None:
     last = next((s for s in reversed(case.steps) if s.step in STATE_STEPS), None)
-    return last.mark.at.isoformat() if last else None
+    return last.mark.at if last else None

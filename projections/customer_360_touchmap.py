@@ -23,6 +23,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections import deque
+from datetime import datetime
 
 from touchstream.projections.customer_360_complaints import CASE_EVENTS, open_intervals
 from touchstream.projections.customer_360_events import counted_contact, is_company_message, on
@@ -123,9 +124,9 @@ def window_start(profile: Profile, mark: Mark):
 
 def touchmap_view(profile: Profile) -> dict:
     """Company messages per tumbling window and channel, and the pressure in the window ending at last seen."""
-    windows: dict[str, dict[str, int]] = {}
+    windows: dict[datetime, dict[str, int]] = {}
     for msg in profile.messages.values():
-        slot = windows.setdefault(window_start(profile, msg.mark).isoformat(), {})
+        slot = windows.setdefault(window_start(profile, msg.mark), {})
         slot[msg.channel] = slot.get(msg.channel, 0) + 1
     recent: dict[str, int] = {}
     if profile.last_seen is not None:

@@ -8,9 +8,10 @@ sees every raw partition. Per batch it decodes each record, lets the pure
   canonical customer id, with ``touchstream.*`` headers: the anchor (the hint that
   decides the customer), the customer id and a sequence number;
 - after a merge, split or unlink, a ``CustomerMembershipChanged`` per affected
-  customer on the same topic (the fold stage re-assigns history by it; the
-  highest sequence number wins, so the order in which partitions are read does
-  not matter);
+  customer on the same topic, keyed by each customer of the change (the fold stage
+  re-assigns history by it, and the partition of a customer that lost an identifier
+  learns who holds it now; the highest sequence number wins, so the order in which
+  partitions are read does not matter);
 - every decision as ``IdentityDecided`` on ``touchstream.identity.decisions``.
 
 Offsets advance only after Kafka acknowledged the outputs. The state is saved
@@ -186,12 +187,16 @@ class IdentityStage:
             key = body["customer_id"] or resolution.customer_id
             self.output.send(DECISIONS_TOPIC, key, self.codec.encode(self._decided, body))
         self.stats["decisions"] += len(resolution.decisions)
-        for customer in sorted({*affected_customers(resolution.decisions), *resolution.moved}):
+        group = sorted({*affected_customers(resolution.decisions), *resolution.moved})
+        for customer in group:
             members = [{"kind": n.kind, "value": n.value} for n in self.resolver.members_of(customer)]
             body = {"customer_id": customer, "identifiers": members, "seq": self._seq(),
                     "decided_by": event["envelope"]["event_id"]}
-            self.output.send(CUSTOMER_EVENTS_TOPIC, customer, self.codec.encode(self._membership, body),
-                             [(KIND, b"membership")])
+            value = self.codec.encode(self._membership, body)
+            # Keyed by every customer of the change, not only its own: the partition of a customer that
+            # lost an identifier learns who holds it now (a fold worker there hands its events over).
+            for key in (customer, *(other for other in group if other != customer)):
+                self.output.send(CUSTOMER_EVENTS_TOPIC, key, value, [(KIND, b"membership")])
             self.stats["memberships"] += 1
         if resolution.customer_id is None:   # every hint blocked or absent: kept in the log, in no profile
             self.stats["unattributed"] += 1

@@ -81,7 +81,7 @@ def test_every_raw_record_is_decoded_once_for_both_sinks(tmp_path):
     assert log.applied == len(EVENTS) and log.dead == 1
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 10_000), rewinds=st.integers(0, 3), ahead=st.integers(0, 60))
 def test_the_shared_decode_writes_what_each_sink_writes_alone_whatever_the_batching(tmp_path_factory, seed, rewinds,
                                                                                      ahead):

@@ -119,6 +119,8 @@ def _link_changes(before: Derivation, after: Derivation, cause: Cause) -> list:
 
 
 def _customer_changes(before: Derivation, after: Derivation, cause: Cause) -> list:
+    if all(after.canonical[node] == old for node, old in before.canonical.items()):
+        return []   # every identifier kept its customer: nothing merged, nothing split
     targets: dict = {}
     sources: dict = {}
     for node, old in before.canonical.items():

@@ -10,6 +10,10 @@ order depends on the evidence alone, so the customers are a function of the *set
 events seen: arrival order, duplicates, restarts and late events all converge on what a
 fresh replay gives, and an unlink equals a replay without the evidence it retracts.
 
+A region no guard rail can act in (at most one customer_id, no unlink inside) is derived
+in closed form instead (``identity_replay.plain``), with the same result: most are, and
+the replay's fixed cost per event is what limited the one global identity process.
+
 The guard rails the replay applies (trust guard, cap, separation) are described in
 ``identity_replay``; the value types live in ``identity_facts``. Both are re-exported
 here, so ``identity_graph`` stays the one import for the graph and its facts.
@@ -26,7 +30,7 @@ from touchstream.projections.identity_facts import (  # noqa: F401  (re-exported
     CUSTOMER_ID, Evidence, Identifier, Pair, Separation, Trust, pair_of,
 )
 from touchstream.projections.identity_replay import (  # noqa: F401  (re-exported)
-    Derivation, Rules, anonymous_id, derive, replay_order,
+    Derivation, Rules, anonymous_id, derive, plain, replay_order,
 )
 
 
@@ -56,7 +60,8 @@ class IdentityGraph:
 
     def add(self, pair: Pair, ev: Evidence) -> bool:
         """Store evidence; True when the replay could change (a new earliest link, or the first after an unlink)."""
-        if any(s.pair == pair and ev.key < s.key for s in self.separations.get(pair[0], ())):
+        seps = self.separations.get(pair[0])
+        if seps and any(s.pair == pair and ev.key < s.key for s in seps):
             return False   # an unlink already voided this evidence
         by_trust = self.evidence.setdefault(pair, {})
         if not by_trust:
@@ -69,8 +74,10 @@ class IdentityGraph:
         bucket.insert(i, ev)
         if i == 0:
             return True
-        keys, previous = self._separation_keys, bucket[i - 1].key   # is ev the first link after some unlink?
-        return self.rules.separate and bisect.bisect_right(keys, previous) < bisect.bisect_right(keys, ev.key)
+        keys = self._separation_keys   # is ev the first link after some unlink?
+        if not keys or not self.rules.separate:
+            return False
+        return bisect.bisect_right(keys, bucket[i - 1].key) < bisect.bisect_right(keys, ev.key)
 
     def separate(self, sep: Separation) -> None:
         """Void the evidence between sep.pair older than the unlink, and remember it for late evidence."""
@@ -114,11 +121,16 @@ class IdentityGraph:
         One pair for all regions: an unlink can leave the two sides of one old customer in
         two regions, and only together do they read as a split.
         """
-        before, after = Derivation(), Derivation()
+        parts = []
         for region in self.regions(seeds):
             old = self._snapshot(region)
-            new = derive(region, *self._edges(region), self.first_seen, self.rules)
+            new = self._derive(region, old)
             self._apply(region, old, new)
+            parts.append((old, new))
+        if len(parts) == 1:
+            return parts[0]
+        before, after = Derivation(), Derivation()
+        for old, new in parts:
             for total, part in ((before, old), (after, new)):
                 total.canonical.update(part.canonical)
                 total.accepted.update(part.accepted)
@@ -127,18 +139,26 @@ class IdentityGraph:
                 total.merges.extend(part.merges)
         return before, after
 
+    def _derive(self, region: list, old: Derivation) -> Derivation:
+        """The region's customers: in closed form (``plain``) when no guard rail can act in it and no old
+        customer is merged away (the replay's merges explain that), else replayed."""
+        if not self.rules.separate or self.separations.keys().isdisjoint(region):   # no unlink inside
+            new = plain(region, self._pairs(region), self.evidence, self.first_seen, self.rules)
+            if new is not None and (not old.canonical or {*old.canonical.values()} == {new.canonical[region[0]]}):
+                return new
+        return derive(region, *self._edges(region), self.first_seen, self.rules)
+
+    def _pairs(self, region: list) -> list:
+        adjacent = self.adjacent
+        return [(node, other) for node in region for other in adjacent.get(node, ()) if node < other]
+
     def _edges(self, region: list) -> tuple[list, list]:
         inside = set(region)
         seps = sorted({s for n in region for s in self.separations.get(n, ())
                        if s.pair[0] in inside and s.pair[1] in inside}, key=lambda s: s.key)
         seps = seps if self.rules.separate else []
         deadlines = sorted({s.key for s in seps})
-        edges = []
-        for node in region:
-            for other in self.adjacent.get(node, ()):
-                if node < other:
-                    pair = (node, other)
-                    edges.extend((pair, ev) for ev in _occurrences(self.evidence[pair], deadlines))
+        edges = [(pair, ev) for pair in self._pairs(region) for ev in _occurrences(self.evidence[pair], deadlines)]
         edges.sort(key=replay_order)
         return edges, seps
 
@@ -157,11 +177,14 @@ class IdentityGraph:
         return snap
 
     def _apply(self, region: list, before: Derivation, after: Derivation) -> None:
-        for node, cid in before.canonical.items():
-            members = self.members[cid]
-            members.discard(node)
-            if not members:
-                del self.members[cid]
+        """Replace the region's derived state with ``after`` (an identifier that stays put is left alone)."""
+        old, new = before.canonical, after.canonical
+        for node, cid in old.items():
+            if new[node] != cid:
+                members = self.members[cid]
+                members.discard(node)
+                if not members:
+                    del self.members[cid]
         for node in region:
             self.links.pop(node, None)
             self.quarantined.pop(node, None)
@@ -171,9 +194,10 @@ class IdentityGraph:
                 for node in pair:
                     self.links.setdefault(node, {})[pair] = entry
         self.quarantined.update(after.quarantined)
-        for node, cid in after.canonical.items():
-            self.canonical[node] = cid
-            self.members.setdefault(cid, set()).add(node)
+        for node, cid in new.items():
+            if old.get(node) != cid:
+                self.canonical[node] = cid
+                self.members.setdefault(cid, set()).add(node)
 
 
 def _occurrences(by_trust: Mapping, deadlines: list) -> list:

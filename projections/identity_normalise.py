@@ -84,7 +84,9 @@ class IdentityConfig:
         object.__setattr__(self, "_patterns", patterns)
 
     def blocked(self, node: Identifier) -> bool:
-        return node in self._blocked or any(
+        if node in self._blocked:
+            return True
+        return bool(self._patterns) and any(
             kind in ("*", node.kind) and regex.fullmatch(node.value) for kind, regex in self._patterns)
 
 

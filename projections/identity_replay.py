@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Mapping
 
 from touchstream.projections.identity_facts import CUSTOMER_ID, Evidence, Identifier, Pair, Trust
@@ -65,6 +66,7 @@ class Derivation:
     merges: list = field(default_factory=list)        # (Pair, Evidence) that joined two parts, replay order
 
 
+@lru_cache(maxsize=1 << 14)   # a customer re-derived again soon keeps its name: no HMAC per re-derivation
 def anonymous_id(node: Identifier, key: bytes) -> str:
     """Customer id of a part without a customer_id: stable across replays with the same ``key`` (an HMAC of
     its first identifier), and without the key no guess can be checked against it."""
@@ -175,3 +177,32 @@ def derive(nodes: list, edges: list, separations: list, first_seen: Mapping, rul
         if hub is None:
             return replay.finish(first_seen)
         quarantined[hub[0]] = hub[1]
+
+
+def plain(nodes: list, pairs: list, evidence: Mapping, first_seen: Mapping, rules: Rules) -> Derivation | None:
+    """What ``derive`` gives for a connected region without an unlink in it, without replaying it;
+    None when the region holds two customer_ids (then a guard rail may act: replay it).
+
+    Why: most re-derivations are of a small region with at most one customer_id (a new
+    cookie beside a known account), and sorting and replaying its links costs more than
+    the rest of the event. With one label at most, the trust guard (two customers) and
+    the cap (more customers than its minimum of one) cannot fire, and without an unlink
+    nothing is separated: every link counts, with the first of its evidence in replay
+    order (the earliest of its best trust level), and the connected region is one
+    customer. ``pairs`` are the region's pairs with evidence (``evidence[pair]`` is
+    {Trust: [Evidence, ...] sorted}); the caller vouches that no unlink lies inside.
+    The result has no ``merges``: where they are needed (old customers merged), replay.
+    """
+    label = None
+    for node in nodes:
+        if node.kind == CUSTOMER_ID:
+            if label is not None:
+                return None
+            label = node.value
+    if label is None:
+        label = anonymous_id(min(nodes, key=lambda n: (first_seen[n], n)), rules.anonymous_id_key)
+    accepted = {}
+    for pair in pairs:
+        by_trust = evidence[pair]
+        accepted[pair] = by_trust[max(by_trust)][0]
+    return Derivation(dict.fromkeys(nodes, label), accepted)

@@ -34,15 +34,14 @@ Rules this module adds to ``identity_graph``'s replay:
   dropped before anything else (one ``blocked_value`` finding per value).
 
 Normalisation, ``IdentityConfig`` and the trust table live in ``identity_normalise``, the
-decision events and the decision diff in ``identity_decisions``; both are re-exported here.
+decision events and the decision diff in ``identity_decisions`` (both re-exported here), and
+what one event says (its explicit identifiers, trust and links) in ``identity_links``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Iterable, NamedTuple
 
-from touchstream.events.envelope import KEY_PRIORITY
 from touchstream.projections.identity_decisions import (  # noqa: F401  (re-exported)
     Cause, CustomerMerged, CustomerSplit, IdentityFinding, IdentityLinked, IdentityUnlinked, decide,
 )
@@ -50,6 +49,9 @@ from touchstream.projections.identity_graph import (  # noqa: F401  (Derivation,
     CUSTOMER_ID, Derivation, Evidence, IdentityGraph, Identifier, Rules, Separation, Trust, pair_of,
 )
 from touchstream.projections.identity_journal import FACT_KINDS, NO_JOURNAL, Facts, Journal, link_row, reported_row
+from touchstream.projections.identity_links import (
+    UNLINKED_EVENT, anchor, event_trust, explicit, links, lone_trust, membership_moves, millis,
+)
 from touchstream.projections.identity_normalise import (  # noqa: F401  (re-exported)
     ENVELOPE_TRUST, KIND_CEILING, KINDS, C, IdentityConfig, O, V, envelope_trust, normalise,
 )
@@ -57,61 +59,12 @@ from touchstream.projections.identity_normalise import (  # noqa: F401  (re-expo
 __all__ = ["IdentityResolver", "IdentityConfig", "Resolution", "Identifier", "Trust", "normalise", "ENVELOPE_TRUST",
            "IdentityLinked", "IdentityUnlinked", "CustomerMerged", "CustomerSplit", "IdentityFinding"]
 
-LINKED_EVENT, UNLINKED_EVENT = "identity.identifiers_linked", "identity.identifiers_unlinked"
-
-
 class Resolution(NamedTuple):
     customer_id: str | None
     decisions: list
     anchor: Identifier | None = None   # the hint that decides the customer (strongest kind): routes the event
     duplicate: bool = False            # an event id seen before: nothing changed, nothing to forward
     moved: tuple = ()                  # customers whose members changed, beyond the anchor joining its customer
-
-
-class _Link(NamedTuple):
-    a: Identifier
-    b: Identifier
-    trust: Trust
-    reason: str
-
-
-def _capped(a: Identifier, b: Identifier, trust: Trust) -> Trust:
-    return min(trust, KIND_CEILING.get(a.kind, V), KIND_CEILING.get(b.kind, V))
-
-
-def _millis(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
-
-
-def _event_trust(record: dict, hints: list[Identifier]) -> Trust:
-    """What the event proves: an identity event says so itself, any other earns it by type (ENVELOPE_TRUST)."""
-    event_type = record["envelope"]["event_type"]
-    if event_type.startswith("identity."):
-        return Trust.parse(record.get("trust"))
-    return envelope_trust(event_type, any(n.kind == CUSTOMER_ID for n in hints))
-
-
-def membership_moves(before: dict, after: dict, anchor: Identifier | None) -> tuple[str, ...]:
-    """Customers that gained or lost an identifier in one re-derivation, sorted.
-
-    Why: the 360 and the lookup learn who holds an identifier only from claims, so every
-    identifier that joins or leaves a customer must be announced, not only those a merge
-    or split moves; otherwise an account number seen beside a known e-mail address is
-    listed on the profile and found by no lookup. The one move the routed event itself
-    announces (its anchor joining the customer it is routed to) needs no announcement."""
-    out: set[str] = set()
-    for node, customer in after.items():
-        old = before.get(node)
-        if old != customer and not (node == anchor and old is None):
-            out.add(customer)
-            if old is not None:
-                out.add(old)
-    return tuple(sorted(out))
-
-
-def _explicit(record: dict) -> list[tuple[str, str]]:
-    return [(ident["kind"], ident["value"]) for name in ("identifier", "identifier_a", "identifier_b")
-            if isinstance(ident := record.get(name), dict)]
 
 
 class IdentityResolver:
@@ -131,82 +84,77 @@ class IdentityResolver:
         env = record["envelope"]
         event_id, event_type = env["event_id"], env["event_type"]
         if event_id in self._events:
-            anchor = self._anchor(self._nodes(record, None))
-            return Resolution(self._graph.canonical.get(anchor) if anchor else None, [], anchor, True)
+            head = anchor(self._nodes(record, None))
+            return Resolution(self._graph.canonical.get(head) if head else None, [], head, True)
         self._events.add(event_id)
         self._journal.event(event_id)
         decisions: list = []
         hints = self._identifiers(env["identity"].items(), event_id, decisions)
-        explicit = self._identifiers(_explicit(record), event_id, decisions)
-        at, trust = _millis(env["occurred_at"]), _event_trust(record, hints)
-        seeds = self._sightings(record, hints, explicit, at, trust)
-        cause = Cause(event_id, event_type, trust, None)
+        named = explicit(record)
+        named = self._identifiers(named, event_id, decisions) if named else []
+        at, trust = millis(env["occurred_at"]), event_trust(record, hints)
+        seeds = self._sightings(event_type, hints + named, at, trust)
+        cause = None
         if event_type == UNLINKED_EVENT:
-            cause = self._unlink(record, explicit, at, trust, seeds)
+            cause = self._unlink(record, named, at, trust, seeds)
         else:
-            for link in self._links(record, hints, explicit, trust):
-                pair, ev = pair_of(link.a, link.b), Evidence(at, event_id, link.trust, link.reason)
+            pairs, reason = links(record, hints, named, trust)
+            for pair, link_trust in pairs:
+                ev = Evidence(at, event_id, link_trust, reason)
                 self._journal.evidence(pair, ev)
                 if self._graph.add(pair, ev):
-                    seeds.update((link.a, link.b))
-        anchor, moved = self._anchor(hints + explicit), ()
+                    seeds.update(pair)
+        head, moved = anchor(hints + named), ()
         if seeds:
             before, after = self._graph.rederive(seeds)
-            decisions += decide(before, after, cause)
-            moved = membership_moves(before.canonical, after.canonical, anchor)
-        return Resolution(self._graph.canonical.get(anchor) if anchor else None, decisions, anchor, False, moved)
+            decisions += decide(before, after, cause or Cause(event_id, event_type, trust, None))
+            moved = membership_moves(before.canonical, after.canonical, head)
+        return Resolution(self._graph.canonical.get(head) if head else None, decisions, head, False, moved)
 
     def _identifiers(self, items: Iterable, event_id: str, decisions: list | None) -> list[Identifier]:
         """Normalised, deduplicated, blocked ones dropped (reported once each when ``decisions`` is given)."""
         out: list[Identifier] = []
+        region, blocked = self.config.default_region, self.config.blocked
         for kind, value in items:
-            node, note = normalise(kind, value, self.config.default_region) if value is not None else (None, None)
+            if value is None:
+                continue
+            node, note = normalise(kind, value, region)
             if node is None or node in out:
                 continue
-            rule = "blocked_value" if self.config.blocked(node) else note
-            if rule and decisions is not None and (rule, node) not in self._reported:
-                self._reported.add((rule, node))
-                self._journal.reported(rule, node)
-                decisions.append(IdentityFinding(rule, (node,), (), event_id, event_id))
-            if rule == "blocked_value":
-                continue
-            if note and self._notes.get(node) != note:
-                self._notes[node] = note
-                self._journal.node(node)
+            rule = "blocked_value" if blocked(node) else note
+            if rule:   # rare: a blocked value, or a note (then ``rule`` is the note)
+                if decisions is not None and (rule, node) not in self._reported:
+                    self._reported.add((rule, node))
+                    self._journal.reported(rule, node)
+                    decisions.append(IdentityFinding(rule, (node,), (), event_id, event_id))
+                if rule == "blocked_value":
+                    continue
+                if self._notes.get(node) != note:
+                    self._notes[node] = note
+                    self._journal.node(node)
             out.append(node)
         return out
 
     def _nodes(self, record: dict, decisions: list | None) -> list[Identifier]:
         env = record["envelope"]
-        items = list(env["identity"].items()) + _explicit(record)
+        items = list(env["identity"].items()) + explicit(record)
         return self._identifiers(items, env["event_id"], decisions)
 
-    def _sightings(self, record: dict, hints: list, explicit: list, at: int, trust: Trust) -> set:
+    def _sightings(self, event_type: str, nodes: list, at: int, trust: Trust) -> set:
         """Register every identifier (with how well it was seen); a new or earlier-seen node must be (re)derived."""
-        event_type = record["envelope"]["event_type"]
-        lone = trust if event_type.startswith("identity.") else envelope_trust(event_type, False)
+        lone = lone_trust(event_type, trust)
+        touch, node_trust, journal = self._graph.touch, self._node_trust, self._journal
         seeds = set()
-        for node in hints + explicit:
-            if self._graph.touch(node, at):
+        for node in nodes:
+            if touch(node, at):
                 seeds.add(node)
-                self._journal.node(node)
-            best = min(lone, KIND_CEILING.get(node.kind, V))
-            if best > self._node_trust.get(node, 0):
-                self._node_trust[node] = best
-                self._journal.node(node)
+                journal.node(node)
+            ceiling = KIND_CEILING.get(node.kind)   # min(lone, ceiling), lone when the kind has none
+            best = lone if ceiling is None or lone <= ceiling else ceiling
+            if best > node_trust.get(node, 0):
+                node_trust[node] = best
+                journal.node(node)
         return seeds
-
-    def _links(self, record: dict, hints: list, explicit: list, trust: Trust) -> list[_Link]:
-        """Every pair of identifiers on the event, with the trust the event earns (see ENVELOPE_TRUST)."""
-        event_type = record["envelope"]["event_type"]
-        detail = (record.get("reason") or record.get("how")) if event_type.startswith("identity.") else None
-        reason = f"{event_type}:{detail or 'together'}"
-        nodes = hints + [n for n in explicit if n not in hints]
-        links = [_Link(a, b, _capped(a, b, trust), reason) for i, a in enumerate(nodes) for b in nodes[i + 1:]]
-        if event_type == LINKED_EVENT and len(explicit) == 2:   # the stated pair keeps its stated trust
-            direct = pair_of(*explicit)
-            links = [k for k in links if pair_of(k.a, k.b) != direct] + [_Link(*direct, trust, reason)]
-        return links
 
     def _unlink(self, record: dict, explicit: list, at: int, trust: Trust, seeds: set) -> Cause:
         """identifiers_unlinked: void the pair's older evidence and re-derive both sides. Envelope hints are not linked."""
@@ -222,15 +170,6 @@ class IdentityResolver:
         return Cause(event_id, reason, trust, pair)
 
     # -- queries -------------------------------------------------------------------
-    @staticmethod
-    def _anchor(nodes: list[Identifier]) -> Identifier | None:
-        """The strongest hint (KEY_PRIORITY): an event belongs to whichever customer holds it."""
-        for kind in KEY_PRIORITY:
-            for node in nodes:
-                if node.kind == kind:
-                    return node
-        return None
-
     def customer_of(self, kind: str, value: str) -> str | None:
         node, _note = normalise(kind, value, self.config.default_region)
         return self._graph.canonical.get(node) if node is not None else None

@@ -1,4 +1,4 @@
-"""The README stays true: every `touchstream` command in its shell blocks parses with the real CLI,
+"""The README (and docs/scaling.md) stays true: every `touchstream` command in its shell blocks parses with the real CLI,
 every `make` target it names exists, and the prerequisites it names are the ones `make test` checks."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from touchstream.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-SHELL_BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+SCALING = (ROOT / "docs" / "scaling.md").read_text()
+SHELL_BLOCKS = re.findall(r"```sh\n(.*?)```", README + SCALING, flags=re.S)
 
 
 def _commands() -> list[str]:

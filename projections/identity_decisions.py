@@ -168,6 +168,8 @@ def _bridge(into: str, before: Derivation, after: Derivation) -> tuple:
 
 
 def _findings(before: Derivation, after: Derivation, cause: Cause) -> list:
+    if not after.quarantined and not after.refused:
+        return []   # no guard rail acted
     out = [IdentityFinding("identifier_cap", (node,), customers, cause.event_id, cause.event_id)
            for node, customers in sorted(after.quarantined.items()) if node not in before.quarantined]
     for pair, (rule, ev) in sorted(after.refused.items()):

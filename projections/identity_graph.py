@@ -30,12 +30,14 @@ from touchstream.projections.identity_facts import (  # noqa: F401  (re-exported
     CUSTOMER_ID, Evidence, Identifier, Pair, Separation, Trust, pair_of,
 )
 from touchstream.projections.identity_replay import (  # noqa: F401  (re-exported)
-    Derivation, Rules, anonymous_id, derive, plain, replay_order,
+    Derivation, Rules, anonymous_id, derive, first_link, plain, plain_customer, replay_order,
 )
 
 
 class IdentityGraph:
     """Facts (nodes, evidence, separations) plus the customers derived from them, kept in step per region."""
+
+    closed_form = True   # derive regions no guard rail can act in without a replay (False: always replay)
 
     def __init__(self, rules: Rules):
         self.rules = rules
@@ -119,10 +121,17 @@ class IdentityGraph:
         """Replay every region around ``seeds`` and apply it; returns (before, after) over all of them.
 
         One pair for all regions: an unlink can leave the two sides of one old customer in
-        two regions, and only together do they read as a split.
+        two regions, and only together do they read as a split. When only the seeds changed
+        (``_grow``), the pair covers the seeds and their pairs: all that changed.
         """
+        seeds = [seed for seed in seeds if seed in self.first_seen]
+        regions = self.regions(seeds)
+        if self.closed_form and len(regions) == 1:
+            grown = self._grow(regions[0], seeds)
+            if grown is not None:
+                return grown
         parts = []
-        for region in self.regions(seeds):
+        for region in regions:
             old = self._snapshot(region)
             new = self._derive(region, old)
             self._apply(region, old, new)
@@ -139,10 +148,54 @@ class IdentityGraph:
                 total.merges.extend(part.merges)
         return before, after
 
+    def _grow(self, region: list, seeds: list) -> tuple[Derivation, Derivation] | None:
+        """The common change derived at its seeds alone: identifiers joining, or staying in, a customer that
+        keeps its id, in a region no guard rail can act in (``plain``). None: derive the region whole.
+
+        Why it is enough: after every re-derivation a region's state is its derivation, and an
+        event changes only its seeds (sightings) and the pairs between them (evidence; ``add``
+        says when that matters). So where the customer keeps its id, the rest of the region is
+        already what ``plain`` gives (so it holds no refused link and no quarantined identifier).
+        """
+        if not self.separations.keys().isdisjoint(region):
+            return None   # unlinked, even without separating: evidence is gone, and a link with it
+        cid = plain_customer(region, self.first_seen, self.rules)
+        if cid is None:
+            return None
+        if any(self.canonical.get(node, cid) != cid for node in seeds):
+            return None   # merged or renamed: the replay's merges say how
+        return self._settle(seeds, cid)
+
+    def _settle(self, seeds: list, cid: str) -> tuple[Derivation, Derivation]:
+        """Seeds into customer ``cid``, the pairs between them counted with their first link (``_grow``)."""
+        before, after = Derivation(), Derivation()
+        for node in seeds:
+            after.canonical[node] = cid
+            if node in self.canonical:
+                before.canonical[node] = cid
+            else:
+                self.canonical[node] = cid
+                self.members.setdefault(cid, set()).add(node)
+        inside, links = set(seeds), self.links
+        for node in seeds:
+            for other in self.adjacent.get(node, ()):
+                if node < other and other in inside:
+                    pair = (node, other)
+                    old = links.get(node, {}).get(pair)
+                    if old is not None:
+                        before.accepted[pair] = old[1]
+                    after.accepted[pair] = ev = first_link(self.evidence[pair])
+                    links.setdefault(node, {})[pair] = links.setdefault(other, {})[pair] = ("accepted", ev)
+        return before, after
+
+    def _unguarded(self, region: list) -> bool:
+        """No unlink inside the region could separate anything."""
+        return not self.rules.separate or self.separations.keys().isdisjoint(region)
+
     def _derive(self, region: list, old: Derivation) -> Derivation:
         """The region's customers: in closed form (``plain``) when no guard rail can act in it and no old
         customer is merged away (the replay's merges explain that), else replayed."""
-        if not self.rules.separate or self.separations.keys().isdisjoint(region):   # no unlink inside
+        if self.closed_form and self._unguarded(region):
             new = plain(region, self._pairs(region), self.evidence, self.first_seen, self.rules)
             if new is not None and (not old.canonical or {*old.canonical.values()} == {new.canonical[region[0]]}):
                 return new

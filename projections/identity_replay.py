@@ -193,6 +193,15 @@ def plain(nodes: list, pairs: list, evidence: Mapping, first_seen: Mapping, rule
     {Trust: [Evidence, ...] sorted}); the caller vouches that no unlink lies inside.
     The result has no ``merges``: where they are needed (old customers merged), replay.
     """
+    label = plain_customer(nodes, first_seen, rules)
+    if label is None:
+        return None
+    return Derivation(dict.fromkeys(nodes, label), {pair: first_link(evidence[pair]) for pair in pairs})
+
+
+def plain_customer(nodes: list, first_seen: Mapping, rules: Rules) -> str | None:
+    """The one customer of a connected region without an unlink in it (see ``plain``); None when it holds
+    two customer_ids."""
     label = None
     for node in nodes:
         if node.kind == CUSTOMER_ID:
@@ -200,9 +209,10 @@ def plain(nodes: list, pairs: list, evidence: Mapping, first_seen: Mapping, rule
                 return None
             label = node.value
     if label is None:
-        label = anonymous_id(min(nodes, key=lambda n: (first_seen[n], n)), rules.anonymous_id_key)
-    accepted = {}
-    for pair in pairs:
-        by_trust = evidence[pair]
-        accepted[pair] = by_trust[max(by_trust)][0]
-    return Derivation(dict.fromkeys(nodes, label), accepted)
+        return anonymous_id(min(nodes, key=lambda n: (first_seen[n], n)), rules.anonymous_id_key)
+    return label
+
+
+def first_link(by_trust: Mapping) -> Evidence:
+    """A pair's evidence a replay meets first when no unlink lies between: the earliest of its best trust."""
+    return by_trust[max(by_trust)][0]

@@ -10,9 +10,10 @@ order depends on the evidence alone, so the customers are a function of the *set
 events seen: arrival order, duplicates, restarts and late events all converge on what a
 fresh replay gives, and an unlink equals a replay without the evidence it retracts.
 
-A region no guard rail can act in (at most one customer_id, no unlink inside) is derived
-in closed form instead (``identity_replay.plain``), with the same result: most are, and
-the replay's fixed cost per event is what limited the one global identity process.
+Most changes need no replay (``IdentityGraph._grow``): identifiers that join, or stay in, a
+customer that keeps its id, in a region no guard rail can act in (at most one customer_id,
+no unlink), are derived at the event's own identifiers, with the same result. The replay's
+fixed cost per event is what limited the one global identity process.
 
 The guard rails the replay applies (trust guard, cap, separation) are described in
 ``identity_replay``; the value types live in ``identity_facts``. Both are re-exported
@@ -30,14 +31,14 @@ from touchstream.projections.identity_facts import (  # noqa: F401  (re-exported
     CUSTOMER_ID, Evidence, Identifier, Pair, Separation, Trust, pair_of,
 )
 from touchstream.projections.identity_replay import (  # noqa: F401  (re-exported)
-    Derivation, Rules, anonymous_id, derive, first_link, plain, plain_customer, replay_order,
+    Derivation, Rules, anonymous_id, derive, first_link, plain_customer, replay_order,
 )
 
 
 class IdentityGraph:
     """Facts (nodes, evidence, separations) plus the customers derived from them, kept in step per region."""
 
-    closed_form = True   # derive regions no guard rail can act in without a replay (False: always replay)
+    closed_form = True   # derive changes no guard rail can act in without a replay (False: always replay)
 
     def __init__(self, rules: Rules):
         self.rules = rules
@@ -133,7 +134,7 @@ class IdentityGraph:
         parts = []
         for region in regions:
             old = self._snapshot(region)
-            new = self._derive(region, old)
+            new = derive(region, *self._edges(region), self.first_seen, self.rules)
             self._apply(region, old, new)
             parts.append((old, new))
         if len(parts) == 1:
@@ -154,8 +155,9 @@ class IdentityGraph:
 
         Why it is enough: after every re-derivation a region's state is its derivation, and an
         event changes only its seeds (sightings) and the pairs between them (evidence; ``add``
-        says when that matters). So where the customer keeps its id, the rest of the region is
-        already what ``plain`` gives (so it holds no refused link and no quarantined identifier).
+        says when that matters). Such a region is one customer whose every link counts with its
+        first evidence (``plain_customer``), so where the customer keeps its id, the rest of the
+        region is already what a replay gives, and it holds no refused link and no quarantined one.
         """
         if not self.separations.keys().isdisjoint(region):
             return None   # unlinked, even without separating: evidence is gone, and a link with it
@@ -187,19 +189,6 @@ class IdentityGraph:
                     after.accepted[pair] = ev = first_link(self.evidence[pair])
                     links.setdefault(node, {})[pair] = links.setdefault(other, {})[pair] = ("accepted", ev)
         return before, after
-
-    def _unguarded(self, region: list) -> bool:
-        """No unlink inside the region could separate anything."""
-        return not self.rules.separate or self.separations.keys().isdisjoint(region)
-
-    def _derive(self, region: list, old: Derivation) -> Derivation:
-        """The region's customers: in closed form (``plain``) when no guard rail can act in it and no old
-        customer is merged away (the replay's merges explain that), else replayed."""
-        if self.closed_form and self._unguarded(region):
-            new = plain(region, self._pairs(region), self.evidence, self.first_seen, self.rules)
-            if new is not None and (not old.canonical or {*old.canonical.values()} == {new.canonical[region[0]]}):
-                return new
-        return derive(region, *self._edges(region), self.first_seen, self.rules)
 
     def _pairs(self, region: list) -> list:
         adjacent = self.adjacent

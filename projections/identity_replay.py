@@ -179,29 +179,17 @@ def derive(nodes: list, edges: list, separations: list, first_seen: Mapping, rul
         quarantined[hub[0]] = hub[1]
 
 
-def plain(nodes: list, pairs: list, evidence: Mapping, first_seen: Mapping, rules: Rules) -> Derivation | None:
-    """What ``derive`` gives for a connected region without an unlink in it, without replaying it;
-    None when the region holds two customer_ids (then a guard rail may act: replay it).
+def plain_customer(nodes: list, first_seen: Mapping, rules: Rules) -> str | None:
+    """What ``derive`` names a connected region without an unlink in it, if no guard rail can act there:
+    None when it holds two customer_ids.
 
     Why: most re-derivations are of a small region with at most one customer_id (a new
     cookie beside a known account), and sorting and replaying its links costs more than
     the rest of the event. With one label at most, the trust guard (two customers) and
     the cap (more customers than its minimum of one) cannot fire, and without an unlink
-    nothing is separated: every link counts, with the first of its evidence in replay
-    order (the earliest of its best trust level), and the connected region is one
-    customer. ``pairs`` are the region's pairs with evidence (``evidence[pair]`` is
-    {Trust: [Evidence, ...] sorted}); the caller vouches that no unlink lies inside.
-    The result has no ``merges``: where they are needed (old customers merged), replay.
+    nothing is separated: every link counts, with its ``first_link``, and the connected
+    region is one customer, named as ``finish`` names it. ``IdentityGraph._grow`` relies on it.
     """
-    label = plain_customer(nodes, first_seen, rules)
-    if label is None:
-        return None
-    return Derivation(dict.fromkeys(nodes, label), {pair: first_link(evidence[pair]) for pair in pairs})
-
-
-def plain_customer(nodes: list, first_seen: Mapping, rules: Rules) -> str | None:
-    """The one customer of a connected region without an unlink in it (see ``plain``); None when it holds
-    two customer_ids."""
     label = None
     for node in nodes:
         if node.kind == CUSTOMER_ID:

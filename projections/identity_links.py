@@ -57,8 +57,11 @@ def links(record: dict, hints: list, explicit_nodes: list, trust: Trust) -> tupl
     event_type = record["envelope"]["event_type"]
     detail = (record.get("reason") or record.get("how")) if event_type.startswith("identity.") else None
     reason = f"{event_type}:{detail or 'together'}"
-    ceiling, count = [min(trust, KIND_CEILING.get(n.kind, trust)) for n in nodes], len(nodes)
-    out = [(pair_of(nodes[i], nodes[j]), min(ceiling[i], ceiling[j])) for i in range(count) for j in range(i + 1, count)]
+    out = []
+    for i, a in enumerate(nodes):
+        capped = min(trust, KIND_CEILING.get(a.kind, trust))
+        for b in nodes[i + 1:]:
+            out.append((pair_of(a, b), min(capped, KIND_CEILING.get(b.kind, trust))))
     if event_type == LINKED_EVENT and len(explicit_nodes) == 2:   # the stated pair keeps its stated trust
         direct = pair_of(*explicit_nodes)
         out = [link for link in out if link[0] != direct] + [(direct, trust)]

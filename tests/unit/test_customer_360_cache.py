@@ -11,6 +11,7 @@ compiled state codec against a plain recursive one.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from hypothesis import given
@@ -24,6 +25,7 @@ from tests.unit.test_customer_360 import streams as fold_streams
 from tests.unit.test_customer_360_pipeline import PIPELINE, CrashingOutput, fresh
 from tests.unit.test_customer_360_pipeline import streams as pipeline_streams
 from tests.unit.test_identity_resolution import configs
+from touchstream.processors import customer_360_cache as cache
 from touchstream.processors.decoding import decode_event
 from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_codec import encode, from_dict, pack, shape_of, to_dict, unpack
@@ -80,6 +82,21 @@ def assert_the_invariant(sink: Sink) -> None:
        data=st.data(), rnd=st.randoms(use_true_random=False))
 def test_after_every_batch_a_stored_state_is_the_fold_of_its_customers_committed_events(
         tmp_path, events, config, cache_size, in_flush, data, rnd):
+    with every_profile_stored():
+        _feed_checking_the_invariant(tmp_path, events, config, cache_size, in_flush, data, rnd)
+
+
+@contextmanager
+def every_profile_stored():
+    """Store every profile the cache lets go, however few its events (the examples' customers have few)."""
+    before, cache.MIN_STORED_EVENTS = cache.MIN_STORED_EVENTS, 1
+    try:
+        yield
+    finally:
+        cache.MIN_STORED_EVENTS = before
+
+
+def _feed_checking_the_invariant(tmp_path, events, config, cache_size, in_flush, data, rnd):
     folder, output = fresh(tmp_path), CrashingOutput(None)
     topic, sink = pipeline(folder, events, CODEC, rnd, config=config, cache_size=cache_size, output=output)
     deliveries = consume(topic.logs, rnd, rewinds=2)
@@ -105,13 +122,14 @@ def _visits(customer: str, n: int, start: int = 0) -> list[dict]:
 def test_a_customer_the_cache_let_go_is_restored_from_its_state_not_refolded(tmp_path):
     live = Live(tmp_path, CODEC)
     live.sink.sink.cache.size = 1
+    live.sink.sink.cache.min_stored = 3
     live.send(*_visits("CU-A", 3))
     live.send(*_visits("CU-B", 2))             # CU-A leaves the cache: its state is stored
     assert set(_stored(live.sink)) == {"CU-A"}
     refolds = live.sink.sink.stats["refolds"]
     live.send(*_visits("CU-A", 2, start=10))
     assert live.sink.sink.stats["refolds"] == refolds and live.sink.sink.cache.stats["restored"] == 1
-    assert set(_stored(live.sink)) == {"CU-B"}
+    assert not _stored(live.sink)   # CU-A's row was taken; CU-B (2 events) was let go unstored
     assert live.sink.events_of("CU-A") == 5
     everything = _visits("CU-A", 3) + _visits("CU-B", 2) + _visits("CU-A", 2, start=10)
     assert live.sink.rows() == expected_fingerprints(everything)
@@ -119,7 +137,7 @@ def test_a_customer_the_cache_let_go_is_restored_from_its_state_not_refolded(tmp
 
 def test_a_state_of_another_shape_or_config_is_dropped_and_the_customer_refolded(tmp_path):
     live = Live(tmp_path, CODEC)
-    live.sink.sink.cache.size = 1
+    live.sink.sink.cache.size, live.sink.sink.cache.min_stored = 1, 1
     live.send(*_visits("CU-A", 3), *_visits("CU-C", 1))
     live.send(*_visits("CU-B", 1))
     table = live.sink.sink.cache.states.table
@@ -137,10 +155,22 @@ def test_a_state_of_another_shape_or_config_is_dropped_and_the_customer_refolded
 
 def test_stored_states_are_dropped_with_their_version(tmp_path):
     live = Live(tmp_path, CODEC)
-    live.sink.sink.cache.size = 0
+    live.sink.sink.cache.size, live.sink.sink.cache.min_stored = 0, 1
     live.send(*_visits("CU-A", 2))
     table = live.sink.sink.cache.states.table
     assert _stored(live.sink)
     live.sink.store.drop()
     assert not live.sink.db.cursor().execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0]
+
+
+def test_a_profile_of_few_events_is_let_go_unstored_and_refolded_when_its_customer_returns(tmp_path):
+    live = Live(tmp_path, CODEC)
+    live.sink.sink.cache.size, live.sink.sink.cache.min_stored = 1, 3
+    live.send(*_visits("CU-A", 2))
+    live.send(*_visits("CU-B", 1))
+    assert not _stored(live.sink)
+    refolds = live.sink.sink.stats["refolds"]
+    live.send(*_visits("CU-A", 1, start=10))
+    assert live.sink.sink.stats["refolds"] == refolds + 1
+    assert live.sink.rows() == expected_fingerprints(_visits("CU-A", 2) + _visits("CU-B", 1) + _visits("CU-A", 1, 10))

@@ -6,8 +6,9 @@ Per batch, in one DuckDB transaction with the consumed offsets:
    anchor, a membership record for each identifier it lists); the newest claim
    wins (``customer_360_routing``), whatever partition it came from;
 2. new events are stored (the fold's own event store) and folded into their
-   customer's stored state: ``apply`` is order-free and ignores a repeated
-   event_id, so incremental folding equals a refold;
+   customer's profile, from memory or from the fold state stored when the cache
+   let it go (``customer_360_cache``): ``apply`` is order-free and ignores a
+   repeated event_id, so incremental folding equals a refold;
 3. customers whose history moved (merge, split, unlink, rename) are refolded
    from their stored events; a customer left without events was merged away and
    is deleted (a tombstone on the compacted topic);
@@ -23,7 +24,6 @@ import logging
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import NamedTuple
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.codec.avro_writer import compile_writer, frame
@@ -38,7 +38,7 @@ from touchstream.projections.customer_360_fold_states import FoldStates
 from touchstream.projections.customer_360_routing import Claim, route
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.customer_360_summary import summary_row
-from touchstream.projections.interaction_log import first_per_event_id, next_offsets
+from touchstream.projections.interaction_log import next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 from touchstream.schemas import load_derived
 from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC
@@ -49,15 +49,6 @@ log = logging.getLogger(__name__)
 def owned_by(claims: dict, customer: str):
     """``owns`` for ``customer_360.view``: the identifiers whose current claim names ``customer``."""
     return lambda key: (claim := claims.get(key)) is not None and claim.customer_id == customer
-
-
-class Incoming(NamedTuple):
-    event_id: str
-    anchor: str
-    claim: Claim
-    occurred_at: datetime
-    value: bytes
-    record: dict
 
 
 @contextmanager
@@ -77,10 +68,6 @@ def gc_paused():
     finally:
         if enabled:
             gc.enable()
-
-
-def _headers(record: RawRecord) -> dict[str, str]:
-    return {k: v.decode() for k, v in record.headers if k.startswith("touchstream.") and v is not None}
 
 
 class Customer360Sink:
@@ -120,10 +107,8 @@ class Customer360Sink:
             with self.store.db.transaction() as con:
                 routing = route(claims, self.claim_cache.get(con, (c.identifier for c in claims)))
                 self.claim_cache.put(con, routing.updates.values())
-                unique = first_per_event_id(e._asdict() for e in events)
-                new = self.store.add_events(con, [{k: e[k] for k in ("event_id", "anchor", "occurred_at", "value")}
-                                                  for e in unique])
-                fresh = [e for e in unique if e["event_id"] in new]
+                new = self.store.add_events(con, [row for row, _record in events.values()])
+                fresh = [(row, record) for row, record in events.values() if row["event_id"] in new]
                 profiles = self._fold(con, fresh, routing.owner, routing.moved | vanished)
                 gone = sorted((routing.moved | vanished) - profiles.keys())
                 self._write(con, profiles, gone, now)
@@ -141,44 +126,48 @@ class Customer360Sink:
         return self._committed.get(partition)
 
     def _parse(self, todo: list[RawRecord]):
-        events, claims, vanished, letters = [], [], set(), []
+        """(event id -> (its c360_events row, the decoded event), first copy of each; the claims;
+        customers left without identifiers; dead letters)."""
+        events, claims, vanished, letters = {}, [], set(), []
         for record in todo:
-            head = _headers(record)
+            head = dict(record.headers)
             try:
-                if head.get(KIND) == "membership":
+                if head.get(KIND) == b"membership":
                     body = self.codec.decode(record.value).record
                     claims += [Claim(f"{i['kind']}:{i['value']}", body["customer_id"], body["seq"])
                                for i in body["identifiers"]]
                     if not body["identifiers"]:
                         vanished.add(body["customer_id"])
                     continue
-                if not {ANCHOR, CUSTOMER, SEQ} <= head.keys():
+                if head.get(ANCHOR) is None or head.get(CUSTOMER) is None or head.get(SEQ) is None:
                     raise DecodeError("record on the customer-events topic without touchstream.anchor/customer_id/seq")
+                claim = Claim(head[ANCHOR].decode(), head[CUSTOMER].decode(), int(head[SEQ]))
                 event = decode_event(self.codec, record.value)
             except (DecodeError, KeyError, TypeError, ValueError) as exc:
                 letters.append(DeadLetter(record, getattr(exc, "reason", f"{type(exc).__name__}: {exc}")))
                 continue
-            claim = Claim(head[ANCHOR], head[CUSTOMER], int(head[SEQ]))
             env = event["envelope"]
-            events.append(Incoming(env["event_id"], head[ANCHOR], claim, env["occurred_at"], record.value, event))
+            row = {"event_id": env["event_id"], "anchor": claim.identifier, "occurred_at": env["occurred_at"],
+                   "value": record.value}
+            events.setdefault(env["event_id"], (row, event))
             claims.append(claim)
         return events, claims, vanished, letters
 
-    def _fold(self, con, fresh: list[dict], owner: dict[str, str], moved: set[str]) -> dict:
+    def _fold(self, con, fresh: list[tuple[dict, dict]], owner: dict[str, str], moved: set[str]) -> dict:
         """The new profile of every customer this batch touched: cached or stored ones fold the new
         events, new ones start a profile; moved ones, and those found nowhere (cached when the process
         stopped, or a stored state of another release), are refolded from their stored events (which
         include the new ones)."""
         news: dict[str, list[dict]] = defaultdict(list)
-        for e in fresh:
-            news[owner[e["anchor"]]].append(e["record"])
+        for row, record in fresh:
+            news[owner[row["anchor"]]].append(record)
         bases, refold = self.cache.bases(con, set(news), moved)
         first = refold - moved - self.store.existing(con, refold - moved)   # no history: their first events
         refold -= first
         self.stats["first"] += len(first)
         profiles = {c: c360.fold(rs, c, self.config, bases.get(c)) for c, rs in news.items() if c not in refold}
         if refold:
-            decoded = {e["event_id"]: e["record"] for e in fresh}   # this batch's events: decoded already
+            decoded = {row["event_id"]: record for row, record in fresh}   # this batch's: decoded already
             by_customer: dict[str, list[dict]] = defaultdict(list)
             for customer, event_id, value in self.store.history(con, refold):
                 record = decoded.get(event_id)

@@ -6,8 +6,9 @@ Per batch, in one DuckDB transaction with the consumed offsets:
    anchor, a membership record for each identifier it lists); the newest claim
    wins (``customer_360_routing``), whatever partition it came from;
 2. new events are stored (the fold's own event store) and folded into their
-   customer's stored state: ``apply`` is order-free and ignores a repeated
-   event_id, so incremental folding equals a refold;
+   customer's profile, from memory or from the fold state stored when the cache
+   let it go (``customer_360_cache``): ``apply`` is order-free and ignores a
+   repeated event_id, so incremental folding equals a refold;
 3. customers whose history moved (merge, split, unlink, rename) are refolded
    from their stored events; a customer left without events was merged away and
    is deleted (a tombstone on the compacted topic);
@@ -20,23 +21,24 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import NamedTuple
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.codec.avro_writer import compile_writer, frame
+from touchstream.processors.customer_360_cache import ClaimCache, ProfileCache
 from touchstream.processors.decoding import decode_event
 from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, SEQ
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_contract import SCHEMA as PROFILE_SCHEMA
 from touchstream.projections.customer_360_contract import finding_records, to_record
+from touchstream.projections.customer_360_fold_states import FoldStates
 from touchstream.projections.customer_360_routing import Claim, route
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.customer_360_summary import summary_row
-from touchstream.projections.interaction_log import first_per_event_id, next_offsets
+from touchstream.projections.interaction_log import next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 from touchstream.schemas import load_derived
 from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC
@@ -47,15 +49,6 @@ log = logging.getLogger(__name__)
 def owned_by(claims: dict, customer: str):
     """``owns`` for ``customer_360.view``: the identifiers whose current claim names ``customer``."""
     return lambda key: (claim := claims.get(key)) is not None and claim.customer_id == customer
-
-
-class Incoming(NamedTuple):
-    event_id: str
-    anchor: str
-    claim: Claim
-    occurred_at: datetime
-    value: bytes
-    record: dict
 
 
 @contextmanager
@@ -77,14 +70,11 @@ def gc_paused():
             gc.enable()
 
 
-def _headers(record: RawRecord) -> dict[str, str]:
-    return {k: v.decode() for k, v in record.headers if k.startswith("touchstream.") and v is not None}
-
-
 class Customer360Sink:
-    """Folds a batch per transaction. Profiles live in a bounded in-memory cache; on a miss
-    (first touch after a restart, or evicted) the customer is refolded from the stored
-    events, which is deterministic, so no fold state needs writing per batch."""
+    """Folds a batch per transaction. Profiles live in a bounded in-memory cache, and those it
+    evicts as fold states in DuckDB (``ProfileCache``); a customer found in neither (new, moved,
+    or cached when the process stopped) is refolded from its stored events, which is
+    deterministic, so the cached profiles need no writing per batch."""
 
     def __init__(self, store: Customer360Store, codec: AvroCodec, output, dead_letters,
                  config: c360.Config | None = None, *, cache_size: int = 20_000):
@@ -92,11 +82,12 @@ class Customer360Sink:
         self.config = config or c360.Config()
         self.name = store.sink
         self._committed = CommittedOffsets(store.db.committed_offsets(self.name))
-        self._cache: OrderedDict[str, c360.Profile] = OrderedDict()
+        self.cache = ProfileCache(FoldStates(store), self.config, cache_size)
+        self.claim_cache = ClaimCache(store)
         self.cache_size = cache_size
         self.finding_schema = load_derived()["contact_finding_raised"]
         self._write_360 = compile_writer(PROFILE_SCHEMA.schema)
-        self.stats = {"events": 0, "refolds": 0, "profiles": 0, "deleted": 0, "dead": 0}
+        self.stats = {"events": 0, "first": 0, "refolds": 0, "profiles": 0, "deleted": 0, "dead": 0}
         self.on_commit = lambda changed, moved: None   # told after each commit (the lookup cache listens)
 
     def handle(self, records: list[RawRecord]) -> None:
@@ -114,18 +105,17 @@ class Customer360Sink:
         now = datetime.now(timezone.utc)
         try:
             with self.store.db.transaction() as con:
-                routing = route(claims, self.store.claims(con, (c.identifier for c in claims)))
-                self.store.put_claims(con, routing.updates.values())
-                unique = first_per_event_id(e._asdict() for e in events)
-                new = self.store.add_events(con, [{k: e[k] for k in ("event_id", "anchor", "occurred_at", "value")}
-                                                  for e in unique])
-                fresh = [e for e in unique if e["event_id"] in new]
+                routing = route(claims, self.claim_cache.get(con, (c.identifier for c in claims)))
+                self.claim_cache.put(con, routing.updates.values())
+                new = self.store.add_events(con, [row for row, _record in events.values()])
+                fresh = [(row, record) for row, record in events.values() if row["event_id"] in new]
                 profiles = self._fold(con, fresh, routing.owner, routing.moved | vanished)
                 gone = sorted((routing.moved | vanished) - profiles.keys())
                 self._write(con, profiles, gone, now)
                 self.store.db.save_offsets(con, self.name, next_offsets(r.position for r in todo), now)
         except BaseException:
-            self._cache.clear()   # it may hold folds of a batch that was rolled back
+            self.cache.clear()   # they may hold folds and claims of a batch that was rolled back
+            self.claim_cache.clear()
             raise
         self._committed.advance(next_offsets(r.position for r in todo))
         self.stats["events"] += len(fresh)
@@ -136,52 +126,55 @@ class Customer360Sink:
         return self._committed.get(partition)
 
     def _parse(self, todo: list[RawRecord]):
-        events, claims, vanished, letters = [], [], set(), []
+        """(event id -> (its c360_events row, the decoded event), first copy of each; the claims;
+        customers left without identifiers; dead letters)."""
+        events, claims, vanished, letters = {}, [], set(), []
         for record in todo:
-            head = _headers(record)
+            head = dict(record.headers)
             try:
-                if head.get(KIND) == "membership":
+                if head.get(KIND) == b"membership":
                     body = self.codec.decode(record.value).record
                     claims += [Claim(f"{i['kind']}:{i['value']}", body["customer_id"], body["seq"])
                                for i in body["identifiers"]]
                     if not body["identifiers"]:
                         vanished.add(body["customer_id"])
                     continue
-                if not {ANCHOR, CUSTOMER, SEQ} <= head.keys():
+                if head.get(ANCHOR) is None or head.get(CUSTOMER) is None or head.get(SEQ) is None:
                     raise DecodeError("record on the customer-events topic without touchstream.anchor/customer_id/seq")
+                claim = Claim(head[ANCHOR].decode(), head[CUSTOMER].decode(), int(head[SEQ]))
                 event = decode_event(self.codec, record.value)
             except (DecodeError, KeyError, TypeError, ValueError) as exc:
                 letters.append(DeadLetter(record, getattr(exc, "reason", f"{type(exc).__name__}: {exc}")))
                 continue
-            claim = Claim(head[ANCHOR], head[CUSTOMER], int(head[SEQ]))
             env = event["envelope"]
-            events.append(Incoming(env["event_id"], head[ANCHOR], claim, env["occurred_at"], record.value, event))
+            row = {"event_id": env["event_id"], "anchor": claim.identifier, "occurred_at": env["occurred_at"],
+                   "value": record.value}
+            events.setdefault(env["event_id"], (row, event))
             claims.append(claim)
         return events, claims, vanished, letters
 
-    def _fold(self, con, fresh: list[dict], owner: dict[str, str], moved: set[str]) -> dict:
-        """The new profile of every customer this batch touched: cached ones fold the new events,
-        moved or uncached ones are refolded from their stored events (which include the new ones)."""
+    def _fold(self, con, fresh: list[tuple[dict, dict]], owner: dict[str, str], moved: set[str]) -> dict:
+        """The new profile of every customer this batch touched: cached or stored ones fold the new
+        events, new ones start a profile; moved ones, and those found nowhere (cached when the process
+        stopped, or a stored state of another release), are refolded from their stored events (which
+        include the new ones)."""
         news: dict[str, list[dict]] = defaultdict(list)
-        for e in fresh:
-            news[owner[e["anchor"]]].append(e["record"])
-        refold = set(moved) | {c for c in news if c not in self._cache}
-        profiles = {c: c360.fold(rs, c, self.config, self._cache[c]) for c, rs in news.items() if c not in refold}
+        for row, record in fresh:
+            news[owner[row["anchor"]]].append(record)
+        bases, refold = self.cache.bases(con, set(news), moved)
+        first = refold - moved - self.store.existing(con, refold - moved)   # no history: their first events
+        refold -= first
+        self.stats["first"] += len(first)
+        profiles = {c: c360.fold(rs, c, self.config, bases.get(c)) for c, rs in news.items() if c not in refold}
         if refold:
-            decoded = {e["event_id"]: e["record"] for e in fresh}   # this batch's events: decoded already
+            decoded = {row["event_id"]: record for row, record in fresh}   # this batch's: decoded already
             by_customer: dict[str, list[dict]] = defaultdict(list)
             for customer, event_id, value in self.store.history(con, refold):
                 record = decoded.get(event_id)
                 by_customer[customer].append(record if record is not None else decode_event(self.codec, value))
             profiles.update({c: c360.fold(rs, c, self.config) for c, rs in by_customer.items()})
             self.stats["refolds"] += len(refold)
-        for customer in refold - profiles.keys():
-            self._cache.pop(customer, None)
-        for customer, profile in profiles.items():
-            self._cache[customer] = profile
-            self._cache.move_to_end(customer)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        self.cache.keep(con, profiles, refold - profiles.keys())
         return profiles
 
     def _write(self, con, profiles: dict, gone: list[str], now: datetime) -> None:
@@ -189,7 +182,7 @@ class Customer360Sink:
         as it is, the Avro record (``to_record`` checks the batch's first one against the contract)."""
         summaries, raised = [], []
         announced = self.store.finding_ids(con, profiles)
-        claims = self.store.claims(con, {key for p in profiles.values() for key in p.identifiers})
+        claims = self.claim_cache.get(con, {key for p in profiles.values() for key in p.identifiers})
         for n, (customer, profile) in enumerate(sorted(profiles.items())):
             view = c360.typed_view(profile, owned_by(claims, customer))
             if n == 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import insort
 from decimal import Decimal
+from sys import intern
 
 from touchstream.projections.customer_360_events import on
 from touchstream.projections.customer_360_state import (Answer, Attitude, Consent, Finding, Given, Mark, Profile,
@@ -23,7 +24,7 @@ SENTIMENT_STEP = Decimal("0.000001")
 
 def _answer(profile: Profile, kind: str, key: str, record: dict, mark: Mark) -> None:
     channel = record["envelope"]["channel"]
-    given = Given(mark, channel)
+    given = Given(mark, intern(channel))
     slot = f"{kind}:{key}"
     answer = profile.answers.get(slot)
     if answer is None:

@@ -108,10 +108,6 @@ def _sums(entries) -> dict[str, Decimal]:
     return out
 
 
-def _ledger(ledger: dict[str, Entry]) -> dict:
-    return {"count": len(ledger), "amount": _money(_sums((e.amount, e.currency) for e in ledger.values()))}
-
-
 def _money(sums: dict[str, Decimal]) -> dict[str, Decimal]:
     return dict(sorted(sums.items()))
 
@@ -124,15 +120,20 @@ def _minus(a: dict[str, Decimal], *others: dict[str, Decimal]) -> dict[str, Deci
     return out
 
 
+LEDGERS = ("invoices", "payments", "credits", "returns")
+
+
 def commerce_view(commerce: Commerce) -> dict:
     """Counts, last order and delivery, balance due (invoiced - paid - credited), revenue (sales - refunds).
 
     Amounts are Decimals and times datetimes (``customer_360.typed_view``); JSON shows them as strings."""
+    if not (commerce.orders or any(getattr(commerce, name) for name in LEDGERS)):   # most customers: quick
+        return {"orders": 0, "receipts": 0, "last_order": None, "last_delivery_at": None,
+                **{name: {"count": 0, "amount": {}} for name in LEDGERS}, "balance_due": {}, "revenue_to_date": {}}
     placed = [o for o in commerce.orders.values() if o.placed is not None]
     last = max(placed, key=lambda o: o.placed, default=None)
     deliveries = [o.delivered for o in commerce.orders.values() if o.delivered is not None]
-    totals = {name: _sums((e.amount, e.currency) for e in getattr(commerce, name).values())
-              for name in ("invoices", "payments", "credits", "returns")}
+    totals = {name: _sums((e.amount, e.currency) for e in getattr(commerce, name).values()) for name in LEDGERS}
     sales = _sums((o.total, o.currency) for o in placed if o.total is not None)
     return {
         "orders": len(placed),
@@ -140,8 +141,7 @@ def commerce_view(commerce: Commerce) -> dict:
         "last_order": last and {"order_id": last.order_id, "kind": last.kind, "at": last.placed.at,
                                 "channel": last.channel, "total": last.total, "currency": last.currency},
         "last_delivery_at": max(deliveries).at if deliveries else None,
-        "invoices": _ledger(commerce.invoices), "payments": _ledger(commerce.payments),
-        "credits": _ledger(commerce.credits), "returns": _ledger(commerce.returns),
+        **{name: {"count": len(getattr(commerce, name)), "amount": _money(totals[name])} for name in LEDGERS},
         "balance_due": _money(_minus(totals["invoices"], totals["payments"], totals["credits"])),
         "revenue_to_date": _money(_minus(sales, totals["returns"])),
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import insort
 from datetime import datetime
+from sys import intern
 
 from touchstream.projections.customer_360_events import on
 from touchstream.projections.customer_360_state import Case, CaseStep, Mark, Profile
@@ -33,7 +34,7 @@ def _case_step(profile: Profile, record: dict, mark: Mark) -> None:
     case = profile.complaints.get(case_id)
     if case is None:
         case = profile.complaints[case_id] = Case(case_id)
-    step = CaseStep(mark, env["event_type"].split(".", 1)[1], env["channel"])
+    step = CaseStep(mark, intern(env["event_type"].split(".", 1)[1]), intern(env["channel"]))
     insort(case.steps, step)
     if step.step == "opened" and _first_opened(case) == step:
         case.category, case.priority, case.order_id = record.get("category"), record.get("priority"), \

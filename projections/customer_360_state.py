@@ -22,7 +22,7 @@ KNOWN_FIELDS = ("email", "phone", "first_name", "last_name", "name", "address", 
                 "city", "company", "date_of_birth", "household_size")
 
 
-@dataclass
+@dataclass(slots=True)
 class Config:
     """Tunables; stored in the profile so a replay folds with the settings the live run used."""
 
@@ -45,7 +45,7 @@ class Mark(NamedTuple):
     event_id: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Identifier:
     kind: str
     value: str
@@ -55,7 +55,7 @@ class Identifier:
     trust: str = "unknown"      # best trust an identity event claimed for it (verified > observed > claimed)
 
 
-@dataclass
+@dataclass(slots=True)
 class Unlink:
     mark: Mark
     identifier_a: str           # "kind:value"
@@ -63,13 +63,13 @@ class Unlink:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class ContactCount:
     count: int = 0
     last: Mark | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Interaction:
     mark: Mark
     event_type: str
@@ -79,7 +79,7 @@ class Interaction:
     initiated_by: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Journey:
     signals: dict[str, Mark] = field(default_factory=dict)   # latest signal per class (research/attraction/sale/service)
     first_sale: Mark | None = None
@@ -87,7 +87,7 @@ class Journey:
     since: Mark | None = None                                # the signal that decided the stage
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     order_id: str
     kind: str = "order"                  # order (commerce.order_placed) or receipt (store.purchase_completed)
@@ -100,7 +100,7 @@ class Order:
     delivered: Mark | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One ledger line (invoice, payment, credit, return) by its business id; a newer event version wins."""
 
@@ -111,7 +111,7 @@ class Entry:
     detail: str | None = None            # reason / due date
 
 
-@dataclass
+@dataclass(slots=True)
 class Commerce:
     orders: dict[str, Order] = field(default_factory=dict)
     invoices: dict[str, Entry] = field(default_factory=dict)
@@ -126,7 +126,7 @@ class CaseStep(NamedTuple):
     channel: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Case:
     case_id: str
     steps: list[CaseStep] = field(default_factory=list)      # sorted by event time
@@ -142,7 +142,7 @@ class Given(NamedTuple):
     channel: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Answer:
     kind: str                            # golden or survey
     key: str                             # question_key or question_id
@@ -154,7 +154,7 @@ class Answer:
     given: list[Given] = field(default_factory=list)           # every time it was answered, sorted
 
 
-@dataclass
+@dataclass(slots=True)
 class Consent:
     for_channel: str                     # a channel, or "all"
     purpose: str
@@ -164,7 +164,7 @@ class Consent:
     policy_version: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Score:
     value: Decimal
     mark: Mark
@@ -172,7 +172,7 @@ class Score:
     ref: str | None = None               # case, survey or platform
 
 
-@dataclass
+@dataclass(slots=True)
 class Attitude:
     csat: Score | None = None
     nps: Score | None = None
@@ -184,7 +184,7 @@ class Attitude:
     compliments: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """A company-initiated message (the unit of contact pressure), keyed by its contact key."""
 
@@ -200,7 +200,7 @@ class Touch(NamedTuple):
     channel: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Finding:
     kind: str                            # repeat_question, repeated_request, overload, redundant, conflict
     at: datetime
@@ -209,7 +209,7 @@ class Finding:
     channels: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Profile:
     customer_id: str
     config: Config = field(default_factory=Config)

@@ -114,7 +114,7 @@ class Customer360Store:
     def drop(self) -> None:
         """Remove this version's tables (a retired or abandoned version)."""
         with self.db.transaction() as con:
-            for table in ("customer_360", "c360_identity", "c360_events"):
+            for table in ("customer_360", "c360_identity", "c360_events", "c360_state"):   # c360_state: FoldStates
                 con.execute(f"DROP TABLE IF EXISTS {self._t(table)}")
             con.execute("DELETE FROM sink_offsets WHERE sink = ?", [self.sink])
 
@@ -129,6 +129,12 @@ class Customer360Store:
         return keyed(con, f"SELECT m.customer_id, e.event_id, e.value FROM {self._t('c360_events')} e "
                         f"JOIN {self._t('c360_identity')} m ON m.identifier = e.anchor "
                         "JOIN _keys ON m.customer_id = _keys.k ORDER BY e.occurred_at, e.event_id", customers)
+
+    def existing(self, con, customers: Iterable[str]) -> set[str]:
+        """Those of ``customers`` that have a row: every customer with committed events has one (its
+        events and its row are written in one transaction), so the others have no history to refold."""
+        return {r[0] for r in keyed(con, f"SELECT c.customer_id FROM {self._t('customer_360')} c "
+                                         "JOIN _keys ON c.customer_id = _keys.k", customers)}
 
     def finding_ids(self, con, customers: Iterable[str]) -> set[str]:
         rows = keyed(con, f"SELECT unnest(c.finding_rows).finding_id FROM {self._t('customer_360')} c "

@@ -10,6 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from bisect import insort
+from sys import intern   # names of channels, types, contents kept in many profiles: one copy each
 
 from touchstream.projections.customer_360_events import counted_contact, direction, journey_signal, on
 from touchstream.projections.customer_360_state import ContactCount, Identifier, Interaction, Mark, Profile, Unlink
@@ -96,7 +97,7 @@ def count_contact(profile: Profile, event_type: str, record: dict, mark: Mark) -
         return
     env = record["envelope"]
     channel, initiated_by = env["channel"], env["initiated_by"]
-    counts = profile.channels.setdefault(channel, {}).setdefault(initiated_by, ContactCount())
+    counts = profile.channels.setdefault(intern(channel), {}).setdefault(intern(initiated_by), ContactCount())
     tagged = f"{channel}|{initiated_by}|{key}"
     if tagged not in profile.contact_keys:
         profile.contact_keys.add(tagged)
@@ -111,8 +112,8 @@ def remember_interaction(profile: Profile, event_type: str, record: dict, mark: 
     if limit <= 0 or (len(timeline) >= limit and mark < timeline[0].mark):
         return
     env = record["envelope"]
-    item = Interaction(mark, event_type, env["channel"], env["content"], direction(event_type, record),
-                       env["initiated_by"])
+    item = Interaction(mark, intern(event_type), intern(env["channel"]), intern(env["content"]),
+                       direction(event_type, record), intern(env["initiated_by"]))
     insort(timeline, item, key=lambda i: i.mark)
     if len(timeline) > limit:
         del timeline[0]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime
+from sys import intern
 
 from touchstream.projections.customer_360_complaints import CASE_EVENTS, open_intervals
 from touchstream.projections.customer_360_events import counted_contact, is_company_message, on
@@ -41,12 +42,12 @@ def fold_message(profile: Profile, event_type: str, record: dict, mark: Mark) ->
     env = record["envelope"]
     campaign = record.get("campaign_id")
     if campaign:  # every sighting counts, before deciding which event describes the message
-        _touch(profile, campaign, Touch(mark, env["channel"]))
+        _touch(profile, campaign, Touch(mark, intern(env["channel"])))
     key = counted_contact(event_type, record)
     current = profile.messages.get(key)
     if current is not None and current.mark < mark:
         return
-    profile.messages[key] = Message(mark, env["channel"], env["content"], event_type, campaign)
+    profile.messages[key] = Message(mark, intern(env["channel"]), intern(env["content"]), intern(event_type), campaign)
     find_overload(profile)
     if env["content"] == "promotion" or (current is not None and current.content == "promotion"):
         find_conflicts(profile)

@@ -23,6 +23,7 @@ import inspect
 import multiprocessing
 import pickle
 import resource
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -46,13 +47,14 @@ TIMED = [
     ("touchstream.processors.customer_360", "Customer360Sink._parse", "parse"),
     ("touchstream.processors.customer_360", "decode_event",
      lambda stack, args: "decode" if stack and stack[-1][0] == "parse" else "refold: decode"),
-    ("touchstream.processors.customer_360", "route", "claims"),
-    ("touchstream.projections.customer_360_store", "Customer360Store.claims", "claims"),
-    ("touchstream.projections.customer_360_store", "Customer360Store.put_claims", "claims"),
+    ("touchstream.processors.customer_360", "route", "claims: route"),
+    ("touchstream.projections.customer_360_store", "Customer360Store.claims",
+     lambda stack, args: f"claims: {sys._getframe(2).f_code.co_name.strip('_')}"),
+    ("touchstream.projections.customer_360_store", "Customer360Store.put_claims", "claims: put"),
     ("touchstream.projections.customer_360_store", "Customer360Store.add_events", "db: events"),
     ("touchstream.projections.customer_360_store", "Customer360Store.history", "refold: db history"),
-    ("touchstream.projections.customer_360", "fold",
-     lambda stack, args: "fold" if len(args) > 3 and args[3] is not None else "refold: fold"),
+    ("touchstream.projections.customer_360", "fold",   # onto a profile, onto a new one, or all of a history
+     lambda stack, args: "refold: fold" if len(args) < 4 else "fold" if args[3] is not None else "fold: first"),
     ("touchstream.projections.customer_360", "view", "view"),
     ("touchstream.projections.customer_360", "typed_view", "view"),
     ("touchstream.processors.customer_360", "summary_row", "summary"),
@@ -64,6 +66,10 @@ TIMED = [
     ("touchstream.processors.customer_360", "finding_records", "findings"),
     ("touchstream.projections.customer_360_store", "Customer360Store.finding_ids", "findings"),
     ("touchstream.projections.customer_360_store", "Customer360Store.put_profiles", "db: profiles"),
+    ("touchstream.projections.customer_360_fold_states", "FoldStates.take", "db: state take"),
+    ("touchstream.projections.customer_360_fold_states", "FoldStates.put", "db: state put"),
+    ("touchstream.projections.customer_360_fold_states", "unpack", "state: unpack"),
+    ("touchstream.projections.customer_360_fold_states", "pack", "state: pack"),
     ("touchstream.projections.duckdb_store", "DuckDBStore.save_offsets", "db: offsets"),
 ]
 
@@ -159,14 +165,15 @@ def rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
 
 
-def run(path: Path, cache_size: int | None, plain: bool, warmup: float) -> None:
-    """Feed every batch; the figures count the batches after the first ``warmup`` share of them."""
+def run(path: Path, cache_size: int | None, plain: bool, warmup: float, keep: Path | None = None) -> None:
+    """Feed every batch; the figures count the batches after the first ``warmup`` share of them.
+    ``keep``: a folder to leave the DuckDB file in (else a temporary one)."""
     clock, codec = Clock(), LocalCodec()
     if not plain:
         clock.install()
     total = sum(1 for _ in batches(path))
     with tempfile.TemporaryDirectory() as tmp:
-        db = DuckDBStore(Path(tmp) / "bench.duckdb")
+        db = DuckDBStore((keep or Path(tmp)) / "bench.duckdb")
         if not plain:
             db._con = TimedCommits(db._con, clock)
         kw = {} if cache_size is None else {"cache_size": cache_size}
@@ -175,15 +182,49 @@ def run(path: Path, cache_size: int | None, plain: bool, warmup: float) -> None:
         for n, batch in enumerate(batches(path)):
             if n == int(total * warmup):
                 clock.cpu.clear(), clock.calls.clear()
-                before = dict(sink.stats)
+                before = {**sink.stats, **getattr(getattr(sink, "cache", None), "stats", {})}
             c0, w0 = time.process_time(), time.perf_counter()
             sink.handle(batch)
             if n >= int(total * warmup):
                 cpu += time.process_time() - c0
                 wall += time.perf_counter() - w0
             sink.output.records.clear()   # the broker keeps them, not serving
-        report(clock, {k: v - before.get(k, 0) for k, v in sink.stats.items()}, cpu, wall, start_rss)
+        stats = {**sink.stats, **getattr(getattr(sink, "cache", None), "stats", {})}
+        report(clock, {k: v - before.get(k, 0) for k, v in stats.items()}, cpu, wall, start_rss)
+        if not plain:
+            print(memory(db, sink))
         db.close()
+
+
+def memory(db: DuckDBStore, sink: Customer360Sink) -> str:
+    """Where the resident memory is: DuckDB's buffers, and a sampled estimate of the cached profiles."""
+    cur = db.cursor()
+    duck = cur.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] or 0
+    cur.close()
+    cache = getattr(sink, "cache", None)
+    cached = list((cache._lru if cache is not None else sink.__dict__.get("_cache", {})).values())
+    sample = cached[:: max(1, len(cached) // 300)]
+    per = sum(deep_size(p) for p in sample) / max(1, len(sample))
+    return (f"memory: duckdb buffers {duck / 2**20:.0f} MB; cached profiles {len(cached)} x ~{per / 1024:.1f} kB "
+            f"= ~{len(cached) * per / 2**20:.0f} MB")
+
+
+def deep_size(obj, seen=None) -> int:
+    """Bytes of an object tree (shared objects once): what a cached profile holds."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, type):
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        size += sum(deep_size(v, seen) for v in obj)
+    elif hasattr(obj, "__dict__"):
+        size += deep_size(vars(obj), seen)
+    elif hasattr(obj, "__slots__"):
+        size += sum(deep_size(getattr(obj, s), seen) for s in obj.__slots__ if hasattr(obj, s))
+    return size
 
 
 def report(clock: Clock, stats: dict, cpu: float, wall: float, start_rss: float) -> None:
@@ -209,6 +250,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="no stage timers: the total without their overhead")
     parser.add_argument("--warmup", type=float, default=0.5, help="share of the batches fed but not measured")
     parser.add_argument("--no-gc", action="store_true", help="the cyclic garbage collector off for the whole run")
+    parser.add_argument("--keep", type=Path, default=None, help="a folder to leave the DuckDB file in")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "c360-bench")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -222,7 +264,7 @@ def main() -> None:
         print(f"prepared {path} in {time.perf_counter() - t0:.0f} s")
     if args.no_gc:
         gc.disable()
-    run(path, args.cache_size, args.plain, args.warmup)
+    run(path, args.cache_size, args.plain, args.warmup, args.keep)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ from touchstream.topics import COMPLAINT_CASES_TOPIC
 log = logging.getLogger(__name__)
 SINK_NAME = "complaint_resolution"
 TS = pa.timestamp("ms", tz="UTC")
-EVENTS = pa.schema([("event_id", pa.string()), ("case_id", pa.string()), ("occurred_at", TS), ("value", pa.binary())])
+EVENTS = pa.schema([("event_id", pa.string()), ("case_id", pa.string()), ("occurred_at", TS), ("value", pa.binary()),
+                    ("event_type", pa.string())])
 HINTS = pa.schema([("case_id", pa.string()), ("identifier", pa.string()), ("strength", pa.int32())])
 CONTACT = pa.struct([("contact_key", pa.string()), ("channel", pa.string()), ("direction", pa.string()),
                      ("started_at", TS), ("ended_at", TS), ("wait_seconds", pa.float64()),
@@ -165,7 +166,7 @@ class ComplaintSink:
             if key:
                 env = event.record["envelope"]
                 rows.append({"event_id": env["event_id"], "case_id": key, "occurred_at": env["occurred_at"],
-                             "value": record.value})
+                             "value": record.value, "event_type": env["event_type"]})
         if batch.letters:   # the interaction-log sink dead-letters the same records; this says which sink met them
             self.dead_letters.send(batch.letters)
             self.stats["dead"] += len(batch.letters)

@@ -7,8 +7,17 @@ CREATE TABLE IF NOT EXISTS complaint_events (
     event_id     VARCHAR PRIMARY KEY,
     case_id      VARCHAR NOT NULL,     -- the case id, or the correlation id that may name one
     occurred_at  TIMESTAMPTZ NOT NULL,
-    value        BLOB NOT NULL         -- the Confluent-framed Avro record, as published
+    value        BLOB NOT NULL,        -- the Confluent-framed Avro record, as published
+    event_type   VARCHAR               -- envelope.event_type: complaint_funnel reads the case's complaint.*
+                                       -- steps here rather than join a million events to the interaction log
 );
+-- A table written before event_type existed gets it here, filled once from the interaction log (the sink
+-- sets it on every row it writes, so later starts find a typed row and fill nothing).
+ALTER TABLE complaint_events ADD COLUMN IF NOT EXISTS event_type VARCHAR;
+UPDATE complaint_events e SET event_type = i.event_type
+FROM interactions i
+WHERE i.event_id = e.event_id AND e.event_type IS NULL
+  AND NOT EXISTS (SELECT 1 FROM complaint_events WHERE event_type IS NOT NULL);
 
 CREATE TABLE IF NOT EXISTS complaint_cases (
     case_id             VARCHAR PRIMARY KEY,

@@ -45,6 +45,7 @@ def stores(tmp_path_factory):
     with old.transaction() as con:   # what the release before the typed columns wrote
         for column in TYPED_COLUMNS:
             con.execute(f"ALTER TABLE interactions DROP COLUMN {column}")
+        con.execute("ALTER TABLE complaint_events DROP COLUMN event_type")
         con.execute("DROP VIEW customer_360_lists")
         con.execute("DROP VIEW complaint_case_paths CASCADE")
         con.execute("CREATE OR REPLACE VIEW customer_360 AS SELECT * EXCLUDE (channel_rows, finding_rows) "
@@ -98,12 +99,21 @@ def test_the_summary_columns_say_what_the_profile_says(stores):
 
 def test_an_older_file_gets_the_columns_filled_as_the_sinks_fill_them(stores):
     new, old = stores
-    for table, columns in (("interactions", TYPED_COLUMNS), ("customer_360_v1", SUMMARY_COLUMNS)):
-        key = "event_id" if table == "interactions" else "customer_id"
+    for table, columns in (("interactions", TYPED_COLUMNS), ("customer_360_v1", SUMMARY_COLUMNS),
+                           ("complaint_events", ("event_type",))):
+        key = "customer_id" if table == "customer_360_v1" else "event_id"
         sql = f"SELECT {key}, {', '.join(columns)} FROM {table} ORDER BY {key}"
         assert rows(old, sql) == rows(new, sql), table
     described = "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'interactions' ORDER BY column_index"
     assert rows(old, described) == rows(new, described)   # the same order: new columns last in both
+
+
+def test_complaint_events_carry_the_event_type_the_interaction_log_has(stores):
+    """complaint_funnel reads a case's complaint.* steps from complaint_events alone (no join to the log)."""
+    got = rows(stores[0], "SELECT e.event_type, i.event_type FROM complaint_events e "
+                          "LEFT JOIN interactions i USING (event_id)")
+    assert got and all(mine == logged for mine, logged in got)
+    assert any(t.startswith("complaint.") for t, _ in got) and any(not t.startswith("complaint.") for t, _ in got)
 
 
 @pytest.mark.parametrize("view", sorted(KPI_VIEWS))
@@ -119,8 +129,10 @@ def test_the_fill_runs_once(stores):
     with old.transaction() as con:
         con.execute("UPDATE interactions SET call_id = 'kept' WHERE call_id IS NOT NULL")
         con.execute("UPDATE customer_360_v1 SET first_sale_at = NULL")
-    for name in ("interaction_log",):
+        con.execute("UPDATE complaint_events SET event_type = NULL WHERE event_type LIKE 'complaint.%'")
+    for name in ("interaction_log", "complaint_resolution"):
         old.execute_script(load_sql(name))
     Customer360Store(old)
     assert rows(old, "SELECT DISTINCT call_id FROM interactions WHERE call_id IS NOT NULL") == [("kept",)]
     assert rows(old, "SELECT count(first_sale_at) FROM customer_360_v1") == [(0,)]
+    assert rows(old, "SELECT count(*) FROM complaint_events WHERE event_type LIKE 'complaint.%'") == [(0,)]

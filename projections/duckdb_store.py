@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from touchstream.private_files import FILE_MODE, private_dir
 from touchstream.projections.interaction_log import COLUMNS, Position, first_per_event_id, next_offsets
@@ -192,9 +193,14 @@ class DuckDBStore:
                 if rows:
                     batch = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
                     con.register("_batch", batch)
-                    new = con.execute(
-                        "INSERT INTO interactions BY NAME SELECT * FROM _batch ON CONFLICT (event_id) DO NOTHING"
-                    ).fetchall()[0][0]
+                    added = con.execute("INSERT INTO interactions BY NAME SELECT * FROM _batch "
+                                        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id").fetchall()
+                    new = len(added)
+                    if added:   # the CEM rollups merge the rows new to the log (interaction_rollups.sql)
+                        ids = pa.array([r[0] for r in added], pa.string())
+                        con.register("_new_rows", batch.filter(pc.is_in(batch["event_id"], value_set=ids)))
+                        con.execute(load_sql("interaction_rollups"))
+                        con.unregister("_new_rows")
                     con.unregister("_batch")
                 for pos, reason in dead:
                     con.execute(

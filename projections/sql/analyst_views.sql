@@ -14,7 +14,8 @@
 -- every interaction or profile (the sinks write what the views read as typed columns: the interaction
 -- log's call_id, wait_seconds, in_reply_to...; customer_360's first_sale_at, known, company_contacts...)
 -- and none unnests every customer's channel rows to join them back by customer id (customer_360_lists
--- keeps them in the customer's own row).
+-- keeps them in the customer's own row). cem_touchpoints reads the interaction log's rollups of calls and
+-- messages (cem_calls, cem_messages: one row per call or message, merged as events arrive).
 -- docs/views.md lists every view with its columns; tests/unit/test_analyst_views.py holds each
 -- figure to a computation from the events and the pure folds.
 
@@ -408,19 +409,12 @@ ORDER BY p.path_order;
 -- Question: How reliable is each touchpoint: quick to answer, reachable, consistent, on time?
 -- Example: SELECT channel, median_wait_seconds, median_reply_seconds, availability_rate, consistency_rate, sla_met_share FROM cem_touchpoints;
 CREATE OR REPLACE VIEW cem_touchpoints AS
-WITH calls AS (   -- one row per call; the interaction log's typed call_id, direction and wait_seconds
-    SELECT call_id,
-           bool_or(direction = 'inbound' AND event_type IN ('phone.call_started', 'phone.call_ended')) AS inbound,
-           bool_or(event_type = 'phone.call_answered') AS answered,
-           min(wait_seconds) FILTER (WHERE event_type = 'phone.call_answered') AS wait_seconds,
-           bool_or(event_type = 'phone.call_ended') AS ended
-    FROM interactions WHERE call_id IS NOT NULL GROUP BY call_id
-), phone AS (
+WITH phone AS (   -- one cem_calls row per call (the interaction log's rollup of its phone.call_* events)
     SELECT 'phone' AS channel, count(*) FILTER (WHERE answered) AS answered_calls,
            avg(wait_seconds) FILTER (WHERE answered) AS mean_wait,
            median(wait_seconds) FILTER (WHERE answered) AS median_wait, count(*) FILTER (WHERE answered) AS reached,
            count(*) FILTER (WHERE answered OR ended) AS attempts
-    FROM calls WHERE inbound
+    FROM cem_calls WHERE inbound
 ), chat AS (
     SELECT conversation_id, sender, response_seconds FROM interactions
     WHERE conversation_id IS NOT NULL AND event_type = 'web.chat_message_sent'
@@ -428,17 +422,9 @@ WITH calls AS (   -- one row per call; the interaction log's typed call_id, dire
     SELECT 'web' AS channel, count(*) AS attempts, count(*) FILTER (WHERE agent) AS reached
     FROM (SELECT conversation_id, bool_or(sender = 'agent') AS agent FROM chat GROUP BY ALL
           HAVING bool_or(sender = 'customer'))
-), asked AS (   -- received_message_id: set on the customers' messages only (interaction_log.RECEIVED_MESSAGES)
-    SELECT channel, received_message_id AS message, min(occurred_at) AS at
-    FROM interactions WHERE received_message_id IS NOT NULL
-    GROUP BY ALL
-), first_reply AS (
-    SELECT channel, in_reply_to AS message, min(occurred_at) AS at
-    FROM interactions
-    WHERE in_reply_to IS NOT NULL AND event_type IN ('email.sent', 'sms.sent', 'postal.mail_sent', 'social.reply_sent')
-    GROUP BY ALL
-), replies AS (
-    SELECT q.channel, epoch(r.at) - epoch(q.at) AS seconds FROM asked q JOIN first_reply r USING (channel, message)
+), replies AS (   -- cem_messages: a customer's message with the first reply naming it (interaction log rollup)
+    SELECT channel, epoch(replied_at) - epoch(asked_at) AS seconds FROM cem_messages
+    WHERE asked_at IS NOT NULL AND replied_at IS NOT NULL
     UNION ALL
     SELECT 'web', response_seconds FROM chat WHERE sender = 'agent' AND response_seconds IS NOT NULL
 ), reply AS (

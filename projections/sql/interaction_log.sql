@@ -65,6 +65,50 @@ WHERE domain IN ('phone', 'web', 'email', 'sms', 'postal', 'social')   -- the co
                   WHERE coalesce(call_id, conversation_id, in_reply_to, direction, sender, received_message_id)
                         IS NOT NULL OR coalesce(wait_seconds, response_seconds) IS NOT NULL);
 
+-- CEM rollups of the interaction log for cem_touchpoints (analyst_views.sql), so that the view reads one
+-- row per call and per message instead of grouping the calls' and messages' events of the whole log.
+-- Merged in the log's own transaction from the rows new to it (interaction_rollups.sql): each is what
+-- grouping the stored interactions gives, whatever the order or repetition of the events.
+CREATE TABLE IF NOT EXISTS cem_calls (   -- one row per call_id of phone.call_started / call_answered / call_ended
+    call_id       VARCHAR PRIMARY KEY,
+    inbound       BOOLEAN NOT NULL,      -- a call_started or call_ended of it says direction inbound
+    answered      BOOLEAN NOT NULL,      -- it has a phone.call_answered
+    wait_seconds  DOUBLE,                -- the least wait_seconds of its call_answered events
+    ended         BOOLEAN NOT NULL       -- it has a phone.call_ended
+);
+CREATE TABLE IF NOT EXISTS cem_messages (   -- a customer's message to the company and the first reply naming it
+    channel       VARCHAR NOT NULL,
+    message       VARCHAR NOT NULL,      -- received_message_id of the message, in_reply_to of the replies
+    asked_at      TIMESTAMPTZ,           -- its first arrival (NULL: only replies naming it so far)
+    replied_at    TIMESTAMPTZ,           -- the first email.sent, sms.sent, postal.mail_sent or social.reply_sent naming it
+    PRIMARY KEY (channel, message)
+);
+-- The rollup rows of a relation of interaction rows (a table name): the interactions' own at a fill,
+-- a batch's new rows at a merge (interaction_rollups.sql).
+CREATE OR REPLACE MACRO cem_call_rows(rows) AS TABLE
+SELECT call_id,
+       coalesce(bool_or(direction = 'inbound' AND event_type IN ('phone.call_started', 'phone.call_ended')), false)
+           AS inbound,
+       bool_or(event_type = 'phone.call_answered') AS answered,
+       min(wait_seconds) FILTER (WHERE event_type = 'phone.call_answered') AS wait_seconds,
+       bool_or(event_type = 'phone.call_ended') AS ended
+FROM query_table(rows)
+WHERE call_id IS NOT NULL AND event_type IN ('phone.call_started', 'phone.call_answered', 'phone.call_ended')
+GROUP BY call_id;
+CREATE OR REPLACE MACRO cem_message_rows(rows) AS TABLE
+SELECT channel, message, min(asked_at) AS asked_at, min(replied_at) AS replied_at
+FROM (SELECT channel, received_message_id AS message, occurred_at AS asked_at, NULL::TIMESTAMPTZ AS replied_at
+      FROM query_table(rows) WHERE received_message_id IS NOT NULL
+      UNION ALL
+      SELECT channel, in_reply_to, NULL, occurred_at
+      FROM query_table(rows)
+      WHERE in_reply_to IS NOT NULL AND event_type IN ('email.sent', 'sms.sent', 'postal.mail_sent', 'social.reply_sent'))
+GROUP BY channel, message;
+-- A log written before the rollups existed fills them here, once, from its rows (an empty rollup: once
+-- the log has calls or messages the fill or the sink leaves a row, and the fill finds it not empty).
+INSERT INTO cem_calls SELECT * FROM cem_call_rows('interactions') WHERE NOT EXISTS (SELECT 1 FROM cem_calls);
+INSERT INTO cem_messages SELECT * FROM cem_message_rows('interactions') WHERE NOT EXISTS (SELECT 1 FROM cem_messages);
+
 CREATE TABLE IF NOT EXISTS sink_offsets (
     sink            VARCHAR NOT NULL,
     topic           VARCHAR NOT NULL,

@@ -14,8 +14,8 @@
 -- every interaction or profile (the sinks write what the views read as typed columns: the interaction
 -- log's call_id, wait_seconds, in_reply_to...; customer_360's first_sale_at, known, company_contacts...)
 -- and none unnests every customer's channel rows to join them back by customer id (customer_360_lists
--- keeps them in the customer's own row). cem_touchpoints reads the interaction log's rollups of calls and
--- messages (cem_calls, cem_messages: one row per call or message, merged as events arrive).
+-- keeps them in the customer's own row). cem_touchpoints reads the interaction log's rollups of calls, chats
+-- and messages (cem_calls, cem_chats, cem_messages: one row per call, chat or message, merged as events arrive).
 -- docs/views.md lists every view with its columns; tests/unit/test_analyst_views.py holds each
 -- figure to a computation from the events and the pure folds.
 
@@ -415,18 +415,16 @@ WITH phone AS (   -- one cem_calls row per call (the interaction log's rollup of
            median(wait_seconds) FILTER (WHERE answered) AS median_wait, count(*) FILTER (WHERE answered) AS reached,
            count(*) FILTER (WHERE answered OR ended) AS attempts
     FROM cem_calls WHERE inbound
-), chat AS (
-    SELECT conversation_id, sender, response_seconds FROM interactions
-    WHERE conversation_id IS NOT NULL AND event_type = 'web.chat_message_sent'
-), chats AS (
+), chats AS (   -- one cem_chats row per conversation (the interaction log's rollup of its chat messages)
     SELECT 'web' AS channel, count(*) AS attempts, count(*) FILTER (WHERE agent) AS reached
-    FROM (SELECT conversation_id, bool_or(sender = 'agent') AS agent FROM chat GROUP BY ALL
-          HAVING bool_or(sender = 'customer'))
+    FROM cem_chats WHERE customer
 ), replies AS (   -- cem_messages: a customer's message with the first reply naming it (interaction log rollup)
     SELECT channel, epoch(replied_at) - epoch(asked_at) AS seconds FROM cem_messages
     WHERE asked_at IS NOT NULL AND replied_at IS NOT NULL
     UNION ALL
-    SELECT 'web', response_seconds FROM chat WHERE sender = 'agent' AND response_seconds IS NOT NULL
+    SELECT 'web', response_seconds FROM interactions
+    WHERE response_seconds IS NOT NULL AND sender = 'agent' AND conversation_id IS NOT NULL
+      AND event_type = 'web.chat_message_sent'
 ), reply AS (
     SELECT channel, count(*) AS replies, avg(seconds) AS mean_reply, median(seconds) AS median_reply
     FROM replies GROUP BY channel

@@ -66,7 +66,7 @@ WHERE domain IN ('phone', 'web', 'email', 'sms', 'postal', 'social')   -- the co
                         IS NOT NULL OR coalesce(wait_seconds, response_seconds) IS NOT NULL);
 
 -- CEM rollups of the interaction log for cem_touchpoints (analyst_views.sql), so that the view reads one
--- row per call and per message instead of grouping the calls' and messages' events of the whole log.
+-- row per call, chat and message instead of grouping the calls', chats' and messages' events of the log.
 -- Merged in the log's own transaction from the rows new to it (interaction_rollups.sql): each is what
 -- grouping the stored interactions gives, whatever the order or repetition of the events.
 CREATE TABLE IF NOT EXISTS cem_calls (   -- one row per call_id of phone.call_started / call_answered / call_ended
@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS cem_calls (   -- one row per call_id of phone.call_st
     answered      BOOLEAN NOT NULL,      -- it has a phone.call_answered
     wait_seconds  DOUBLE,                -- the least wait_seconds of its call_answered events
     ended         BOOLEAN NOT NULL       -- it has a phone.call_ended
+);
+CREATE TABLE IF NOT EXISTS cem_chats (   -- one row per conversation_id of web.chat_message_sent
+    conversation_id VARCHAR PRIMARY KEY,
+    customer        BOOLEAN NOT NULL,    -- the customer wrote in it
+    agent           BOOLEAN NOT NULL     -- an agent wrote in it
 );
 CREATE TABLE IF NOT EXISTS cem_messages (   -- a customer's message to the company and the first reply naming it
     channel       VARCHAR NOT NULL,
@@ -95,6 +100,12 @@ SELECT call_id,
 FROM query_table(rows)
 WHERE call_id IS NOT NULL AND event_type IN ('phone.call_started', 'phone.call_answered', 'phone.call_ended')
 GROUP BY call_id;
+CREATE OR REPLACE MACRO cem_chat_rows(rows) AS TABLE
+SELECT conversation_id, coalesce(bool_or(sender = 'customer'), false) AS customer,
+       coalesce(bool_or(sender = 'agent'), false) AS agent
+FROM query_table(rows)
+WHERE conversation_id IS NOT NULL AND event_type = 'web.chat_message_sent'
+GROUP BY conversation_id;
 CREATE OR REPLACE MACRO cem_message_rows(rows) AS TABLE
 SELECT channel, message, min(asked_at) AS asked_at, min(replied_at) AS replied_at
 FROM (SELECT channel, received_message_id AS message, occurred_at AS asked_at, NULL::TIMESTAMPTZ AS replied_at
@@ -107,6 +118,7 @@ GROUP BY channel, message;
 -- A log written before the rollups existed fills them here, once, from its rows (an empty rollup: once
 -- the log has calls or messages the fill or the sink leaves a row, and the fill finds it not empty).
 INSERT INTO cem_calls SELECT * FROM cem_call_rows('interactions') WHERE NOT EXISTS (SELECT 1 FROM cem_calls);
+INSERT INTO cem_chats SELECT * FROM cem_chat_rows('interactions') WHERE NOT EXISTS (SELECT 1 FROM cem_chats);
 INSERT INTO cem_messages SELECT * FROM cem_message_rows('interactions') WHERE NOT EXISTS (SELECT 1 FROM cem_messages);
 
 CREATE TABLE IF NOT EXISTS sink_offsets (

@@ -1,5 +1,5 @@
-"""The interaction log's CEM rollups (cem_calls, cem_messages): what cem_touchpoints reads instead of
-grouping every call's and message's events of a 10M-row log.
+"""The interaction log's CEM rollups (cem_calls, cem_chats, cem_messages): what cem_touchpoints reads
+instead of grouping every call's, chat's and message's events of a 10M-row log.
 
 Why these tests: the rollups are merged batch by batch from the rows new to the log
 (``DuckDBStore.apply_interactions`` + projections/sql/interaction_rollups.sql), so they must say what
@@ -23,7 +23,7 @@ from touchstream.projections.interaction_log import Position, to_row
 CALL_TYPES = ("phone.call_started", "phone.call_answered", "phone.call_ended")
 REPLY_TYPES = ("email.sent", "sms.sent", "postal.mail_sent", "social.reply_sent")
 NOW = DEFAULT_START + timedelta(days=400)   # later than every event
-ROLLUPS = {"cem_calls": "call_id", "cem_messages": "channel, message"}
+ROLLUPS = {"cem_calls": "call_id", "cem_chats": "conversation_id", "cem_messages": "channel, message"}
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +50,14 @@ def expected(db: DuckDBStore) -> dict[str, list[tuple]]:
     cur = db.cursor()
     try:
         stored = cur.execute("SELECT event_type, channel, occurred_at, call_id, direction, wait_seconds, "
-                             "received_message_id, in_reply_to FROM interactions").fetchall()
+                             "received_message_id, in_reply_to, conversation_id, sender FROM interactions").fetchall()
     finally:
         cur.close()
-    calls, messages = {}, {}
-    for event_type, channel, at, call_id, direction, wait, received, reply_to in stored:
+    calls, chats, messages = {}, {}, {}
+    for event_type, channel, at, call_id, direction, wait, received, reply_to, chat, sender in stored:
+        if chat is not None and event_type == "web.chat_message_sent":
+            customer, agent = chats.get(chat, (False, False))
+            chats[chat] = (customer or sender == "customer", agent or sender == "agent")
         if call_id is not None and event_type in CALL_TYPES:
             inbound, answered, least, ended = calls.get(call_id, (False, False, None, False))
             is_answer = event_type == "phone.call_answered"
@@ -68,6 +71,7 @@ def expected(db: DuckDBStore) -> dict[str, list[tuple]]:
                 times[slot] = at if times[slot] is None else min(times[slot], at)
                 messages[(channel, message)] = tuple(times)
     return {"cem_calls": sorted((k, *v) for k, v in calls.items()),
+            "cem_chats": sorted((k, *v) for k, v in chats.items()),
             "cem_messages": sorted((*k, *v) for k, v in messages.items())}
 
 
@@ -86,6 +90,7 @@ def test_the_rollups_say_what_the_stored_interactions_say(tmp_path, demo_rows):
         assert all(want.values()), {k: len(v) for k, v in want.items()}   # the demo has calls and replies
         assert any(asked and replied for _c, _m, asked, replied in want["cem_messages"])
         assert any(inbound and answered for _c, inbound, answered, _w, _e in want["cem_calls"])
+        assert any(customer and agent for _c, customer, agent in want["cem_chats"])
         for name in ROLLUPS:
             assert table(db, name) == want[name], name
     finally:

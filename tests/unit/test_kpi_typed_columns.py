@@ -46,8 +46,8 @@ def stores(tmp_path_factory):
         for column in TYPED_COLUMNS:
             con.execute(f"ALTER TABLE interactions DROP COLUMN {column}")
         con.execute("ALTER TABLE complaint_events DROP COLUMN event_type")
-        con.execute("DROP TABLE cem_calls")
-        con.execute("DROP TABLE cem_messages")
+        for rollup in ("cem_calls", "cem_chats", "cem_messages"):
+            con.execute(f"DROP TABLE {rollup}")
         con.execute("DROP VIEW customer_360_lists")
         con.execute("DROP VIEW complaint_case_paths CASCADE")
         con.execute("CREATE OR REPLACE VIEW customer_360 AS SELECT * EXCLUDE (channel_rows, finding_rows) "

@@ -46,7 +46,8 @@ PLAN: dict[str, dict[str, str]] = {
                                          # the payload's ids as typed columns: suffixed as inside payload
                                          "call_id", "conversation_id", "in_reply_to", "received_message_id")},
                      "payload": JSON_IDS},
-    "cem_calls": {"call_id": ID}, "cem_messages": {"message": ID},   # the interaction log's CEM rollups
+    "cem_calls": {"call_id": ID}, "cem_chats": {"conversation_id": ID},   # the interaction log's CEM rollups
+    "cem_messages": {"message": ID},
     "c360_events": {"event_id": ID, "anchor": ID},                # anchor is "kind:value", as identifier below
     "c360_identity": {"identifier": ID, "customer_id": ID},
     "customer_360": {"customer_id": ID, "finding_rows": (

@@ -57,7 +57,7 @@ EXCLUDED = ("sink_offsets", "projection_versions", "complaint_sla_watermark", "c
             # the KPI views' shortcuts, whose rows the exported relations hold: customer_360 with its channel
             # and finding lists, complaint_loyalty_cases without its later interactions
             "customer_360_lists", "complaint_case_paths",
-            "cem_calls", "cem_messages")   # rollups of the interactions rows, which are exported
+            "cem_calls", "cem_chats", "cem_messages")   # rollups of the interactions rows, which are exported
 VERSIONED = re.compile(r"^(customer_360|c360_identity|c360_events)_v\d+$")   # exported through the 360 views
 
 

@@ -156,15 +156,13 @@ WHERE customer_id IS NOT NULL AND opened_at IS NOT NULL;
 CREATE OR REPLACE VIEW complaint_loyalty_cases AS
 WITH base AS (
     SELECT case_id, customer_id, path, since FROM complaint_case_paths
-), own AS (   -- the events threaded to these cases: the anti-join below builds on them, not every case event
-    SELECT case_id, event_id FROM complaint_events SEMI JOIN base USING (case_id)
 ),
 later AS (
     SELECT b.case_id, i.event_type, i.amount, i.currency, i.initiated_by
     FROM base b
     JOIN complaint_customer_interactions i ON i.customer_id = b.customer_id
                        AND i.occurred_at > b.since AND i.occurred_at <= b.since + INTERVAL 90 DAY
-    ANTI JOIN own e ON e.event_id = i.event_id AND e.case_id = b.case_id
+    WHERE NOT EXISTS (SELECT 1 FROM complaint_events e WHERE e.event_id = i.event_id AND e.case_id = b.case_id)
 )
 SELECT b.case_id, b.customer_id, b.path, b.since,
        count(l.case_id) AS interactions,

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.codec.avro_writer import compile_writer, frame
 from touchstream.processors.customer_360_cache import ClaimCache, ProfileCache
+from touchstream.processors.customer_360_handover import Handover
 from touchstream.processors.decoding import decode_event
 from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, SEQ
 from touchstream.processors.records import CommittedOffsets, RawRecord
@@ -35,13 +36,13 @@ from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_contract import SCHEMA as PROFILE_SCHEMA
 from touchstream.projections.customer_360_contract import finding_records, to_record
 from touchstream.projections.customer_360_fold_states import FoldStates
-from touchstream.projections.customer_360_routing import Claim, route
+from touchstream.projections.customer_360_routing import Claim, departures, route
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.customer_360_summary import summary_row
 from touchstream.projections.interaction_log import next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 from touchstream.schemas import load_derived
-from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC
+from touchstream.topics import CUSTOMER_360_TOPIC, FINDINGS_TOPIC, key_partition
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,12 @@ class Customer360Sink:
     deterministic, so the cached profiles need no writing per batch."""
 
     def __init__(self, store: Customer360Store, codec: AvroCodec, output, dead_letters,
-                 config: c360.Config | None = None, *, cache_size: int = 20_000):
+                 config: c360.Config | None = None, *, cache_size: int = 20_000, partition: tuple[int, int] | None = None):
         self.store, self.codec, self.output, self.dead_letters = store, codec, output, dead_letters
+        # A fold worker's sink owns one partition (its number, of how many): it folds only that partition's
+        # customers and sends the others' events on (``customer_360_handover``); serving's owns them all.
+        self.local = None if partition is None else lambda customer: key_partition(customer, partition[1]) == partition[0]
+        self.handover = None if partition is None else Handover(output, partition[0])
         self.config = config or c360.Config()
         self.name = store.sink
         self._committed = CommittedOffsets(store.db.committed_offsets(self.name))
@@ -105,12 +110,16 @@ class Customer360Sink:
         now = datetime.now(timezone.utc)
         try:
             with self.store.db.transaction() as con:
-                routing = route(claims, self.claim_cache.get(con, (c.identifier for c in claims)))
+                stored = self.claim_cache.get(con, (c.identifier for c in claims))
+                routing = route(claims, stored)
                 self.claim_cache.put(con, routing.updates.values())
+                moved = routing.moved | vanished
+                if self.local is not None:
+                    events, moved = self._send_on(con, events, routing, stored), {c for c in moved if self.local(c)}
                 new = self.store.add_events(con, [row for row, _record in events.values()])
                 fresh = [(row, record) for row, record in events.values() if row["event_id"] in new]
-                profiles = self._fold(con, fresh, routing.owner, routing.moved | vanished)
-                gone = sorted((routing.moved | vanished) - profiles.keys())
+                profiles = self._fold(con, fresh, routing.owner, moved)
+                gone = sorted(moved - profiles.keys())
                 self._write(con, profiles, gone, now)
                 self.store.db.save_offsets(con, self.name, next_offsets(r.position for r in todo), now)
         except BaseException:
@@ -119,7 +128,20 @@ class Customer360Sink:
             raise
         self._committed.advance(next_offsets(r.position for r in todo))
         self.stats["events"] += len(fresh)
-        self.on_commit(set(profiles) | set(gone), routing.moved | vanished)
+        self.on_commit(set(profiles) | set(gone), moved)
+
+    def _send_on(self, con, events: dict, routing, stored: dict) -> dict:
+        """This partition's events of ``events``; the others' sent on, with the stored events of
+        identifiers whose customer is on another partition now."""
+        mine, theirs = {}, []
+        for event_id, (row, record) in events.items():
+            if self.local(routing.owner[row["anchor"]]):
+                mine[event_id] = (row, record)
+            else:
+                theirs.append((row["anchor"], row["value"]))
+        self.handover.forward(theirs, lambda anchor: routing.updates.get(anchor) or stored[anchor])
+        self.handover.hand_over(self.store, con, departures(routing, stored, self.local))
+        return mine
 
     def committed(self, partition: tuple[str, int]) -> int:
         """The next offset this sink will apply for (topic, partition)."""

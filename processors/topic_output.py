@@ -28,6 +28,8 @@ class TopicOutput:
             **kafka_access(settings).confluent(), "client.id": client_id,
             "enable.idempotence": True, "acks": "all", "compression.type": "lz4",
             "linger.ms": 20, "queue.buffering.max.messages": 1_000_000,
+            # Fold workers compute where a customer's records land (``topics.key_partition``).
+            "partitioner": "consistent_random",
             # Only a failed delivery calls back into Python: a callback per acknowledged record cost
             # identity a few µs per output, and success needs no record (flush waits for all).
             "on_delivery": self._delivered, "delivery.report.only.error": True,

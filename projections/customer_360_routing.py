@@ -44,3 +44,15 @@ def route(claims: Iterable[Claim], stored: dict[str, Claim]) -> Routing:
     owner.update({i: c.customer_id for i, c in best.items()})
     return Routing(best, owner, moved)
 
+
+
+def departures(routing: Routing, stored: dict[str, Claim], local) -> dict[str, Claim]:
+    """Identifiers this store must hand over: their stored claim named a customer of its own
+    (``local(customer)``) and their new claim names one on another partition, so the events
+    stored under them belong there now."""
+    out = {}
+    for identifier, claim in routing.updates.items():
+        before = stored.get(identifier)
+        if before is not None and local(before.customer_id) and not local(claim.customer_id):
+            out[identifier] = claim
+    return out

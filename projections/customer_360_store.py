@@ -146,6 +146,15 @@ class Customer360Store:
         return {r[0] for r in insert_rows(con, self._t("c360_events"), rows, EVENTS,
                                           "ON CONFLICT DO NOTHING RETURNING event_id")}
 
+    def take_events(self, con, anchors: Iterable[str]) -> list[tuple[str, str, bytes]]:
+        """Remove and return (event id, anchor, Avro value) of the events stored under ``anchors``: a fold
+        worker hands them to the partition of the customer that holds those identifiers now."""
+        rows = keyed(con, f"SELECT e.event_id, e.anchor, e.value FROM {self._t('c360_events')} e "
+                          "JOIN _keys ON e.anchor = _keys.k ORDER BY e.event_id", anchors)
+        if rows:
+            keyed(con, f"DELETE FROM {self._t('c360_events')} WHERE anchor IN (SELECT k FROM _keys)", anchors)
+        return rows
+
     def put_claims(self, con, claims: Iterable[Claim]) -> None:
         rows = [c._asdict() for c in claims]
         insert_rows(con, self._t("c360_identity"), rows, CLAIMS,

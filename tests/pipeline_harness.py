@@ -12,7 +12,6 @@ all events, each event grouped under the final customer of its anchor, the pure 
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +28,7 @@ from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.identity_resolution import IdentityConfig, IdentityResolver
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
-from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC
+from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, key_partition
 
 CAT = Catalogue()
 NOW = datetime(2100, 1, 1, tzinfo=timezone.utc)
@@ -43,7 +42,7 @@ def validated(events: list[dict]) -> list[ValidEvent]:
 
 
 def partition_of(key: bytes, partitions: int) -> int:
-    return zlib.crc32(key) % partitions   # stable across runs, unlike hash()
+    return key_partition(key, partitions)   # as the producer partitions (and a fold worker expects)
 
 
 def append(logs: Logs, topic: str, partition: int, key, value, headers) -> None:

@@ -6,6 +6,7 @@ Pure: it only describes topics. Creating them is ``touchstream.stack.topic_admin
 from __future__ import annotations
 
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,13 @@ class TopicSpec:
     @property
     def compacted(self) -> bool:
         return "compact" in self.config.get("cleanup.policy", "")
+
+
+def key_partition(key: str | bytes, partitions: int) -> int:
+    """The partition a keyed record lands on: CRC-32 of the key modulo the partition count, which is
+    librdkafka's ``consistent_random`` partitioner (``TopicOutput`` pins it). A fold worker uses it to
+    tell its own customers from those of other partitions, so producer and worker must agree."""
+    return zlib.crc32(key.encode() if isinstance(key, str) else key) % partitions
 
 
 def raw_topic(domain: str) -> str:

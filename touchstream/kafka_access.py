@@ -26,7 +26,8 @@ from touchstream.private_files import private_dir, write_private
 
 MECHANISM = "SCRAM-SHA-512"
 # "controller" is the broker's own login on its controller listener (SASL/PLAIN), not a client.
-SERVICE_USERS = ("admin", "operator", "registry", "identity", "serving", "collector", "subscriber", "controller")
+SERVICE_USERS = ("admin", "operator", "registry", "identity", "serving", "collector", "subscriber", "controller",
+                 "fold")
 USERS_FILE = "kafka-users.json"
 
 

@@ -54,6 +54,10 @@ def service_grants() -> list[Grant]:
         *[g for t in (CUSTOMER_360_TOPIC, FINDINGS_TOPIC, COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, DLQ_TOPIC)
           for g in _topic("serving", t, "read", "write")],
         *_group("serving", "touchstream-serving"),
+        # Fold workers read customer-events and write it too (events handed to another partition's worker).
+        *[g for t in (CUSTOMER_EVENTS_TOPIC, CUSTOMER_360_TOPIC, FINDINGS_TOPIC, DLQ_TOPIC)
+          for g in _topic("fold", t, "read", "write")],
+        *_group("fold", "touchstream-fold"),
         # The operator publishes (CLI, local SDK) and reads everything (catch-up, replay, subscribing).
         *_topic("operator", RAW_PREFIX, "write", prefixed=True),
         *_topic("operator", "touchstream", "read", prefixed=True),

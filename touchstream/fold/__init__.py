@@ -1,0 +1,1 @@
+"""Customer-360 fold workers: ``python -m touchstream.fold`` (docs/scaling.md)."""

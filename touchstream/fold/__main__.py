@@ -1,0 +1,53 @@
+"""``python -m touchstream.fold``: a customer-360 fold worker in the ``touchstream-fold`` consumer group.
+
+Run as many as ``customer-events`` has partitions (``touchstream up --workers N`` is the plan,
+docs/scaling.md); each folds the customers of the partitions it holds into their own stores
+and publishes their 360s and findings, as serving's fold does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import faust
+
+from touchstream.codec.avro_codec import AvroCodec
+from touchstream.config import Settings
+from touchstream.fold.worker import APP_ID, partition_opener
+from touchstream.identity.config_file import load_identity_config
+from touchstream.private_files import PRIVATE_UMASK
+from touchstream.processors.app import create_app, tune_gc
+from touchstream.processors.batch_source import BatchSource
+from touchstream.processors.partition_sinks import PartitionSinks
+from touchstream.processors.topic_output import TopicOutput
+from touchstream.projections.customer_360 import Config
+from touchstream.publishing.dead_letters import DeadLetterProducer
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics
+
+log = logging.getLogger("touchstream.fold")
+
+
+def main() -> None:
+    os.umask(PRIVATE_UMASK)   # the stores hold identifiers and events: owner-only
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env().for_service("fold")   # its Kafka principal
+    partitions = {t.name: t.partitions for t in load_topics(settings.topic_config)}[CUSTOMER_EVENTS_TOPIC]
+    region = load_identity_config(settings.identity_config_path).default_region   # phones as identity reads them
+    sinks = PartitionSinks(partition_opener(
+        settings.data_dir, partitions, AvroCodec(settings.registry_url, auto_register=False),
+        TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer="customer_360"),
+        Config(region=region)))
+    app = create_app(settings, APP_ID)
+    source = BatchSource(settings, APP_ID, [CUSTOMER_EVENTS_TOPIC], sinks.handle, name="customer_360", batch=5000,
+                         resume_at=sinks.committed, on_assigned=sinks.assigned, on_revoked=sinks.revoked,
+                         cooperative=True, loop=app.loop)
+    tune_gc()
+    try:
+        faust.Worker(app, source, loglevel="warn").execute_from_commandline()
+    finally:
+        sinks.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -78,12 +78,16 @@ class Customer360Sink:
     deterministic, so the cached profiles need no writing per batch."""
 
     def __init__(self, store: Customer360Store, codec: AvroCodec, output, dead_letters,
-                 config: c360.Config | None = None, *, cache_size: int = 20_000, partition: tuple[int, int] | None = None):
+                 config: c360.Config | None = None, *, cache_size: int = 20_000, partition: tuple[int, int] | None = None,
+                 folds: bool = True):
         self.store, self.codec, self.output, self.dead_letters = store, codec, output, dead_letters
         # A fold worker's sink owns one partition (its number, of how many): it folds only that partition's
         # customers and sends the others' events on (``customer_360_handover``); serving's owns them all.
         self.local = None if partition is None else lambda customer: key_partition(customer, partition[1]) == partition[0]
         self.handover = None if partition is None else Handover(output, partition[0])
+        # A query tier beside fold workers keeps only the index (claims and events, for lookups,
+        # timelines and the complaint directory); its rows come from the workers' 360s (customer_360_rows).
+        self.folds = folds
         self.config = config or c360.Config()
         self.name = store.sink
         self._committed = CommittedOffsets(store.db.committed_offsets(self.name))
@@ -118,9 +122,11 @@ class Customer360Sink:
                     events, moved = self._send_on(con, events, routing, stored), {c for c in moved if self.local(c)}
                 new = self.store.add_events(con, [row for row, _record in events.values()])
                 fresh = [(row, record) for row, record in events.values() if row["event_id"] in new]
-                profiles = self._fold(con, fresh, routing.owner, moved)
-                gone = sorted(moved - profiles.keys())
-                self._write(con, profiles, gone, now)
+                profiles, gone = {}, []
+                if self.folds:
+                    profiles = self._fold(con, fresh, routing.owner, moved)
+                    gone = sorted(moved - profiles.keys())
+                    self._write(con, profiles, gone, now)
                 self.store.db.save_offsets(con, self.name, next_offsets(r.position for r in todo), now)
         except BaseException:
             self.cache.clear()   # they may hold folds and claims of a batch that was rolled back

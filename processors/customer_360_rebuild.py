@@ -39,8 +39,8 @@ class RebuildError(RuntimeError):
 
 
 class Rebuild:
-    def __init__(self, live: LiveCustomer360, settings):
-        self.live, self.settings = live, settings
+    def __init__(self, live: LiveCustomer360, settings, refused: str | None = None):
+        self.live, self.settings, self.refused = live, settings, refused
         self._thread: threading.Thread | None = None
         self._status: dict = {"state": "idle"}
 
@@ -48,6 +48,8 @@ class Rebuild:
         return dict(self._status)
 
     def start(self) -> dict:
+        if self.refused:
+            raise RebuildError(self.refused)
         if self._thread is not None and self._thread.is_alive():
             raise RebuildError(f"a rebuild to version {self._status.get('version')} is already running")
         old = self.live.store

@@ -43,6 +43,9 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "touchstream")
     topic_config: Path | None = None
     sla_idle_seconds: int = 10     # a raw partition silent this long stops holding the SLA watermark back
+    # > 0: that many fold workers (python -m touchstream.fold) own the customer-360 fold, and serving
+    # only indexes customer-events and reads their 360s (docs/scaling.md)
+    fold_workers: int = 0
     # a complaint resolved this long after its first contact ended (or its open) is resolved at first contact
     fcr_grace_minutes: int = FCR_GRACE_MINUTES
     # occurred_at may lead the trusted recorded_at by this much (clocks drift); more is refused
@@ -74,6 +77,7 @@ class Settings:
             cache_dir=Path(cache).resolve() if cache else Path.home() / ".cache" / "touchstream",
             topic_config=Path(topics).resolve() if topics else None,
             sla_idle_seconds=_int(env, "TOUCHSTREAM_SLA_IDLE_SECONDS", 10),
+            fold_workers=_int(env, "TOUCHSTREAM_FOLD_WORKERS", 0),
             fcr_grace_minutes=_int(env, "TOUCHSTREAM_FCR_GRACE_MINUTES", FCR_GRACE_MINUTES),
             max_clock_skew_seconds=_int(env, "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS", 300),
             collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),

@@ -166,9 +166,8 @@ def customers_on_two_partitions() -> tuple[str, str]:
     raise AssertionError("no two customers on different partitions")
 
 
-def test_a_merge_across_partitions_hands_the_history_over(tmp_path):
-    """Two customers on different partitions, then a verified link merges them: the survivor's partition
-    ends with every event, the other partition with no row, and the events travelled between them."""
+def a_merge_across_partitions() -> list[dict]:
+    """Two customers on different partitions seen twice each, merged by a verified link, then seen again."""
     a, b = customers_on_two_partitions()
     events = [plain_event("web.page_viewed", T0 + timedelta(minutes=n), {"email": address})
               for n, address in enumerate([a, b, a, b])]
@@ -176,7 +175,14 @@ def test_a_merge_across_partitions_hands_the_history_over(tmp_path):
                               trust="verified", reason="login", identifier_a={"kind": "email", "value": a},
                               identifier_b={"kind": "email", "value": b}))
     events.append(plain_event("web.page_viewed", T0 + timedelta(minutes=10), {"email": b}))
+    return events
+
+
+def test_a_merge_across_partitions_hands_the_history_over(tmp_path):
+    """The survivor's partition ends with every event, the other partition with no row, and the events
+    travelled between them."""
     import random
+    events = a_merge_across_partitions()
     workers = Workers(tmp_path, identified(tmp_path, events, None, random.Random(1)))
     workers.run(random.Random(2))
     rows = workers.rows()

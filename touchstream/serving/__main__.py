@@ -28,6 +28,7 @@ from touchstream.processors.complaint_resolution import SINK_NAME as COMPLAINT_S
 from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.customer_360_rebuild import Rebuild
+from touchstream.processors.customer_360_rows import ProfileRowsSink
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.raw_fanout import RawFanout, RecentDecodes, SharingCodec
 from touchstream.processors.topic_output import TopicOutput
@@ -40,7 +41,10 @@ from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.serving.http_app import build_api
 from touchstream.serving.masked_views import install_masked_schema
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
+
+WORKERS_REBUILD = ("the customer-360 is folded by fold workers (TOUCHSTREAM_FOLD_WORKERS): stop them, delete "
+                   "data/fold and start them again to rebuild it from offset 0")
 
 
 def main() -> None:
@@ -57,9 +61,10 @@ def main() -> None:
     raw = raw_topics(load_topics(settings.topic_config))
     profiles = Customer360Store(store)
     region = load_identity_config(settings.identity_config_path).default_region   # phones as identity reads them
+    workers = settings.fold_workers   # > 0: they fold the 360; serving indexes and reads their 360s
     live = LiveCustomer360(customer_360.Customer360Sink(
         profiles, SharingCodec(codec, recent), TopicOutput(settings, client_id="touchstream-serving"),
-        DeadLetterProducer(settings, consumer="customer_360"), Config(region=region),
+        DeadLetterProducer(settings, consumer="customer_360"), Config(region=region), folds=not workers,
     ))
     complaints = ComplaintSink(
         store, SharingCodec(codec, recent), DeadLetterProducer(settings, consumer=COMPLAINT_SINK),
@@ -90,13 +95,17 @@ def main() -> None:
         source("customer_360", [CUSTOMER_EVENTS_TOPIC], live),
         source("identity_decisions", [DECISIONS_TOPIC], decisions),
     ]
+    if workers:
+        rows = ProfileRowsSink(profiles, codec, DeadLetterProducer(settings, consumer="customer_360_rows"))
+        rows.on_commit = lambda changed: live.cache.invalidate(changed, set())
+        sources.append(source("customer_360_rows", [CUSTOMER_360_TOPIC], rows))
 
     tune_gc()
     keys = ApiKeyStore(settings.api_keys_path)
     ensure_operator_key(settings)             # the local CLI's key ($TOUCHSTREAM_HOME/operator.key)
     with store.transaction() as con:          # after every sink and view script: the analysts' masked views
         install_masked_schema(con, pii_salt(settings))
-    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings), complaints=complaints,
+    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings, refused=WORKERS_REBUILD if workers else None), complaints=complaints,
                     keys=keys)
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()

@@ -1,5 +1,6 @@
 """Fold workers on the real broker: one worker and two workers (one of them stopped and started while
-records flow) end with the same customer-360 rows, by hash, as a replay from offset 0.
+records flow) end with the same customer-360 rows, by hash, as a replay from offset 0, and so does
+a query tier that reads the workers' 360s from the broker.
 
 The identity stage runs in process (``tests.pipeline_harness``) and its outputs are produced through
 ``TopicOutput`` onto a topic of this test's own, with 4 partitions, so librdkafka's partitioner
@@ -26,13 +27,14 @@ from tests.local_codec import LocalCodec
 from tests.pipeline_harness import expected_fingerprints, identity_stage, raw_logs, validated
 from touchstream.fold.worker import partition_opener, store_path
 from touchstream.processors.batch_source import BatchSource
+from touchstream.processors.customer_360_rows import ProfileRowsSink
 from touchstream.processors.partition_sinks import PartitionSinks
 from touchstream.processors.topic_output import MemoryOutput, TopicOutput
 from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.stack.topic_admin import ensure_topics
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, TopicSpec, key_partition
+from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, TopicSpec, key_partition
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
@@ -55,16 +57,17 @@ def traffic(tag: str) -> list[dict]:
     return events
 
 
-class TestTopic:
-    """The workers' output: customer-events records go to this test's topic on the broker (the hand-overs),
-    the rest (360s, findings) are kept in memory, as no test reads them here."""
+class TestTopics:
+    """The workers' output: customer-events records (the hand-overs) and 360s go to this test's topics on
+    the broker, findings are kept in memory, as no test reads them here."""
 
-    def __init__(self, settings, topic: str):
-        self.kafka, self.topic, self.kept = TopicOutput(settings, client_id=unique_name("fold")), topic, MemoryOutput()
+    def __init__(self, settings, topics: dict[str, str]):
+        self.kafka, self.topics = TopicOutput(settings, client_id=unique_name("fold")), topics
+        self.kept = MemoryOutput()
 
     def send(self, topic, key, value, headers=()) -> None:
-        if topic == CUSTOMER_EVENTS_TOPIC:
-            self.kafka.send(self.topic, key, value, headers)
+        if topic in self.topics:
+            self.kafka.send(self.topics[topic], key, value, headers)
         else:
             self.kept.send(topic, key, value, headers)
 
@@ -75,7 +78,8 @@ class TestTopic:
 
 class Worker:
     def __init__(self, settings, topic: str, group: str, folder, name: str):
-        self.sinks = PartitionSinks(partition_opener(folder, PARTITIONS, CODEC, TestTopic(settings, topic),
+        topics = {CUSTOMER_EVENTS_TOPIC: topic, CUSTOMER_360_TOPIC: topic + "-360"}
+        self.sinks = PartitionSinks(partition_opener(folder, PARTITIONS, CODEC, TestTopics(settings, topics),
                                                      Letters(), c360.Config()))
         self.source = BatchSource(settings, group, [topic], self.sinks.handle, name=name, batch=20, within=0.05,
                                   resume_at=self.sinks.committed, on_assigned=self.sinks.assigned,
@@ -137,7 +141,7 @@ def digest(fingerprints: dict[str, str]) -> str:
 def test_one_and_two_workers_with_a_rebalance_give_the_rows_of_a_replay(settings, broker, tmp_path):
     admin = replace(settings, kafka_user="admin")   # a topic of the test's own, outside the namespace
     topic = unique_name("customer-events")
-    ensure_topics(broker, [TopicSpec(topic, PARTITIONS, 1)])
+    ensure_topics(broker, [TopicSpec(topic, PARTITIONS, 1), TopicSpec(topic + "-360", PARTITIONS, 1)])
     events = traffic(unique_name("fold"))
     identity = MemoryOutput()
     stage = identity_stage(tmp_path / "identity", None, CODEC, identity)
@@ -178,3 +182,24 @@ def test_one_and_two_workers_with_a_rebalance_give_the_rows_of_a_replay(settings
     expected = expected_fingerprints(events)
     assert digest(rows(two)) == digest(rows(one)) == digest(expected)
     assert moved > 0, "no event was handed between partitions: the test did not exercise a move"
+    assert digest(query_tier(admin, broker, topic + "-360", tmp_path / "query.duckdb")) == digest(expected)
+
+
+def query_tier(settings, broker, topic: str, path) -> dict[str, str]:
+    """Serving beside the workers: the customer_360 rows it reads from the workers' 360s on the broker."""
+    db = DuckDBStore(path)
+    sink = ProfileRowsSink(Customer360Store(db), CODEC, Letters())
+    source = BatchSource(settings, unique_name("query"), [topic], sink.handle, name="rows", batch=50, within=0.05,
+                         resume_at=sink.committed)
+
+    async def read() -> None:
+        await source.start()
+        ends = end_offsets(broker, topic)
+        await until(lambda: all(sink.committed((topic, p)) >= end for p, end in ends.items()))
+        await source.stop()
+
+    asyncio.run(read())
+    try:
+        return sink.store.fingerprints()
+    finally:
+        db.close()

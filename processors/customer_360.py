@@ -29,6 +29,7 @@ from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.codec.avro_writer import compile_writer, frame
 from touchstream.processors.customer_360_cache import ClaimCache, ProfileCache
 from touchstream.processors.customer_360_handover import Handover
+from touchstream.processors.customer_360_rows import PROFILE_HEADER
 from touchstream.processors.decoding import decode_event
 from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, SEQ
 from touchstream.processors.records import CommittedOffsets, RawRecord
@@ -215,8 +216,10 @@ class Customer360Sink:
             view = c360.typed_view(profile, owned_by(claims, customer))
             if n == 0:
                 to_record(view)   # raises, naming the field paths, if the view drifted from the schema
-            summaries.append(summary_row(customer, view, now))
-            self.output.send(CUSTOMER_360_TOPIC, customer, self._encode_360(view))
+            summaries.append(summary := summary_row(customer, view, now))
+            # a worker's text travels with its 360, so a query tier stores the same text (customer_360_rows)
+            headers = [] if self.local is None else [(PROFILE_HEADER, summary["profile"].encode())]
+            self.output.send(CUSTOMER_360_TOPIC, customer, self._encode_360(view), headers)
             raised += finding_records(customer, view, announced)
         for record in raised:
             self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self.finding_schema, record))

@@ -4,7 +4,8 @@ Why: when fold workers own the 360 fold (``python -m touchstream.fold``), servin
 encodes a profile; it follows the workers' published 360s like any subscriber, so several query
 replicas can each keep their own DuckDB file from the same topic. A 360 record is the typed view
 the worker wrote its row from (``customer_360_contract.to_record``), so ``summary_row`` over the
-decoded record gives the worker's row, fingerprint included. A tombstone deletes the row (the
+decoded record gives the worker's typed columns; the profile's JSON text (and so its fingerprint)
+travels beside it in a header, as the worker wrote it. A tombstone deletes the row (the
 customer was merged away). Rows and consumed offsets commit in one transaction; within a batch
 only the last record per customer counts, as compaction would keep it.
 """
@@ -15,10 +16,15 @@ from datetime import datetime, timezone
 
 from touchstream.codec.avro_codec import DecodeError
 from touchstream.processors.records import CommittedOffsets, RawRecord
+from touchstream.projections import customer_360 as c360
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.customer_360_summary import summary_row
 from touchstream.projections.interaction_log import next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
+
+# The fold's canonical JSON of the profile, sent beside a worker's 360: Avro's double cannot say whether a
+# score was 3 or 3.0, so text re-derived from the decoded record could differ from the worker's.
+PROFILE_HEADER = "touchstream.profile_json"
 
 
 class ProfileRowsSink:
@@ -50,7 +56,7 @@ class ProfileRowsSink:
                 gone.append(customer)
                 continue
             try:
-                summaries.append(summary_row(customer, self.codec.decode(record.value).record, now))
+                summaries.append(self._row(customer, record, now))
             except (DecodeError, KeyError, TypeError, ValueError) as exc:
                 letters.append(DeadLetter(record, getattr(exc, "reason", f"{type(exc).__name__}: {exc}")))
         if letters:
@@ -63,3 +69,12 @@ class ProfileRowsSink:
         self.stats["rows"] += len(summaries)
         self.stats["deleted"] += len(gone)
         self.on_commit(set(latest))
+
+    def _row(self, customer: str, record: RawRecord, now: datetime) -> dict:
+        """The worker's row: typed columns from the decoded 360, the profile text as the worker wrote it."""
+        summary = summary_row(customer, self.codec.decode(record.value).record, now)
+        text = dict(record.headers).get(PROFILE_HEADER)
+        if text is not None:
+            summary["profile"] = text.decode()
+            summary["fingerprint"] = c360.view_fingerprint(summary["profile"])
+        return summary

@@ -30,10 +30,10 @@ CODEC = LocalCodec()
 def topic_of(workers: Workers) -> dict:
     """The workers' 360 records on the topic's partitions (keyed by customer), offsets increasing."""
     logs = defaultdict(list)
-    for topic, key, value, _headers in workers.output.records:
+    for topic, key, value, headers in workers.output.records:
         if topic == CUSTOMER_360_TOPIC:
             log = logs[(topic, partition_of(key, EVENT_PARTITIONS))]
-            log.append(RawRecord(topic, partition_of(key, EVENT_PARTITIONS), len(log), key, value, []))
+            log.append(RawRecord(topic, partition_of(key, EVENT_PARTITIONS), len(log), key, value, headers))
     return logs
 
 
@@ -60,6 +60,25 @@ def test_rows_ingested_from_the_workers_360s_are_the_rows_of_serving_s_own_fold(
     one.feed(consume(workers.topic.logs, rnd))   # identity's records and the hand-overs: one sink folds all
     assert rows.store.fingerprints() == expected_fingerprints(events, config)
     assert table(rows.store) == table(one.store)
+
+
+def test_a_score_the_360_schema_writes_as_a_double_keeps_the_worker_s_text(tmp_path):
+    """A satisfaction score of 3 is 3.0 once through Avro's double; the rows keep the worker's "3"."""
+    import random
+    from datetime import timedelta
+    from tests.event_builders import plain_event
+    from tests.unit.test_customer_360 import T0
+    from tests.unit.test_customer_360_partitions import a_merge_across_partitions
+    events = a_merge_across_partitions()
+    email = events[0]["envelope"]["identity"]["email"]
+    events.append(plain_event("feedback.csat_given", T0 + timedelta(minutes=20), {"email": email}, score=3))
+    workers = live(tmp_path, events, None, random.Random(5))
+    rows = ProfileRowsSink(Customer360Store(DuckDBStore(tmp_path / "query.duckdb")), CODEC, AlreadySentDeadLetters())
+    for batch in consume(topic_of(workers), random.Random(6)):
+        rows.handle(batch)
+    (customer,) = expected_fingerprints(events)
+    assert rows.store.profile(customer)["attitude"]["csat"]["value"] == 3
+    assert rows.store.fingerprints() == expected_fingerprints(events)
 
 
 def test_an_index_only_sink_keeps_claims_and_events_but_writes_no_profile(tmp_path):

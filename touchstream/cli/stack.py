@@ -7,6 +7,7 @@ Thin: argument parsing and printing only; the work is in
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import signal
 import sys
 
@@ -21,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Start broker, topics, registry, schemas, collector, serving, under a "
                                           "supervisor that restarts a crashed service with backoff.")
     p.add_argument("--only", metavar="SERVICES", help=ONLY_HELP)
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run the customer-360 fold in N worker processes (fold-1..fold-N, one consumer group); "
+                        "serving then only indexes and reads their 360s (default: TOUCHSTREAM_FOLD_WORKERS, "
+                        "else 0: serving folds). Change N with 'touchstream down' first")
     p.add_argument("--foreground", action="store_true",
                    help="stay attached until a service exits or SIGTERM, then stop them; no supervisor "
                         "(containers: their runtime restarts them)")
@@ -63,6 +68,10 @@ def _print_step(step) -> None:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from touchstream.stack import local_stack
 
+    if args.workers is not None:
+        if args.workers < 0:
+            raise CliError("--workers must be 0 or more")
+        settings = replace(settings, fold_workers=args.workers)
     try:
         chosen = local_stack.parse_services(args.only)
         local_stack.up(settings, chosen, progress=_print_step, supervise=not args.foreground)
@@ -77,7 +86,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        gone = local_stack.wait_while_running(settings, chosen)
+        watched = local_stack.with_workers(chosen, local_stack.worker_names(settings.fold_workers))
+        gone = local_stack.wait_while_running(settings, watched)
         echo(f"{gone} exited; stopping the others (log: {settings.logs_dir / (gone + '.log')})",
               file=sys.stderr, flush=True)
         return 1

@@ -38,14 +38,24 @@ def main() -> None:
         settings.data_dir, partitions, AvroCodec(settings.registry_url, auto_register=False),
         TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer="customer_360"),
         Config(region=region)))
-    app = create_app(settings, APP_ID)
+    name = os.environ.get("TOUCHSTREAM_FOLD_NAME", "fold-1")   # this worker's name in the stack (up --workers)
+    ready = settings.run_dir / f"{name}.ready"
+    ready.unlink(missing_ok=True)
+
+    def assigned(partitions) -> None:
+        sinks.assigned(partitions)
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        ready.write_text("ready\n")   # joined the group (with no partition when there are more workers)
+
+    app = create_app(settings, f"{APP_ID}-{name}")   # its own faust data folder; the group is shared
     source = BatchSource(settings, APP_ID, [CUSTOMER_EVENTS_TOPIC], sinks.handle, name="customer_360", batch=5000,
-                         resume_at=sinks.committed, on_assigned=sinks.assigned, on_revoked=sinks.revoked,
+                         resume_at=sinks.committed, on_assigned=assigned, on_revoked=sinks.revoked,
                          cooperative=True, loop=app.loop)
     tune_gc()
     try:
         faust.Worker(app, source, loglevel="warn").execute_from_commandline()
     finally:
+        ready.unlink(missing_ok=True)
         sinks.close()
 
 

@@ -18,10 +18,11 @@ from touchstream.client import auth_headers
 from touchstream.config import Settings
 from touchstream.kafka_access import kafka_access
 from touchstream.processors.replay import committed_offsets
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
 
-IDENTITY_GROUP = "touchstream-identity"
-INPUTS = {"customer_360": [CUSTOMER_EVENTS_TOPIC], "identity_decisions": [DECISIONS_TOPIC]}   # else: raw topics
+IDENTITY_GROUP, FOLD_GROUP = "touchstream-identity", "touchstream-fold"
+INPUTS = {"customer_360": [CUSTOMER_EVENTS_TOPIC], "identity_decisions": [DECISIONS_TOPIC],
+          "customer_360_rows": [CUSTOMER_360_TOPIC]}   # else: raw topics
 Offsets = dict[tuple[str, int], int]
 
 
@@ -84,7 +85,28 @@ def wait_pipeline(settings: Settings, timeout: float = 300.0) -> float:
     _wait("identity stage", ends, lambda: committed_offsets(settings, IDENTITY_GROUP, raw), timeout, start)
     for sink, topic in (("customer_360", CUSTOMER_EVENTS_TOPIC), ("identity_decisions", DECISIONS_TOPIC)):
         _wait(sink, end_offsets(settings, [topic]), lambda: applied_offsets(settings, sink), timeout, start)
+    if "customer_360_rows" in _sinks(settings):
+        _wait_fold_workers(settings, timeout, start)
     return time.monotonic() - start
+
+
+def _sinks(settings: Settings) -> set[str]:
+    response = httpx.get(f"{settings.query_url}/offsets", headers=auth_headers(settings), timeout=120)
+    response.raise_for_status()
+    return set(response.json())
+
+
+def _wait_fold_workers(settings: Settings, timeout: float, start: float) -> None:
+    """Fold workers run (``up --workers N``): their group has folded customer-events to its end, hand-overs
+    they appended meanwhile included, and serving has read the 360s they published."""
+    topics = [CUSTOMER_EVENTS_TOPIC]
+    while True:
+        ends = end_offsets(settings, topics)
+        _wait("fold workers", ends, lambda: committed_offsets(settings, FOLD_GROUP, topics), timeout, start)
+        if end_offsets(settings, topics) == ends:
+            break
+    _wait("customer_360_rows", end_offsets(settings, [CUSTOMER_360_TOPIC]),
+          lambda: applied_offsets(settings, "customer_360_rows"), timeout, start)
 
 
 def wait_sla_settled(settings: Settings, timeout: float = 120.0) -> float:

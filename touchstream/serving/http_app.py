@@ -105,6 +105,8 @@ def build_api(store: DuckDBStore, ready=None, profiles=None, rebuild=None, compl
                  "complaint_resolution": "complaint_resolution"}
         if profiles is not None:
             names["customer_360"] = profiles.store.sink
+            if not profiles.sink.folds:   # fold workers fold; serving reads their 360s (customer_360_rows)
+                names["customer_360_rows"] = profiles.store.sink + "_rows"
         return {
             alias: [{"topic": t, "partition": p, "next_offset": o}
                     for (t, p), o in sorted(store.committed_offsets(name).items())]

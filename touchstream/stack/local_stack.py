@@ -38,6 +38,7 @@ from touchstream.config import Settings
 from touchstream.kafka_access import kafka_access
 from touchstream.private_files import private_dir, private_umask, restrict_tree
 from touchstream.stack import broker_runner, kafka_acls, kafka_jars
+from touchstream.stack.fold_workers import FOLD_MODULE, FOLD_PREFIX, known_workers, with_workers, worker_names
 from touchstream.stack.readiness import describe_failure, wait_for_file, wait_for_http, wait_for_kafka
 from touchstream.stack.stack_status import ServiceStatus, port_answers, service_status, supervisor_status
 from touchstream.stack.supervision_state import read_state
@@ -106,6 +107,7 @@ def child_env(settings: Settings) -> dict[str, str]:
         "TOUCHSTREAM_KAFKA_HEAP": settings.kafka_heap,
         "TOUCHSTREAM_CACHE": str(settings.cache_dir),
         "TOUCHSTREAM_KAFKA_AUTH": "true" if settings.kafka_auth else "false",
+        "TOUCHSTREAM_FOLD_WORKERS": str(settings.fold_workers),
         "PYTHONUNBUFFERED": "1",
     })
     if settings.topic_config is not None:
@@ -126,7 +128,7 @@ def service_address(settings: Settings, name: str) -> str:
         "collector": settings.collector_url,
         "identity": "group touchstream-identity",   # a worker: no address of its own
         "serving": settings.query_url,
-    }[name]
+    }.get(name) or "group touchstream-fold"   # a fold worker: no address of its own
 
 
 def _module_exists(name: str) -> bool:
@@ -155,7 +157,7 @@ def service_ports(settings: Settings, name: str) -> list[int]:
         "collector": [settings.collector_port],
         "identity": [],
         "serving": [settings.query_port],
-    }[name]
+    }.get(name, [])   # a fold worker listens on no port
 
 
 def check_ports_free(settings: Settings, name: str) -> None:
@@ -191,16 +193,18 @@ def broker_spec(settings: Settings, lib: Path) -> ServiceSpec:
 
 def python_spec(settings: Settings, name: str) -> ServiceSpec:
     log = supervisor(settings).log_file(name)
-    if name in READY_FILES:   # a worker without HTTP: it writes a file once it has its partitions
-        marker = settings.run_dir / READY_FILES[name]
+    fold = name.startswith(FOLD_PREFIX)
+    env = {**child_env(settings), "TOUCHSTREAM_FOLD_NAME": name} if fold else child_env(settings)
+    if fold or name in READY_FILES:   # a worker without HTTP: it writes a file once it has joined its group
+        marker = settings.run_dir / (f"{name}.ready" if fold else READY_FILES[name])
         ready = lambda alive: wait_for_file(marker, HTTP_TIMEOUT, log, alive, name)  # noqa: E731
     else:
         url = service_address(settings, name) + READY_PATHS[name]
         ready = lambda alive: wait_for_http(url, HTTP_TIMEOUT, log, alive, name)  # noqa: E731
     return ServiceSpec(
         name=name,
-        argv=[sys.executable, "-m", PYTHON_MODULES[name]],
-        env=child_env(settings),
+        argv=[sys.executable, "-m", FOLD_MODULE if fold else PYTHON_MODULES[name]],
+        env=env,
         cwd=settings.home,
         ready=ready,
         log_file=log,
@@ -268,14 +272,17 @@ def _up(settings: Settings, services, progress, supervise: bool) -> list[Step]:
             held = kafka_acls.ensure(settings, bootstrap)
             done(Step("kafka access", bootstrap, time.monotonic() - t0,
                       detail=f"{held['users']} users, {held['grants']} grants, {held['removed']} stale removed"))
-    for name in ("registry", "collector", "identity", "serving"):
+    # --workers N (or TOUCHSTREAM_FOLD_WORKERS); unsaid, the workers already running stay as they are
+    workers = worker_names(settings.fold_workers) or [w for w in known_workers(settings) if sup.is_running(w)]
+    chosen = with_workers(chosen, workers)
+    for name in with_workers(["registry", "collector", "identity", "serving"], workers):
         if name not in chosen:
             continue
         if not sup.is_running(name):
-            if not sup.restart_pending(name):
+            if not sup.restart_pending(name) and name not in workers:
                 check_ports_free(settings, name)
-            if name in READY_FILES:   # a stale marker of a crashed run must not pass for ready
-                (settings.run_dir / READY_FILES[name]).unlink(missing_ok=True)
+            if name in READY_FILES or name in workers:   # a stale marker of a crashed run must not pass for ready
+                (settings.run_dir / READY_FILES.get(name, f"{name}.ready")).unlink(missing_ok=True)
         started = sup.start(python_spec(settings, name))
         done(Step(name, service_address(settings, name), started.seconds, started.pid, started.started))
         if name == "registry":
@@ -295,12 +302,12 @@ def down(settings: Settings, services: str | Iterable[str] | None = None,
     The supervisor stops them (so it restarts none of them) and exits once none is left to run."""
     sup = supervisor(settings)
     stopped = []
-    for name in reversed(parse_services(services)):
+    for name in reversed(with_workers(parse_services(services), known_workers(settings))):
         if sup.stop(name, timeout):
             stopped.append(name)
             if name == "broker":  # its JVM may just have dumped a class archive
                 broker_runner.promote_class_archive(settings, kafka_jars.lib_dir(settings))
-    if not any(sup.pid_file(name).exists() for name in SERVICES):
+    if not any(sup.pid_file(name).exists() for name in (*SERVICES, *known_workers(settings))):
         sup.stop_supervisor()
     return stopped
 
@@ -311,7 +318,8 @@ def status(settings: Settings, probe=port_answers) -> list[ServiceStatus]:
     sup = supervisor(settings)
     entries = read_state(settings.run_dir).get("services", {})
     rows = [service_status(sup, name, service_address(settings, name), service_ports(settings, name)[:1],
-                           settings.host, probe, entries.get(name, {})) for name in SERVICES]
+                           settings.host, probe, entries.get(name, {}))
+            for name in with_workers(list(SERVICES), known_workers(settings))]
     return [supervisor_status(sup, any(row.should_run for row in rows)), *rows]
 
 

@@ -23,11 +23,12 @@ ANONYMOUS_PREFIX = "anon-"
 TIMES = ("first_seen", "last_seen", "first_sale_at", "last_contact_at", "raised_at")
 
 
-def summary_row(customer_id: str, view: dict, now: datetime) -> dict:
-    """The ``customer_360`` row of one 360, with its channel and finding rows as lists."""
+def summary_row(customer_id: str, view: dict, now: datetime, text: str | None = None) -> dict:
+    """The ``customer_360`` row of one 360, with its channel and finding rows as lists (``text``: the
+    view's canonical JSON when the caller has it, e.g. parsed ``view`` from it)."""
     pmp = {p["channel"]: p for p in view["pmp"]}
     top = min(view["pmp"], key=lambda p: p["rank"], default=None)
-    attitude, text = view["attitude"], c360.view_json(view)
+    attitude, text = view["attitude"], c360.view_json(view) if text is None else text
     summary = {
         "customer_id": customer_id, "events": view["events"], "first_seen": view["first_seen"],
         "last_seen": view["last_seen"], "journey_stage": view["journey"]["stage"],

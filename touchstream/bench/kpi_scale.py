@@ -67,8 +67,9 @@ PLAN: dict[str, dict[str, str]] = {
 }
 # Keyed by Kafka position or by sink, not by an entity: one row per partition or sink however large the
 # store, so they are kept as they are (and a copied position would collide with its original).
+# c360_state: the 360 sink's stored folds of evicted profiles, a cache no query reads.
 NOT_REPLICATED = frozenset({"sink_offsets", "dead_letters", "complaint_sla_watermark", "complaint_sla_partitions",
-                            "projection_versions"})
+                            "projection_versions", "c360_state"})
 ROWS_PER_STATEMENT = 2_000_000   # copies are inserted in batches of about this many rows
 
 
@@ -130,10 +131,10 @@ def scale_up(source: Path, target: Path, copies: int) -> dict:
     try:
         tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
                                             "AND NOT temporary ORDER BY table_name").fetchall()]
-        unknown = [t for t in tables if base_name(t) not in PLAN and t not in NOT_REPLICATED]
+        unknown = [t for t in tables if base_name(t) not in PLAN and base_name(t) not in NOT_REPLICATED]
         if unknown:
             raise ValueError(f"tables {unknown} are neither in kpi_scale.PLAN nor NOT_REPLICATED")
-        for table in (t for t in tables if t not in NOT_REPLICATED):
+        for table in (t for t in tables if base_name(t) not in NOT_REPLICATED):
             _replicate(con, table, copies)
         con.execute("CHECKPOINT")
         customers = con.execute("SELECT count(*) FROM customer_360").fetchone()[0]

@@ -25,8 +25,9 @@ from pathlib import Path
 
 # What the peer imports: quixstreams (brings confluent-kafka[schemaregistry,avro] <2.13),
 # fastavro (AvroCodec), duckdb (the sink), phonenumbers (identity_normalise, imported by
-# the projections package).
-REQUIREMENTS = ("quixstreams==3.28.1", "fastavro>=1.13,<2", "duckdb>=2.0,<3", "phonenumbers>=8.13")
+# the projections package), orjson and lz4 (the 360's canonical JSON and its stored fold states).
+REQUIREMENTS = ("quixstreams==3.28.1", "fastavro>=1.13,<2", "duckdb>=2.0,<3", "phonenumbers>=8.13", "orjson>=3.10",
+                "lz4>=4")
 # The modules that must import for the peer to run; checked after every (re)build.
 IMPORT_CHECK = ("quixstreams", "duckdb", "touchstream.codec.avro_codec", "touchstream.projections.customer_360",
                 "touchstream.bench.peer_fold")

@@ -110,6 +110,7 @@ class BatchSource(Service):
         # which partitions are at their end (``caught_up``) and whenever one reaches it.
         self.holds = holds
         self._next: dict[Partition, int] = {}   # per partition: the offset after the last record consumed
+        self._done: dict[Partition, int] = {}   # per partition owned: the position to commit (handled up to)
         self._consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,7 +140,7 @@ class BatchSource(Service):
             if self.cooperative:
                 config["partition.assignment.strategy"] = "cooperative-sticky"
             consumer = self._consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
-            consumer.subscribe(self.topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke)
+            consumer.subscribe(self.topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lose)
             try:
                 self._consume(consumer)
             finally:
@@ -150,27 +151,40 @@ class BatchSource(Service):
             os._exit(70)
 
     def _consume(self, consumer: Consumer) -> None:
-        positions: list[TopicPartition] = []
         committed_at = time.monotonic()
         while not self._stop.is_set():
             messages = consumer.consume(self.batch, self.within)
             ended = self._note_ends(messages)
             records = to_records(messages)
+            changed = False
             if records or ended:
                 BROKER.recovered()   # the broker answers
-            elif self.holds is None:
-                continue   # (a holding handler is called anyway: a partition may have settled at its end)
-            if not self._handle(records):
-                break   # asked to stop during an outage: this batch was not handled, so not committed
-            self.handled += len(records)
-            latest = self._positions(records)
-            # Again now and then when nothing changed: an asynchronous commit lost to a broker restart is
-            # not retried by librdkafka, and identity resumes at these. (TopicPartition == ignores offsets.)
-            if latest and (_offsets(latest) != _offsets(positions) or time.monotonic() - committed_at > 5.0):
-                positions, committed_at = latest, time.monotonic()
-                _commit(consumer, positions, asynchronous=True)
-        if positions:
-            _commit(consumer, positions, asynchronous=False)
+            if records or ended or self.holds is not None:
+                # (a holding handler is called anyway: a partition may have settled at its end)
+                if not self._handle(records):
+                    break   # asked to stop during an outage: this batch was not handled, so not committed
+                self.handled += len(records)
+                changed = self._track(self._positions(records))
+            # Again now and then when nothing changed, idle included: an asynchronous commit lost to a broker
+            # restart or a rebalance is not retried by librdkafka, identity resumes at these, and lag
+            # monitoring (``wait_pipeline``) reads them.
+            if self._done and (changed or time.monotonic() - committed_at > 5.0):
+                committed_at = time.monotonic()
+                _commit(consumer, self._done_positions(), asynchronous=True)
+        if self._done:
+            _commit(consumer, self._done_positions(), asynchronous=False)
+
+    def _track(self, latest: list[TopicPartition]) -> bool:
+        """Note the positions handled; True when one moved."""
+        moved = False
+        for tp in latest:
+            key = (tp.topic, tp.partition)
+            moved = moved or self._done.get(key) != tp.offset
+            self._done[key] = tp.offset
+        return moved
+
+    def _done_positions(self, only=None) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self._done.items()) if only is None or (t, p) in only]
 
     def caught_up(self, partition: Partition) -> bool:
         """Every record of the partition the broker has told this consumer of has been consumed: it has
@@ -234,17 +248,30 @@ class BatchSource(Service):
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Called from inside ``consume`` (this thread), so never during a batch: the handler's state for
-        these partitions is at rest, with its offsets in its own transaction."""
+        these partitions is at rest, with its offsets in its own transaction. Their group commit is made
+        now, while this member still owns them (a later one could move the next owner's back)."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        if gone & self._done.keys():
+            _commit(consumer, self._done_positions(gone), asynchronous=False)
+        self._forget(gone)
+        self._release(consumer, partitions)
+
+    def _lose(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions lost (the session expired): another member may own them already, so no commit."""
+        self._forget({(tp.topic, tp.partition) for tp in partitions})
+        self._release(consumer, partitions)
+
+    def _forget(self, gone: set[Partition]) -> None:
+        for key in gone:
+            self._done.pop(key, None)
+
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.on_revoked is not None:
             self.on_revoked([(tp.topic, tp.partition) for tp in partitions])
         if self.cooperative:
             consumer.incremental_unassign(partitions)
         else:
             consumer.unassign()
-
-
-def _offsets(positions: list[TopicPartition]) -> list[tuple]:
-    return [(tp.topic, tp.partition, tp.offset) for tp in positions]
 
 
 def _commit(consumer: Consumer, positions: list[TopicPartition], *, asynchronous: bool) -> None:

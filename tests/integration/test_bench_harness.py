@@ -22,9 +22,8 @@ pytestmark = pytest.mark.timeout(1800)
 EVENTS, CUSTOMERS = 1500, 150
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("bench")
+def run_bench(home, *options: str) -> dict:
+    """``touchstream bench`` at the tiny size on a stack of its own (free ports); its JSON result."""
     ports = free_ports(5)
     env = dict(os.environ, TOUCHSTREAM_HOME=str(home / "user"))
     for name in ("TOUCHSTREAM_BOOTSTRAP", "TOUCHSTREAM_REGISTRY_URL", "TOUCHSTREAM_QUERY_URL"):
@@ -34,13 +33,25 @@ def bench(tmp_path_factory) -> dict:
     output = home / "result.json"
     done = subprocess.run(
         [sys.executable, "-m", "touchstream.cli", "bench", "--events", str(EVENTS), "--customers", str(CUSTOMERS),
-         "--freshness-seconds", "2", "--lookups", "50", "--kpi-interactions", "20000",
+         "--freshness-seconds", "2", "--lookups", "50", *options,
          "--home", str(home / "bench"), "--port-offset", "0", "--output", str(output)],
         env=env, capture_output=True, text=True, timeout=1700)
     assert done.returncode == 0, done.stderr[-4000:]
     doc = json.loads(output.read_text())
     doc["stdout"] = done.stdout
     return doc
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> dict:
+    return run_bench(tmp_path_factory.mktemp("bench"), "--kpi-interactions", "20000")
+
+
+@pytest.fixture(scope="module")
+def bench_workers(tmp_path_factory) -> dict:
+    """The same with the 360 folded by two fold workers (``--workers 2``), peers and Kafka's tools left out."""
+    return run_bench(tmp_path_factory.mktemp("bench-workers"), "--workers", "2", "--kpi-interactions", "5000",
+                     "--no-peers", "--no-kafka-tools")
 
 
 def figures(doc: dict) -> dict:
@@ -114,3 +125,18 @@ def test_cpu_of_every_process_is_accounted_per_stage(bench):
     assert all(u["cpu_seconds"] >= 0 for stage in cpu.values() for u in stage.values())
     assert cpu["end_to_end"]["serving"]["cpu_seconds"] > 0 and cpu["rebuild"]["serving"]["cpu_seconds"] > 0
     assert "| stage | process | cores busy | CPU ms/event |" in bench["stdout"]
+
+
+def test_with_fold_workers_the_rebuild_refolds_them_and_equals_live(bench_workers):
+    details = bench_workers["details"]
+    assert details["end_to_end"]["events"] == EVENTS
+    rebuilt = details["rebuild"]
+    assert rebuilt["identical"], rebuilt["hashes"]
+    assert rebuilt["hashes"]["live"]["customer_360"][0] > 0
+    assert details["freshness"]["customer_360"]["p99_ms"] > 0
+    cpu = details["cpu"]
+    for stage in ("end_to_end", "rebuild"):   # the workers' stores and group were forgotten: they folded again
+        assert {"fold-1", "fold-2", "serving"} <= set(cpu[stage]), stage
+        assert cpu[stage]["fold-1"]["cpu_seconds"] + cpu[stage]["fold-2"]["cpu_seconds"] > 0, stage
+    keys = {f["key"] for f in bench_workers["figures"]}
+    assert {"rss.fold-1", "rss.fold-2", "touchstream.freshness_360_p99"} <= keys

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from touchstream.stack import local_stack
 OVERRIDES = ("TOUCHSTREAM_BOOTSTRAP", "TOUCHSTREAM_REGISTRY_URL", "TOUCHSTREAM_QUERY_URL")
 
 
-def bench_settings(base: Settings, home: Path, port_offset: int) -> Settings:
+def bench_settings(base: Settings, home: Path, port_offset: int, workers: int = 0) -> Settings:
     for name in OVERRIDES:
         os.environ.pop(name, None)
     return replace(
@@ -30,6 +31,7 @@ def bench_settings(base: Settings, home: Path, port_offset: int) -> Settings:
         # The peers (faust, quixstreams) are separate programs given a bare --bootstrap; the bench
         # measures throughput, and SASL costs a handshake per connection, not per record.
         kafka_auth=False,
+        fold_workers=workers,   # > 0: serving's start brings up fold-1..N, which fold the 360
     )
 
 
@@ -93,3 +95,28 @@ def forget_serving(settings: Settings, keep: Path) -> None:
         src = Path(f"{settings.duckdb_path}{suffix}")
         if src.exists():
             shutil.move(src, Path(f"{keep}{suffix}"))
+
+
+def forget_workers(settings: Settings) -> None:
+    """Make the next start of the fold workers fold ``customer-events`` from offset 0 (they must be
+    stopped): their partition stores go, and so does their consumer group, whose commits say how far
+    the fold has got (``wait_pipeline`` follows them)."""
+    from confluent_kafka.admin import AdminClient
+
+    from touchstream.kafka_access import kafka_access
+    from touchstream.serving.catchup import FOLD_GROUP
+
+    shutil.rmtree(settings.data_dir / "fold", ignore_errors=True)
+    admin = AdminClient(kafka_access(settings, "admin").confluent())
+    deadline = time.monotonic() + 60   # a member that did not leave cleanly is expired by its session timeout
+    while True:
+        try:
+            for future in admin.delete_consumer_groups([FOLD_GROUP], request_timeout=30).values():
+                future.result()
+            return
+        except Exception as exc:
+            if "GROUP_ID_NOT_FOUND" in str(exc):   # never joined (no worker ever ran): nothing to forget
+                return
+            if "NON_EMPTY_GROUP" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)

@@ -27,7 +27,7 @@ from touchstream.client import auth_headers
 from touchstream.config import Settings
 from touchstream.kafka_access import kafka_access
 from touchstream.serving.catchup import end_offsets, wait_pipeline, wait_sla_settled
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC
+from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC
 
 WAIT = 6 * 3600.0
 # One hash per projection, over rows that a replay must reproduce exactly (no ingestion times).
@@ -62,18 +62,20 @@ def end_to_end(settings: Settings, events: list[Encoded]) -> dict:
     return {"events": len(events), "seconds": seconds, "publish_seconds": published}
 
 
-def rebuild(settings: Settings, keep: Path, watch=contextlib.nullcontext) -> dict:
-    """Restart serving on nothing; seconds until it has re-applied every topic from offset 0
-    (start-up included; ``ready_seconds`` says how much of it was start-up). ``watch()`` is a
-    context (the profiler) entered once the new serving process runs. Both sides are compared once
+def rebuild(settings: Settings, keep: Path, watch=lambda since: contextlib.nullcontext()) -> dict:
+    """Restart serving (and its fold workers) on nothing; seconds until it has re-applied every topic from offset 0
+    (start-up included; ``ready_seconds`` says how much of it was start-up). ``watch(t0)`` is a
+    context (the profiler) entered once the new serving process runs, told when the restart began. Both sides are compared once
     their SLA watermark has settled (not timed): a complaint case judges its callbacks at it."""
     wait_sla_settled(settings, timeout=WAIT)
-    bench_stack.down(settings, "serving")
+    bench_stack.down(settings, "serving")   # and the fold workers, when it runs them
     bench_stack.forget_serving(settings, keep)
+    if settings.fold_workers:
+        bench_stack.forget_workers(settings)
     t0 = time.perf_counter()
     bench_stack.up(settings, "serving")
     ready = time.perf_counter() - t0
-    with watch():
+    with watch(t0):
         wait_pipeline(settings, timeout=WAIT)
     seconds = time.perf_counter() - t0
     wait_sla_settled(settings, timeout=WAIT)
@@ -113,22 +115,73 @@ class _Probe:
             self.sent[event_id] = at
 
     def placed(self, kind: str, event_id: str, position: tuple[str, int, int]) -> None:
+        """Where a probe landed. On ``customer-events`` a fold worker may hand it over to another
+        partition; the copy is where it is folded, so the later place counts."""
         with self._lock:
+            if kind == "customer-events" and event_id in self.where[kind]:
+                self.seen["customer_360"].pop(event_id, None)
             self.where[kind][event_id] = position
 
     def run(self, expected: int, timeout: float, client: httpx.Client) -> None:
         deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline and not all(len(v) >= expected for v in self.seen.values()):
-            t0 = time.perf_counter()
-            applied = client.get("/offsets").raise_for_status().json()
-            at = time.perf_counter()
-            with self._lock:
-                for sink, kind in self.SINKS.items():
-                    done = {(r["topic"], r["partition"]): r["next_offset"] for r in applied.get(sink, [])}
-                    for event_id, (topic, partition, offset) in self.where[kind].items():
-                        if event_id not in self.seen[sink] and done.get((topic, partition), 0) > offset:
-                            self.seen[sink][event_id] = at
-            time.sleep(max(0.0, self.interval - (time.perf_counter() - t0)))
+        workers = _FoldProgress(self.settings) if self.settings.fold_workers else None
+        try:
+            while time.perf_counter() < deadline and not all(len(v) >= expected for v in self.seen.values()):
+                t0 = time.perf_counter()
+                applied = client.get("/offsets").raise_for_status().json()
+                if workers:   # the 360 is the workers' fold, then serving's read of the 360s they published
+                    applied["customer_360"] = workers.visible(applied.get("customer_360_rows", []))
+                self._note(applied, time.perf_counter())
+                time.sleep(max(0.0, self.interval - (time.perf_counter() - t0)))
+        finally:
+            if workers:
+                workers.close()
+
+    def _note(self, applied: dict, at: float) -> None:
+        with self._lock:
+            for sink, kind in self.SINKS.items():
+                done = {(r["topic"], r["partition"]): r["next_offset"] for r in applied.get(sink, [])}
+                for event_id, (topic, partition, offset) in self.where[kind].items():
+                    if event_id not in self.seen[sink] and done.get((topic, partition), 0) > offset:
+                        self.seen[sink][event_id] = at
+
+
+class _FoldProgress:
+    """How far the fold workers' 360s are visible, as ``customer-events`` offsets: a worker commits its
+    group offset only after its batch's 360s were flushed to the 360 topic, so once serving's query tier
+    has read that topic to the end it had when the commit was seen, everything before the commit is
+    visible (judged late by at most one poll, never early)."""
+
+    def __init__(self, settings: Settings):
+        from confluent_kafka import Consumer
+
+        from touchstream.serving.catchup import FOLD_GROUP
+
+        self.consumer = Consumer(kafka_access(settings, "admin").confluent(**{"group.id": FOLD_GROUP,
+                                                                              "enable.auto.commit": False}))
+        self.pending: list[tuple[dict, dict]] = []   # (fold commits seen, 360 topic ends just after)
+        self.visible_at: dict[tuple[str, int], int] = {}
+
+    def _read(self, topic: str, committed: bool) -> dict[tuple[str, int], int]:
+        from confluent_kafka import TopicPartition
+
+        parts = [TopicPartition(topic, p) for p in self.consumer.list_topics(topic, timeout=10).topics[topic].partitions]
+        if committed:
+            return {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(parts, timeout=10)
+                    if tp.offset >= 0}
+        return {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+                for tp in parts}
+
+    def visible(self, rows_applied: list[dict]) -> list[dict]:
+        commits = self._read(CUSTOMER_EVENTS_TOPIC, committed=True)
+        self.pending.append((commits, self._read(CUSTOMER_360_TOPIC, committed=False)))
+        read = {(r["topic"], r["partition"]): r["next_offset"] for r in rows_applied}
+        while self.pending and all(read.get(tp, 0) >= end for tp, end in self.pending[0][1].items()):
+            self.visible_at.update(self.pending.pop(0)[0])
+        return [{"topic": t, "partition": p, "next_offset": o} for (t, p), o in self.visible_at.items()]
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def _tail(settings: Settings, probe: _Probe, wanted: set[str], stop: threading.Event) -> None:

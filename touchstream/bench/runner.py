@@ -17,7 +17,7 @@ from typing import Callable
 
 from touchstream.bench import bench_stack, pipeline_stages
 from touchstream.bench.base import Figure, rate
-from touchstream.bench.profile_sampler import ProfileSampler
+from touchstream.bench.stage_cpu import Profiled, services
 from touchstream.bench.traffic_producer import encode_traffic
 from touchstream.config import Settings
 from touchstream.serving.analyst_api import KPI_VIEWS
@@ -37,6 +37,7 @@ class Params:
     peer_records: int = 0                # 0: the peers fold the whole topic; else only its first N records
     perf_tools: bool = True
     profile: bool = True
+    workers: int = 0                     # > 0: the 360 is folded by this many fold workers (up --workers N)
 
 
 @dataclass
@@ -87,7 +88,7 @@ def execute(run: Run) -> None:
         _touchstream(run, traffic)
         raw = _python_limit(run)
         _freshness_and_probes(run)
-        _record_rss(run, ("broker", "registry", "identity", "serving"))
+        _record_rss(run, services(s, "broker", "registry", "identity", "serving"))
         bench_stack.down(s, "identity")
         if p.peers:
             _peers(run)
@@ -115,7 +116,8 @@ def _touchstream(run: Run, traffic) -> None:
     with run.stage("services up"):
         bench_stack.up(s, "identity,serving")
     with run.stage("end to end"):
-        with _profiled(run, "end_to_end"):
+        with Profiled(run, "end_to_end", services(s, "identity", "serving"),
+                      sampled=("identity", "serving", "fold-1")):
             e2e = pipeline_stages.end_to_end(s, traffic.events)
     run.details["end_to_end"] = e2e
     run.add(Figure("touchstream.publish", "publish (confluent-kafka, pre-encoded)",
@@ -211,13 +213,14 @@ def _rebuild(run: Run, raw: dict) -> None:
     s = run.settings
     live_file = run.work / "live.duckdb"
     with run.stage("rebuild from offset 0"):
-        rebuilt = pipeline_stages.rebuild(s, live_file, lambda: _profiled(run, "rebuild", services=("serving",)))
+        rebuilt = pipeline_stages.rebuild(s, live_file, lambda since: Profiled(
+            run, "rebuild", services(s, "serving"), sampled=("serving", "fold-1"), since=since))
     rebuilt_hashes = pipeline_stages.projection_hashes_live(s)
     live_hashes = pipeline_stages.projection_hashes_file(live_file)
     rebuilt["identical"] = rebuilt_hashes == live_hashes
     rebuilt["hashes"] = {"live": live_hashes, "rebuilt": rebuilt_hashes}
     run.details["rebuild"] = rebuilt
-    _record_rss(run, ("serving",), "rebuild")   # the rebuild's own serving process
+    _record_rss(run, services(s, "serving"), "rebuild")   # the rebuild's own serving process (and workers)
     run.add(Figure("touchstream.rebuild", "rebuild every projection from offset 0", rate(rebuilt["events"],
                    rebuilt["seconds"]), "ev/s", baseline="limits.raw_decode_best",
                    detail=f"start-up {rebuilt['ready_seconds']:.1f}s incl.; replay == live: "
@@ -251,38 +254,3 @@ def _in_process(run: Run) -> None:
             Figure("touchstream.lookup_scaled_p99", "360 lookup p99, in process, at scale", scaled_lookups["p99_ms"],
                    "ms", higher_is_better=False, detail=scale))
     scaled.unlink(missing_ok=True)
-
-
-class _profiled:
-    """While a stage runs: the CPU seconds each stack process and the bench itself spent (which
-    process the stage is bound on), and py-spy on the Python services (when asked for)."""
-
-    def __init__(self, run: Run, stage: str, services=("identity", "serving")):
-        self.run, self.stage = run, stage
-        self.pids = {name: bench_stack.pid(run.settings, name) for name in ("broker", "registry", *services)}
-        self.samplers = {name: ProfileSampler(bench_stack.pid(run.settings, name),
-                                              run.work / "profiles" / f"{stage}-{name}.txt")
-                         for name in services} if run.params.profile else {}
-
-    def _cpu(self) -> dict[str, float | None]:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return {**{name: bench_stack.cpu_seconds(pid) for name, pid in self.pids.items()},
-                "bench": usage.ru_utime + usage.ru_stime}
-
-    def __enter__(self):
-        self.cpu0, self.t0 = self._cpu(), time.perf_counter()
-        for sampler in self.samplers.values():
-            sampler.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        for sampler in self.samplers.values():
-            sampler.__exit__(*exc)
-        wall, cpu1 = time.perf_counter() - self.t0, self._cpu()
-        self.run.details.setdefault("cpu", {})[self.stage] = {
-            name: {"cpu_seconds": round(cpu1[name] - self.cpu0[name], 2),
-                   "cores": round((cpu1[name] - self.cpu0[name]) / wall, 2) if wall else None}
-            for name in cpu1 if cpu1[name] is not None and self.cpu0.get(name) is not None}
-        summaries = {name: s.summary() for name, s in self.samplers.items()}
-        if summaries:
-            self.run.details.setdefault("profiles", {})[self.stage] = summaries

@@ -28,6 +28,8 @@ def register(sub) -> None:
     p.add_argument("--peer-records", type=int, default=0, metavar="N",
                    help="the peers fold only the first N customer-events records (default: all); they run "
                         "at a few hundred records/s, so at 1M events this keeps the run in hours")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="fold the customer-360 in N fold workers beside serving, as `up --workers N` does")
     p.add_argument("--no-kafka-tools", action="store_true", help="skip Kafka's producer/consumer perf tools")
     p.add_argument("--no-profile", action="store_true", help="do not sample the services with py-spy")
     p.add_argument("--home", type=Path, help="the bench's folder (default $TOUCHSTREAM_HOME/bench)")
@@ -42,13 +44,15 @@ def run(args, settings) -> int:
 
     if args.events < 1 or (args.customers is not None and args.customers < 1):
         raise CliError("--events and --customers must be at least 1")
+    if args.workers < 0:
+        raise CliError("--workers must be 0 or more")
     home = (args.home or settings.home / "bench").resolve()
     params = Params(events=args.events, customers=args.customers or max(1, args.events // 10), seed=args.seed,
                     freshness_rate=args.freshness_rate, freshness_seconds=args.freshness_seconds,
                     lookups=args.lookups, kpi_interactions=args.kpi_interactions, peers=not args.no_peers,
                     peer_records=max(0, args.peer_records),
-                    perf_tools=not args.no_kafka_tools, profile=not args.no_profile)
-    stack = bench_stack.bench_settings(settings, home / "stack", args.port_offset)
+                    perf_tools=not args.no_kafka_tools, profile=not args.no_profile, workers=args.workers)
+    stack = bench_stack.bench_settings(settings, home / "stack", args.port_offset, args.workers)
     work = home / "stack" / "work"
     bench = Run(params, stack, work, lambda line: print(line, file=sys.stderr, flush=True))
     t0 = time.monotonic()

@@ -111,6 +111,7 @@ class BatchSource(Service):
         self.holds = holds
         self._next: dict[Partition, int] = {}   # per partition: the offset after the last record consumed
         self._done: dict[Partition, int] = {}   # per partition owned: the position to commit (handled up to)
+        self._owned: set[Partition] = set()     # assigned and neither revoked nor lost since
         self._consumer: Consumer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,10 +176,19 @@ class BatchSource(Service):
             _commit(consumer, self._done_positions(), asynchronous=False)
 
     def _track(self, latest: list[TopicPartition]) -> bool:
-        """Note the positions handled; True when one moved."""
+        """Note the positions handled; True when one moved. A holding handler's positions count only for
+        partitions owned (records come from owned ones only).
+
+        Why: a holding handler gives positions for every partition it ever held, and while librdkafka
+        gives up a lost assignment it waits for every commit in flight before it rejoins the group; a
+        commit made while no coordinator answers waits there up to session.timeout.ms. So committing
+        unowned partitions every 5 s kept a commit in flight after a broker restart and identity did not
+        rejoin (nothing logged; every stage behind it starved: the broker-restart fault case)."""
         moved = False
         for tp in latest:
             key = (tp.topic, tp.partition)
+            if self.holds is not None and key not in self._owned:
+                continue
             moved = moved or self._done.get(key) != tp.offset
             self._done[key] = tp.offset
         return moved
@@ -245,6 +255,7 @@ class BatchSource(Service):
             consumer.assign(partitions)
         for tp in partitions:
             self._next.pop((tp.topic, tp.partition), None)   # unknown until a record or an end event says
+        self._owned.update((tp.topic, tp.partition) for tp in partitions)
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Called from inside ``consume`` (this thread), so never during a batch: the handler's state for
@@ -262,6 +273,7 @@ class BatchSource(Service):
         self._release(consumer, partitions)
 
     def _forget(self, gone: set[Partition]) -> None:
+        self._owned -= gone
         for key in gone:
             self._done.pop(key, None)
 

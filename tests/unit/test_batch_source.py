@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -98,3 +98,46 @@ def test_a_holding_source_knows_which_partitions_are_caught_up_and_commits_the_h
     assert not source.caught_up(("t", 2)) and not source.caught_up(("t", 3))
     assert [r.offset for r in to_records([Message("t", 0, 4), Message("t", 0, 5, error=eof)])] == [4]
     assert [(tp.topic, tp.partition, tp.offset) for tp in source._positions([])] == [("t", 0, 3)]
+
+
+class LosingGroup:
+    """A consumer whose group assigns ("t", 0) in the first ``consume``, delivers nothing, and takes the
+    assignment away as lost (librdkafka's session timeout) in the second; records the commits asked."""
+
+    def __init__(self, source: BatchSource, rounds: int = 4):
+        self.source, self.rounds, self.calls = source, rounds, 0
+        self.commits: list[tuple[str, int, int]] = []
+        self.assigned: list = []
+
+    def consume(self, _n, _timeout):
+        self.calls += 1
+        if self.calls == 1:
+            self.source._assign(self, [TopicPartition("t", 0)])
+        elif self.calls == 2:
+            self.source._lose(self, [TopicPartition("t", 0)])
+        if self.calls >= self.rounds:
+            self.source._stop.set()
+        return []
+
+    def assign(self, partitions):
+        self.assigned = list(partitions)
+
+    def unassign(self):
+        self.assigned = []
+
+    def commit(self, offsets, asynchronous):
+        self.commits += [(tp.topic, tp.partition, tp.offset) for tp in offsets]
+
+
+def test_a_holding_source_commits_nothing_of_a_lost_assignment():
+    """After a broker restart the session expires and librdkafka gives the assignment up as lost; it rejoins
+    the group only once no commit is in flight, and a commit made while no coordinator answers waits for
+    one up to session.timeout.ms. Identity's handler gives positions for every partition it ever held, so
+    the source must commit those of owned partitions only: committing them all every 5 s kept a commit
+    in flight and identity did not rejoin (the broker-restart fault case then timed out in settle)."""
+    source = BatchSource(Settings(home=Path("/nonexistent")), "g", ["t"], lambda records: None, name="x",
+                         holds=lambda: {("t", 0): 3})
+    group = LosingGroup(source)
+    source._consume(group)
+    assert group.calls == group.rounds
+    assert group.commits == [("t", 0, 3)], "only while ('t', 0) was owned (round 1), nothing after it was lost"

@@ -3,7 +3,10 @@
 Frame: byte 0x00, 4-byte big-endian schema id, Avro binary. The registry is
 reached through confluent-kafka's ``SchemaRegistryClient`` (the reference client
 any Confluent registry satisfies); encoding and decoding use fastavro with the
-parsed schemas cached by id, because the per-record path must stay cheap.
+parsed schemas cached by id, because the per-record path must stay cheap. Encoding uses
+the writer ``avro_writer`` compiles from the schema when its id is first resolved (the
+same bytes, 3-4x faster than fastavro's schema walk, issue 16); a schema it cannot
+compile keeps fastavro.
 
 Library errors are converted here: callers see ``DecodeError`` (with a reason
 fit for a dead-letter header) or ``RegistryError``.
@@ -13,18 +16,22 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from touchstream.codec.avro_writer import MAGIC, UnsupportedSchema, compile_writer, frame
 from touchstream.schemas import META_KEY, EventSchema, load_latest
 
-MAGIC = 0
+__all__ = ["MAGIC", "AvroCodec", "Decoded", "DecodeError", "RegistryError"]
 _HEADER = struct.Struct(">bI")
+log = logging.getLogger(__name__)
 
 
 class DecodeError(ValueError):
@@ -62,7 +69,7 @@ class AvroCodec:
         self._client = client if client is not None else SchemaRegistryClient(conf)
         self._auto_register = auto_register
         self._ids: dict[str, int] = {}
-        self._writers: dict[str, object] = {}
+        self._writers: dict[str, Callable[[dict], bytes]] = {}   # subject -> record -> framed bytes
         self._readers: dict[int, tuple[object, object, str]] = {}
         self._lock = threading.Lock()
         self._local = {s.record_name: s for s in load_latest().values()}
@@ -83,16 +90,17 @@ class AvroCodec:
                 raise RegistryError(f"{schema.subject}: {exc.error_message} (code {exc.error_code})") from exc
             except Exception as exc:  # connection errors come as requests/httpx exceptions
                 raise RegistryError(f"{schema.subject}: registry unreachable: {exc}", unreachable=True) from exc
+            self._writers[schema.subject] = _writer(schema, schema_id)
             self._ids[schema.subject] = schema_id
-            self._writers[schema.subject] = fastavro.parse_schema(schema.schema)
         return schema_id
 
     def encode(self, schema: EventSchema, record: dict) -> bytes:
-        schema_id = self.schema_id(schema)
-        buf = io.BytesIO()
-        buf.write(_HEADER.pack(MAGIC, schema_id))
-        fastavro.schemaless_writer(buf, self._writers[schema.subject], record)
-        return buf.getvalue()
+        """The framed record; a value of the wrong type raises (TypeError or ValueError)."""
+        write = self._writers.get(schema.subject)
+        if write is None:
+            self.schema_id(schema)
+            write = self._writers[schema.subject]
+        return write(record)
 
     def decode(self, data: bytes | None) -> Decoded:
         """Decode a framed record; resolve it to our newest local schema of the same record name."""
@@ -135,3 +143,19 @@ class AvroCodec:
         hit = (writer, reader, event_type, meta)
         self._readers[schema_id] = hit
         return hit
+
+
+def _writer(schema: EventSchema, schema_id: int) -> Callable[[dict], bytes]:
+    """The compiled writer of ``schema`` behind its frame; fastavro for a schema it cannot compile."""
+    try:
+        return compile_writer(schema.schema, frame(schema_id))
+    except UnsupportedSchema as exc:
+        log.info("%s: encoded by fastavro (%s)", schema.subject, exc)
+    parsed, head = fastavro.parse_schema(schema.schema), frame(schema_id)
+
+    def encode(record: dict) -> bytes:
+        buf = io.BytesIO()
+        buf.write(head)
+        fastavro.schemaless_writer(buf, parsed, record)
+        return buf.getvalue()
+    return encode

@@ -129,11 +129,15 @@ def test_a_value_of_the_wrong_type_raises(base, path, value):
 
 def test_a_missing_field_takes_its_default_as_in_fastavro_and_a_missing_required_one_raises():
     schema, record = ORDER
-    partial = {**record, "envelope": {k: v for k, v in record["envelope"].items() if k != "correlation_id"}}
-    del partial["campaign_id"]
+    partial = _deep(record)
+    del partial["campaign_id"], partial["envelope"]["correlation_id"], partial["envelope"]["identity"]["email"]
     assert CODEC.encode(schema, partial) == CODEC.encode(schema, record) == _fastavro(schema, partial)
     with pytest.raises(ValueError, match="order_id"):
         CODEC.encode(schema, {k: v for k, v in record.items() if k != "order_id"})
+    without_id = _deep(record)
+    del without_id["envelope"]["event_id"]
+    with pytest.raises(ValueError, match="event_id"):
+        CODEC.encode(schema, without_id)
 
 
 def test_a_date_and_epoch_days_and_millis_write_the_same_bytes():

@@ -5,7 +5,7 @@ reached through confluent-kafka's ``SchemaRegistryClient`` (the reference client
 any Confluent registry satisfies); encoding and decoding use fastavro with the
 parsed schemas cached by id, because the per-record path must stay cheap. Encoding uses
 the writer ``avro_writer`` compiles from the schema when its id is first resolved (the
-same bytes, 3-4x faster than fastavro's schema walk, issue 16); a schema it cannot
+same bytes, about 3x faster than fastavro's schema walk, issue 16); a schema it cannot
 compile keeps fastavro.
 
 Library errors are converted here: callers see ``DecodeError`` (with a reason

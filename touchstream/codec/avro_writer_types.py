@@ -52,19 +52,31 @@ def _integer(value: Any, bounds: tuple[int, int], kind: str) -> int:
     return value
 
 
-def write_int(buf: bytearray, value: Any) -> None:
-    write_long(buf, _integer(value, INT_RANGE, "int"))
+def _integer_writer(bounds: tuple[int, int], kind: str) -> Writer:
+    low, high = bounds
+
+    def write(buf: bytearray, n: Any) -> None:
+        if n.__class__ is not int or not low <= n <= high:
+            n = _integer(n, bounds, kind)
+        if 0 <= n < 64:
+            buf.append(n << 1)
+        else:
+            write_long(buf, n)
+    return write
 
 
-def write_long_value(buf: bytearray, value: Any) -> None:
-    write_long(buf, _integer(value, LONG_RANGE, "long"))
+write_int, write_long_value = _integer_writer(INT_RANGE, "int"), _integer_writer(LONG_RANGE, "long")
 
 
 def write_string(buf: bytearray, text: Any) -> None:
-    if not isinstance(text, str):
+    if text.__class__ is not str and not isinstance(text, str):
         raise wrong(text, "string")
     data = text.encode()
-    write_long(buf, len(data))
+    n = len(data)
+    if n < 64:
+        buf.append(n << 1)
+    else:
+        write_long(buf, n)
     buf += data
 
 
@@ -76,7 +88,7 @@ def write_bytes(buf: bytearray, data: Any) -> None:
 
 
 def write_double(buf: bytearray, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if value.__class__ is not float and (not isinstance(value, (int, float)) or isinstance(value, bool)):
         raise wrong(value, "double")
     buf += DOUBLE(value)
 
@@ -150,25 +162,20 @@ def logical_writer(kind: str, logical: str, schema: dict) -> Writer:
     raise UnsupportedSchema(f"logical type {logical!r} on {kind!r}")
 
 
-class Symbols(dict):
-    """An enum's symbol -> its index, already zig-zag encoded; an unknown symbol is a ``ValueError``."""
-
-    def __init__(self, name: str, symbols: list[str]):
+def symbols(names: list[str]) -> dict[str, bytes]:
+    """An enum's symbol -> its index, already zig-zag encoded (a plain dict: an unknown symbol is a KeyError,
+    which ``avro_writer``'s encoder turns into a ValueError)."""
+    out = {}
+    for i, symbol in enumerate(names):
         encoded = bytearray()
-        super().__init__()
-        for i, symbol in enumerate(symbols):
-            encoded.clear()
-            write_long(encoded, i)
-            self[symbol] = bytes(encoded)
-        self.name = name
-
-    def __missing__(self, symbol: Any) -> bytes:
-        raise ValueError(f"{str(symbol)[:40]!r} is not a symbol of enum {self.name}")
+        write_long(encoded, i)
+        out[symbol] = bytes(encoded)
+    return out
 
 
 def array_writer(item: Writer) -> Writer:
     def array(buf: bytearray, values: Any) -> None:
-        if not isinstance(values, (list, tuple)):
+        if values.__class__ is not list and not isinstance(values, (list, tuple)):
             raise wrong(values, "array (list)")
         if values:
             write_long(buf, len(values))
@@ -180,7 +187,7 @@ def array_writer(item: Writer) -> Writer:
 
 def map_writer(item: Writer) -> Writer:
     def mapping(buf: bytearray, values: Any) -> None:
-        if not isinstance(values, dict):
+        if values.__class__ is not dict and not isinstance(values, dict):
             raise wrong(values, "map (dict)")
         if values:
             write_long(buf, len(values))

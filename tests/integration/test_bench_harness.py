@@ -44,14 +44,15 @@ def run_bench(home, *options: str) -> dict:
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> dict:
-    return run_bench(tmp_path_factory.mktemp("bench"), "--kpi-interactions", "20000")
+    return run_bench(tmp_path_factory.mktemp("bench"), "--kpi-interactions", "20000", "--ingest-seconds", "3",
+                     "--ingest-events", "400")
 
 
 @pytest.fixture(scope="module")
 def bench_workers(tmp_path_factory) -> dict:
     """The same with the 360 folded by two fold workers (``--workers 2``), peers and Kafka's tools left out."""
     return run_bench(tmp_path_factory.mktemp("bench-workers"), "--workers", "2", "--kpi-interactions", "5000",
-                     "--no-peers", "--no-kafka-tools")
+                     "--no-peers", "--no-kafka-tools", "--ingest-seconds", "0")
 
 
 def figures(doc: dict) -> dict:
@@ -73,7 +74,7 @@ def test_every_stage_reports_a_figure(bench):
 
 
 def test_every_target_is_judged(bench):
-    assert len(bench["targets"]) == 9
+    assert len(bench["targets"]) == 14
     assert all(t["met"] is not None for t in bench["targets"]), bench["targets"]
 
 
@@ -83,7 +84,8 @@ def test_the_pipeline_applied_every_event_and_the_rebuild_equals_live(bench):
     fresh = details["freshness"]
     assert fresh["events"] == 2 * 2000 and fresh["probes"] > 0
     rebuilt = details["rebuild"]
-    assert rebuilt["events"] == EVENTS + fresh["events"]
+    ingested = sum(level["events"] for level in details["ingest"].values())
+    assert rebuilt["events"] == EVENTS + fresh["events"] + ingested
     assert rebuilt["identical"], rebuilt["hashes"]
     assert rebuilt["hashes"]["live"]["interactions"][0] == rebuilt["events"]
 
@@ -140,3 +142,16 @@ def test_with_fold_workers_the_rebuild_refolds_them_and_equals_live(bench_worker
         assert cpu[stage]["fold-1"]["cpu_seconds"] + cpu[stage]["fold-2"]["cpu_seconds"] > 0, stage
     keys = {f["key"] for f in bench_workers["figures"]}
     assert {"rss.fold-1", "rss.fold-2", "touchstream.freshness_360_p99"} <= keys
+
+
+def test_ingest_measured_the_sdk_and_every_collector_level(bench):
+    ingest = bench["details"]["ingest"]
+    assert set(ingest) == {"sdk", "collector_1", "collector_8", "collector_32", "collector_batch100"}
+    for name, level in ingest.items():
+        assert level["events"] > 0 and level["errors"] == 0 and level["rate"] > 0, name
+        if name != "sdk":
+            assert 0 < level["p50_ms"] <= level["p99_ms"], name
+    assert ingest["collector_32"]["clients"] == 32 and ingest["collector_batch100"]["batch"] == 100
+    keys = {f["key"] for f in bench["figures"]}
+    assert {"ingest.sdk", "ingest.collector_32_p99", "rss.collector"} <= keys
+    assert "| ingest | collector: 32 client(s), single events |" in bench["stdout"]

@@ -36,6 +36,11 @@ TARGETS = (
     Target("360 lookup p99 <= 5 ms in process", "touchstream.lookup_inproc_p99", 5, at_most=True),
     Target("360 lookup p99 <= 25 ms over HTTP", "touchstream.lookup_http_p99", 25, at_most=True),
     Target("each KPI query <= 300 ms at scale", "touchstream.kpi_scaled_worst", 300, at_most=True),
+    Target("SDK publish >= 0.5x Kafka producer-perf", "ingest.sdk", 0.5, "limits.kafka_produce"),
+    Target("collector, batches of 100 >= 15k ev/s", "ingest.collector_batch100", 15_000),
+    Target("collector, single events at 32 clients >= 2,000 ev/s", "ingest.collector_32", 2_000),
+    Target("collector p99 to the 202 <= 100 ms at 32 clients", "ingest.collector_32_p99", 100, at_most=True),
+    Target("collector at 32 clients >= 4x at 1 client", "ingest.collector_32", 4.0, "ingest.collector_1"),
 )
 
 
@@ -72,7 +77,7 @@ def _number(value: float, unit: str) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
-GROUPS = ("limits", "touchstream", "peers", "ratios", "rss")
+GROUPS = ("limits", "touchstream", "ingest", "peers", "ratios", "rss")
 
 
 def table(figures: list[Figure]) -> str:

@@ -21,6 +21,7 @@ from touchstream.bench.stage_cpu import Profiled, services
 from touchstream.bench.traffic_producer import encode_traffic
 from touchstream.config import Settings
 from touchstream.serving.analyst_api import KPI_VIEWS
+from touchstream.serving.catchup import wait_pipeline
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics, raw_topics
 
 
@@ -38,6 +39,8 @@ class Params:
     perf_tools: bool = True
     profile: bool = True
     workers: int = 0                     # > 0: the 360 is folded by this many fold workers (up --workers N)
+    ingest_seconds: float = 10.0         # per ingest level (SDK, collector at 1/8/32 clients, batches); 0: skip
+    ingest_events: int = 20_000          # at most this many events per ingest level
 
 
 @dataclass
@@ -88,6 +91,8 @@ def execute(run: Run) -> None:
         _touchstream(run, traffic)
         raw = _python_limit(run)
         _freshness_and_probes(run)
+        if p.ingest_seconds > 0:
+            _ingest(run)
         _record_rss(run, services(s, "broker", "registry", "identity", "serving"))
         bench_stack.down(s, "identity")
         if p.peers:
@@ -174,6 +179,21 @@ def _freshness_and_probes(run: Run) -> None:
                    higher_is_better=False, detail=f"{lookups['samples']} random customers"),
             Figure("touchstream.kpi_http_worst", "slowest KPI view, HTTP, bench scale", worst["p50_ms"], "ms",
                    higher_is_better=False, detail=worst["view"]))
+
+
+def _ingest(run: Run) -> None:
+    from touchstream.bench import ingest
+
+    p, s = run.params, run.settings
+    with run.stage("collector up"):
+        bench_stack.up(s, "collector")
+    with run.stage("ingest: SDK and collector"):
+        results = ingest.measure(s, p.ingest_events, max(10, p.customers // 10), p.seed, p.ingest_seconds)
+    run.details["ingest"] = results
+    run.add(*ingest.figures(results))
+    _record_rss(run, ("collector",))
+    bench_stack.down(s, "collector")
+    wait_pipeline(s, timeout=pipeline_stages.WAIT)   # not timed: the live run has it all before the rebuild
 
 
 def _record_rss(run: Run, services, during: str = "") -> None:

@@ -30,6 +30,11 @@ def register(sub) -> None:
                         "at a few hundred records/s, so at 1M events this keeps the run in hours")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="fold the customer-360 in N fold workers beside serving, as `up --workers N` does")
+    p.add_argument("--ingest-seconds", type=float, default=10.0, metavar="S",
+                   help="seconds per ingest level: the SDK, the collector at 1, 8 and 32 clients, batches of 100 "
+                        "(default 10; 0 skips ingest)")
+    p.add_argument("--ingest-events", type=int, default=20_000, metavar="N",
+                   help="at most N events per ingest level (default 20,000)")
     p.add_argument("--no-kafka-tools", action="store_true", help="skip Kafka's producer/consumer perf tools")
     p.add_argument("--no-profile", action="store_true", help="do not sample the services with py-spy")
     p.add_argument("--home", type=Path, help="the bench's folder (default $TOUCHSTREAM_HOME/bench)")
@@ -51,7 +56,8 @@ def run(args, settings) -> int:
                     freshness_rate=args.freshness_rate, freshness_seconds=args.freshness_seconds,
                     lookups=args.lookups, kpi_interactions=args.kpi_interactions, peers=not args.no_peers,
                     peer_records=max(0, args.peer_records),
-                    perf_tools=not args.no_kafka_tools, profile=not args.no_profile, workers=args.workers)
+                    perf_tools=not args.no_kafka_tools, profile=not args.no_profile, workers=args.workers,
+                    ingest_seconds=max(0.0, args.ingest_seconds), ingest_events=max(1, args.ingest_events))
     stack = bench_stack.bench_settings(settings, home / "stack", args.port_offset, args.workers)
     work = home / "stack" / "work"
     bench = Run(params, stack, work, lambda line: print(line, file=sys.stderr, flush=True))

@@ -19,7 +19,8 @@ from tests.faults import tally
 from tests.faults.fault_stack import PacedPublisher, died_since, isolated_stack, pids, revive, settle
 from touchstream.stack import local_stack
 
-pytestmark = pytest.mark.integration
+# Each case runs a stack of its own on a shared machine: the timeout guards against a hang, not for speed.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_broker_restart_while_publishing(clean, fault_home, report):

@@ -15,7 +15,8 @@ import pytest
 from tests.faults import tally
 from tests.faults.fault_stack import PacedPublisher, isolated_stack, settle
 
-pytestmark = pytest.mark.integration
+# Each case runs a stack of its own on a shared machine: the timeout guards against a hang, not for speed.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_an_undisturbed_second_run_equals_the_clean_one(clean, fault_home, report):

@@ -22,7 +22,8 @@ from touchstream.serving.catchup import IDENTITY_GROUP, end_offsets, lag
 from touchstream.stack import local_stack
 from touchstream.topics import load_topics, raw_topics
 
-pytestmark = pytest.mark.integration
+# Each case runs a stack of its own on a shared machine: the timeout guards against a hang, not for speed.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def behind(settings, name: str) -> int:

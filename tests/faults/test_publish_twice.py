@@ -13,7 +13,8 @@ from tests.faults import tally
 from tests.faults.conftest import publish_file
 from tests.faults.fault_stack import settle
 
-pytestmark = pytest.mark.integration
+# Each case runs a stack of its own on a shared machine: the timeout guards against a hang, not for speed.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_publishing_the_same_file_again_adds_nothing(clean, report):

@@ -22,7 +22,8 @@ from tests.faults.fault_stack import died_since, isolated_stack, pids, publisher
 from touchstream.serving.catchup import wait_pipeline
 from touchstream.stack import local_stack
 
-pytestmark = pytest.mark.integration
+# Each case runs a stack of its own on a shared machine: the timeout guards against a hang, not for speed.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 OUTAGE = float(os.environ.get("TOUCHSTREAM_FAULT_REGISTRY_OUTAGE", "30"))
 NEW_TYPES = 4
 

@@ -54,6 +54,8 @@ class Settings:
     # what the collector accepts can always be stored: too big is 413, never a retryable 503.
     collector_max_body_bytes: int = 900_000
     collector_max_event_bytes: int = 256_000
+    # uvicorn worker processes behind the collector's one port, each with its own producer
+    collector_workers: int = 1
     # Kafka SASL/SCRAM: whether the broker's client listener authenticates, and as whom this process
     # connects (touchstream.kafka_access); each service's main sets its own principal.
     kafka_auth: bool = True
@@ -82,6 +84,7 @@ class Settings:
             max_clock_skew_seconds=_int(env, "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS", 300),
             collector_max_body_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_BODY_BYTES", 900_000),
             collector_max_event_bytes=_int(env, "TOUCHSTREAM_COLLECTOR_MAX_EVENT_BYTES", 256_000),
+            collector_workers=_int(env, "TOUCHSTREAM_COLLECTOR_WORKERS", 1),
             kafka_auth=env.get("TOUCHSTREAM_KAFKA_AUTH", "true").strip().lower() in ("1", "true", "yes", "on"),
             kafka_user=env.get("TOUCHSTREAM_KAFKA_USER", "operator"),
         )

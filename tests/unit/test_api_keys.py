@@ -13,6 +13,7 @@ import io
 import multiprocessing
 import stat
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -94,11 +95,22 @@ def test_ten_cli_processes_creating_keys_each_print_a_secret_that_works(tmp_path
     assert owners == sorted(f"shop-{n}-{r}" for n in range(WRITERS) for r in range(ROUNDS))
 
 
+class _NoKafka:
+    """No broker here: nothing to serve when polled, nothing to flush."""
+
+    def poll(self, timeout: float) -> int:
+        time.sleep(timeout)
+        return 0
+
+    def flush(self, timeout: float | None = None) -> int:
+        return 0
+
+
 def _collector(settings: Settings, keys: ApiKeyStore, monkeypatch) -> TestClient:
     """The real collector app; its publisher validates for real and delivers nowhere (no Kafka here)."""
-    monkeypatch.setattr(publisher_module, "Producer", lambda config: None)
+    monkeypatch.setattr(publisher_module, "Producer", lambda config: _NoKafka())
     pub = Publisher(settings, source="collector", codec=LocalCodec())
-    monkeypatch.setattr(pub, "deliver", lambda valid: None)
+    monkeypatch.setattr(pub, "send_reporting", lambda valid, on_result: [on_result(v.event_id, None) for v in valid])
     return TestClient(build_collector(pub, keys))
 
 
@@ -133,6 +145,7 @@ def test_a_revoked_key_gets_401_from_the_collector_and_the_query_service(tmp_pat
     assert query.get("/read", headers={"X-API-Key": kept}).status_code == 200   # the others still work
     code, out, _err = _cli(tmp_path, "keys", "list")
     assert code == 0 and web_key.key_id not in out and "other" in out
+    collector.app.state.delivery.close()
 
 
 def test_revoking_an_unknown_key_fails_with_a_clear_message(tmp_path: Path):

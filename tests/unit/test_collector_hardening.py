@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -54,6 +55,8 @@ class FakeProducer:
         acked, self._unacked = self._unacked, []
         for callback in acked:
             callback(None, None)
+        if not acked:
+            time.sleep(min(timeout, 0.01))   # as librdkafka's poll, it waits when there is nothing to serve
         return len(acked)
 
     def flush(self, timeout=None):
@@ -71,7 +74,8 @@ def collector(monkeypatch, tmp_path):
     secret, _ = keys.create("web-shop", ["web"])
     app = build_collector(publisher, keys)
     app.state.secret, app.state.producer = secret, publisher._producer
-    return app
+    yield app
+    app.state.delivery.close()   # its poll thread
 
 
 def now() -> datetime:
@@ -284,8 +288,7 @@ def test_health_answers_while_publishing_waits_on_kafka(collector):
 
 
 def test_an_unacknowledged_batch_is_503_to_retry(collector, monkeypatch):
-    monkeypatch.setattr(FakeProducer, "poll", lambda self, timeout=0: 0)   # the broker never answers
-    deliver = Publisher.deliver
-    monkeypatch.setattr(Publisher, "deliver", lambda self, events, timeout=30.0: deliver(self, events, timeout=0.2))
+    monkeypatch.setattr(FakeProducer, "poll", lambda self, timeout=0: time.sleep(min(timeout, 0.01)) or 0)   # no answer
+    monkeypatch.setattr(collector.state.delivery, "timeout", 0.2)
     status, answer, _ = post(collector, "/events", page_view())
     assert status == 503 and "retry with the same event ids" in answer["error"]

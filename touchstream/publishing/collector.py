@@ -10,14 +10,18 @@ a retry cannot fix), 415 not JSON, 503 Kafka or the registry unavailable.
 
 The order is what makes abuse cheap to refuse: the key is checked from the
 headers before a byte of body is read; the body is read up to a cap; parsing,
-validation and the wait for Kafka run in a worker thread, so ``/health`` and
-other requests never wait on a broker outage. recorded_at is the collector's
+validation and encoding run in a worker thread, and the wait for Kafka is an
+asyncio future resolved by the delivery reports (``touchstream.publishing.delivery``),
+so ``/health`` and other requests never wait on a broker outage, and concurrent
+requests do not queue behind each other's waits. recorded_at is the collector's
 clock: a channel key cannot replay time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from touchstream.codec.avro_codec import RegistryError
 from touchstream.events.validation import EventValidationError
 from touchstream.publishing.api_keys import ApiKey, ApiKeyStore
+from touchstream.publishing.delivery import AsyncDelivery
 from touchstream.publishing.http_body import (
     BodyError, check_content_type, check_declared_length, event_size, parse_json, read_capped,
 )
@@ -55,16 +60,28 @@ def _key_of(request: Request) -> str | None:
 
 
 def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
+    """The app; its shutdown stops the poll thread and flushes and closes ``publisher``."""
+    delivery = AsyncDelivery(publisher)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await asyncio.to_thread(delivery.close)
+
     api = FastAPI(
         title="Touchstream collector",
         version="0.1.0",
         description="Publish interaction events. Authenticate with `X-API-Key` or `Authorization: Bearer`.",
+        lifespan=lifespan,
     )
+    api.state.delivery = delivery
     settings = publisher.settings
     max_body, max_event = settings.collector_max_body_bytes, settings.collector_max_event_bytes
 
-    def accept(key: ApiKey, body: bytes, batch: bool) -> JSONResponse:
-        """Everything after the body was read; blocking (parse, validate, wait for Kafka), so in a worker thread."""
+    def accept(key: ApiKey, body: bytes, batch: bool, loop: asyncio.AbstractEventLoop) \
+            -> JSONResponse | tuple[list, asyncio.Future]:
+        """Everything after the body was read up to queueing the events (parse, validate, encode: blocking,
+        so in a worker thread); a refusal, or the events and the future their acknowledgements resolve."""
         events = parse_json(body)
         if batch:
             if isinstance(events, dict) and isinstance(events.get("events"), list):
@@ -87,10 +104,15 @@ def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
             detail = [{"index": i, "channel": c} for i, c in refused]
             return _error(403, f"key for {key.system} may publish only on: {', '.join(key.channels)}", refused=detail)
         try:
-            publisher.deliver(valid)
+            return valid, delivery.send(valid, loop)
         except (PublishError, RegistryError) as exc:
-            log.error("publish failed for %d event(s) from %s: %s", len(valid), key.system, type(exc).__name__)
-            return _error(503, "events could not be stored; retry with the same event ids")
+            return _unstored(key, len(valid), exc)
+
+    async def acknowledged(key: ApiKey, valid: list, acks: asyncio.Future) -> JSONResponse:
+        try:
+            await delivery.wait(acks)
+        except PublishError as exc:
+            return _unstored(key, len(valid), exc)
         return JSONResponse({"accepted": len(valid), "event_ids": [v.event_id for v in valid]}, status_code=202)
 
     async def receive(request: Request, batch: bool) -> JSONResponse:
@@ -101,9 +123,10 @@ def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
             check_content_type(request.headers.get("content-type"))
             check_declared_length(request.headers.get("content-length"), max_body)
             body = await read_capped(request.stream(), max_body)
-            return await run_in_threadpool(accept, key, body, batch)
+            answer = await run_in_threadpool(accept, key, body, batch, asyncio.get_running_loop())
         except BodyError as exc:
             return _error(exc.status, exc.message)
+        return answer if isinstance(answer, JSONResponse) else await acknowledged(key, *answer)
 
     @api.exception_handler(Exception)
     async def _unexpected(_request: Request, _exc: Exception):
@@ -112,7 +135,7 @@ def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
 
     @api.get("/health")
     async def health() -> dict:
-        """Async on purpose: it needs no worker thread, so it answers while every thread waits on Kafka."""
+        """Async on purpose: it needs no worker thread, so it answers while every thread is busy."""
         return {"status": "ok"}
 
     @api.post("/events", status_code=202, summary="Publish one event", openapi_extra=_doc_body("object", EXAMPLE))
@@ -125,6 +148,15 @@ def build_collector(publisher: Publisher, keys: ApiKeyStore) -> FastAPI:
         return await receive(request, batch=True)
 
     return api
+
+
+def _unstored(key: ApiKey, count: int, exc: Exception) -> JSONResponse:
+    """Kafka refused or did not acknowledge in time, or the registry failed: the same ids may be retried.
+    Kafka's reasons are logged (never the event ids or contents)."""
+    reasons = sorted(set(exc.failed.values()))[:3] if isinstance(exc, PublishError) else []
+    log.error("publish failed for %d event(s) from %s: %s %s", count, key.system, type(exc).__name__,
+              "; ".join(reasons))
+    return _error(503, "events could not be stored; retry with the same event ids")
 
 
 def _doc_body(kind: str, example: Any) -> dict:

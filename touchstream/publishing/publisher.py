@@ -15,7 +15,6 @@ recorded_at (``keep_recorded_at=True``; ``touchstream publish --keep-recorded-at
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -155,24 +154,14 @@ class Publisher:
         """Queue validated events; failures are reported by the next ``flush``."""
         self._send(events, self._record_result)
 
-    def deliver(self, events: list[ValidEvent], timeout: float = 30.0) -> None:
-        """Send and wait until Kafka acknowledged these events (used by the HTTP collector).
+    def send_reporting(self, events: list[ValidEvent], on_result) -> None:
+        """Queue events; ``on_result(event_id, error or None)`` is called once per event by whichever
+        thread polls (the collector's one poll thread, ``touchstream.publishing.delivery``)."""
+        self._send(events, on_result)
 
-        Waits for these events only, not for everything queued, so concurrent callers
-        (the collector's worker threads, one per request) do not wait on each other;
-        any of them may serve another's delivery reports while polling.
-        """
-        acks = _Acks(len(events))
-        self._send(events, acks)
-        deadline = time.monotonic() + timeout
-        while not acks.all_in.is_set() and (left := deadline - time.monotonic()) > 0:
-            self._producer.poll(min(left, 0.1))
-        with acks.lock:
-            failed, pending = dict(acks.failed), acks.pending
-        if pending and not failed:
-            failed["<pending>"] = f"{pending} event(s) unacknowledged after {timeout}s"
-        if failed:
-            raise PublishError(failed)
+    def poll(self, timeout: float) -> int:
+        """Serve delivery reports for up to ``timeout`` s; returns as soon as one was served."""
+        return self._producer.poll(timeout)
 
     def _record_result(self, event_id: str, err: str | None) -> None:
         if err is not None:
@@ -231,26 +220,6 @@ class Publisher:
         if not names:
             raise AttributeError(f"no event domain {domain!r}")
         return DomainHelpers(self, domain, names)
-
-
-class _Acks:
-    """Delivery reports of one ``deliver`` call: counts them down, keeps the failures."""
-
-    def __init__(self, expected: int):
-        self.pending = expected
-        self.failed: dict[str, str] = {}
-        self.lock = threading.Lock()
-        self.all_in = threading.Event()
-        if expected == 0:
-            self.all_in.set()
-
-    def __call__(self, event_id: str, err: str | None) -> None:
-        with self.lock:
-            if err is not None:
-                self.failed[event_id] = err
-            self.pending -= 1
-            if self.pending <= 0:
-                self.all_in.set()
 
 
 def distinct_events(events: list[ValidEvent]) -> tuple[list[ValidEvent], list[Problem]]:

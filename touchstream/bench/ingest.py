@@ -21,9 +21,10 @@ from touchstream.publishing.api_keys import ApiKeyStore
 LEVELS = (("collector_1", 1, 1), ("collector_8", 8, 1), ("collector_32", 32, 1), ("collector_batch100", 4, 100))
 
 
-def events_for(count: int, customers: int, seed: int, tag: str) -> list[dict]:
-    """``count`` demo events whose ids are this level's own."""
-    stream, _days = demo_events(count, customers, seed)
+def events_for(count: int, seed: int, tag: str) -> list[dict]:
+    """``count`` demo events whose ids are this level's own, of enough customers that the days they
+    span stay in the past (the publishers refuse a future ``occurred_at``)."""
+    stream, _days = demo_events(count, max(100, count // 20), seed)
     out = []
     for event in stream:
         event["envelope"]["event_id"] = f"{tag}-{event['envelope']['event_id']}"
@@ -45,7 +46,7 @@ def _load(settings: Settings, job: dict) -> dict:
     return result
 
 
-def measure(settings: Settings, count: int, customers: int, seed: int, seconds: float) -> dict:
+def measure(settings: Settings, count: int, seed: int, seconds: float) -> dict:
     """The SDK, then the collector at each level of ``LEVELS``; per level: events, seconds, rate, p50/p99."""
     secret, _key = ApiKeyStore(settings.api_keys_path).create("bench-ingest", ["*"])
     out = {}
@@ -53,7 +54,7 @@ def measure(settings: Settings, count: int, customers: int, seed: int, seconds: 
                                                  "clients": clients, "batch": batch})
                                           for name, clients, batch in LEVELS]
     for n, (name, job) in enumerate(jobs):
-        events = events_for(count, customers, seed + 10 + n, f"ingest{n}")
+        events = events_for(count, seed + 10 + n, f"ingest{n}")
         result = _load(settings, {**job, "events": events, "max_seconds": seconds})
         latencies = result.pop("latencies_ms")
         out[name] = {**{k: v for k, v in job.items() if k in ("clients", "batch")}, **result,

@@ -188,7 +188,7 @@ def _ingest(run: Run) -> None:
     with run.stage("collector up"):
         bench_stack.up(s, "collector")
     with run.stage("ingest: SDK and collector"):
-        results = ingest.measure(s, p.ingest_events, max(10, p.customers // 10), p.seed, p.ingest_seconds)
+        results = ingest.measure(s, p.ingest_events, p.seed, p.ingest_seconds)
     run.details["ingest"] = results
     run.add(*ingest.figures(results))
     _record_rss(run, ("collector",))

@@ -169,3 +169,19 @@ def test_revoking_the_operator_key_removes_the_file_the_cli_would_send(tmp_path:
     assert code == 0 and "operator key" in out and not (tmp_path / OPERATOR_KEY_FILE).exists()
     assert ApiKeyStore(settings.api_keys_path).authenticate(secret) is None
     assert ensure_operator_key(settings) != secret   # serving's next start makes a new one
+
+
+def test_a_reader_store_sees_every_key_written_by_another_from_its_next_call(tmp_path: Path):
+    """The collector's store keeps the parsed file between requests; a key created or revoked through
+    another store (the CLI, another process) must count from the reader's very next call."""
+    path = tmp_path / "api_keys.json"
+    reader, writer = ApiKeyStore(path), ApiKeyStore(path)
+    assert reader.authenticate("ts_nothing") is None
+    first, key = writer.create("shop", ["web"])
+    assert reader.authenticate(first) == key
+    second, other = writer.create("pbx", ["phone"])
+    assert reader.authenticate(second) == other and reader.authenticate(first) == key
+    writer.revoke(key.key_id)
+    assert reader.authenticate(first) is None and reader.authenticate(second) == other
+    reader.all().clear()   # a caller's copy: the store's own list is untouched
+    assert reader.authenticate(second) == other

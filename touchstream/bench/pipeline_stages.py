@@ -65,7 +65,8 @@ def end_to_end(settings: Settings, events: list[Encoded]) -> dict:
 def rebuild(settings: Settings, keep: Path, watch=lambda since: contextlib.nullcontext()) -> dict:
     """Restart serving (and its fold workers) on nothing; seconds until it has re-applied every topic from offset 0
     (start-up included; ``ready_seconds`` says how much of it was start-up). ``watch(t0)`` is a
-    context (the profiler) entered once the new serving process runs, told when the restart began. Both sides are compared once
+    context (the profiler) entered once the new serving process runs, told when the restart began.
+    Both sides are compared once
     their SLA watermark has settled (not timed): a complaint case judges its callbacks at it."""
     wait_sla_settled(settings, timeout=WAIT)
     bench_stack.down(settings, "serving")   # and the fold workers, when it runs them
@@ -115,11 +116,9 @@ class _Probe:
             self.sent[event_id] = at
 
     def placed(self, kind: str, event_id: str, position: tuple[str, int, int]) -> None:
-        """Where a probe landed. On ``customer-events`` a fold worker may hand it over to another
-        partition; the copy is where it is folded, so the later place counts."""
+        """Where a probe landed. (A fold worker's hand-over copy carries no ``event_id`` header, so a probe
+        handed to another partition is judged at its first place: early by the hand-over's hop.)"""
         with self._lock:
-            if kind == "customer-events" and event_id in self.where[kind]:
-                self.seen["customer_360"].pop(event_id, None)
             self.where[kind][event_id] = position
 
     def run(self, expected: int, timeout: float, client: httpx.Client) -> None:
@@ -150,7 +149,7 @@ class _FoldProgress:
     """How far the fold workers' 360s are visible, as ``customer-events`` offsets: a worker commits its
     group offset only after its batch's 360s were flushed to the 360 topic, so once serving's query tier
     has read that topic to the end it had when the commit was seen, everything before the commit is
-    visible (judged late by at most one poll, never early)."""
+    visible (judged late by at most one poll; early only for a probe handed over, see ``_Probe.placed``)."""
 
     def __init__(self, settings: Settings):
         from confluent_kafka import Consumer

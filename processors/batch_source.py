@@ -28,13 +28,14 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 from mode import Service
 
 from touchstream.backoff import Backoff
 from touchstream.config import Settings
 from touchstream.kafka_access import kafka_access
 from touchstream.processors.outages import BROKER, BrokerWatch, kafka_transient, outage_of
+from touchstream.processors.partition_ends import PartitionEnds
 from touchstream.processors.records import RawRecord
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class BatchSource(Service):
         self._done: dict[Partition, int] = {}   # per partition owned: the position to commit (handled up to)
         self._owned: set[Partition] = set()     # assigned and neither revoked nor lost since
         self._consumer: Consumer | None = None
+        self.ends = PartitionEnds(self._latest)   # a holding handler's: each partition's end, asked of the broker
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -162,6 +164,8 @@ class BatchSource(Service):
                 BROKER.recovered()   # the broker answers
             if records or ended or self.holds is not None:
                 # (a holding handler is called anyway: a partition may have settled at its end)
+                if self.holds is not None:
+                    self.ends.refresh(self._owned)
                 if not self._handle(records):
                     break   # asked to stop during an outage: this batch was not handled, so not committed
                 self.handled += len(records)
@@ -197,15 +201,24 @@ class BatchSource(Service):
         return [TopicPartition(t, p, o) for (t, p), o in sorted(self._done.items()) if only is None or (t, p) in only]
 
     def caught_up(self, partition: Partition) -> bool:
-        """Every record of the partition the broker has told this consumer of has been consumed: it has
-        nothing more to deliver now. Why not librdkafka's end-of-partition event alone: it is as of the
-        record consumed before it, and records fetched since may wait in librdkafka's queue, behind
-        other partitions' records; the high watermark of each fetch response says they exist."""
-        consumed = self._next.get(partition)
-        if consumed is None or self._consumer is None:
-            return False
-        _low, high = self._consumer.get_watermark_offsets(TopicPartition(*partition), cached=True)
-        return high >= 0 and consumed >= high
+        """Every record of the partition up to the end the broker last gave (``ends``) has been consumed:
+        it has nothing more to deliver now. Why not librdkafka's end-of-partition event, or its cached
+        high watermark: both are as of that partition's last fetch, which after a broker restart can be
+        from before the outage (``partition_ends``); records fetched since may also wait in librdkafka's
+        queue, behind other partitions' records."""
+        return self.ends.at_end(partition, self._next.get(partition))
+
+    def ends_known_at(self) -> float | None:
+        """The moment (epoch seconds) the ends ``caught_up`` uses were all given by the broker."""
+        return self.ends.known_at
+
+    def _latest(self, partitions: list[Partition]) -> dict[Partition, int]:
+        """Every partition's end in one ListOffsets request (timestamp -1: the latest offset)."""
+        if self._consumer is None:
+            return {}
+        asked = [TopicPartition(t, p, OFFSET_END) for t, p in partitions]
+        answered = self._consumer.offsets_for_times(asked, timeout=1.0)
+        return {(tp.topic, tp.partition): tp.offset for tp in answered if tp.error is None and tp.offset >= 0}
 
     def _note_ends(self, messages) -> bool:
         """Track how far each partition was consumed; True when one reached its end in ``messages``
@@ -274,6 +287,7 @@ class BatchSource(Service):
 
     def _forget(self, gone: set[Partition]) -> None:
         self._owned -= gone
+        self.ends.forget(gone)
         for key in gone:
             self._done.pop(key, None)
 

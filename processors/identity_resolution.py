@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import Callable
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.envelope import MAX_CLOCK_SKEW
@@ -122,6 +123,7 @@ class IdentityStage:
         self._lock = threading.Lock()
         self.merge = PartitionMerge()
         self.caught_up = lambda _partition: True   # the source's view; unset: every batch is released whole
+        self.ends_known_at: Callable[[], float | None] = time.time   # when the source's ends were given
         derived = load_derived()
         self._membership, self._decided = derived["customer_membership_changed"], derived["identity_decided"]
         self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0, "duplicates": 0}
@@ -162,9 +164,13 @@ class IdentityStage:
                 self._save()
 
     def _settled(self, item: Item) -> bool:
-        """Appended by the broker ``settle`` seconds ago or more (a record without a broker time is)."""
-        stamp = item.record.timestamp
-        return stamp is None or stamp < 0 or stamp <= (time.time() - self.settle) * 1000
+        """Appended by the broker ``settle`` seconds or more before the partitions' ends were last given
+        (``partition_ends``: not before now, since an end older than the record says nothing of what was
+        sent with it). A record without a broker time is settled."""
+        stamp, known_at = item.record.timestamp, self.ends_known_at()
+        if stamp is None or stamp < 0:
+            return True
+        return known_at is not None and stamp <= (known_at - self.settle) * 1000
 
     def positions(self) -> dict[tuple[str, int], int]:
         """Where a restart must resume per partition: what the source commits to the consumer group."""

@@ -154,3 +154,33 @@ async def _until(done, timeout: float = 60.0) -> None:
     while not done():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def test_a_holding_source_asks_the_broker_where_each_partition_ends(settings, broker):
+    """Identity's merge trusts an end only as of the moment the broker gave it (``partition_ends``): the
+    source asks for every partition's latest offset (ListOffsets, timestamp -1) and knows when it asked;
+    a record produced later moves that partition's end at a later ask."""
+    topic, group = _topic(broker), unique_name("source-group")
+    got: list = []
+    source = BatchSource(as_admin(settings), group, [topic], got.extend, name="h", batch=1000, within=0.1,
+                         holds=lambda: {})
+    partitions = [(topic, p) for p in range(3)]
+    producer = Producer(broker.confluent(acks="all"))
+    ends = {}
+
+    async def main() -> None:
+        await source.start()
+        await _until(lambda: len(got) == RECORDS and all(source.caught_up(tp) for tp in partitions))
+        ends["first"], ends["at"] = {tp: source.ends._ends[tp] for tp in partitions}, source.ends_known_at()
+        producer.produce(topic, value=b"after", partition=1)
+        assert producer.flush(30) == 0
+        await _until(lambda: len(got) == RECORDS + 1 and all(source.caught_up(tp) for tp in partitions))
+        ends["then"] = {tp: source.ends._ends[tp] for tp in partitions}
+        assert source.ends_known_at() > ends["at"]
+        await source.stop()
+
+    started = time.time()
+    asyncio.run(main())
+    assert started <= ends["at"] <= time.time()
+    assert ends["first"] == dict.fromkeys(partitions, RECORDS // 3)
+    assert ends["then"] == {**ends["first"], (topic, 1): RECORDS // 3 + 1}

@@ -71,30 +71,34 @@ def test_next_positions_are_one_past_the_highest_offset_of_each_partition(triple
     assert got == want
 
 
-class Watermarks:
-    """The consumer's cached high watermarks (as of its last fetch response per partition)."""
+class Ends:
+    """The parts of a consumer ``PartitionEnds`` asks: the broker's end of each partition (ListOffsets)."""
 
     def __init__(self, high: dict):
         self.high = high
 
-    def get_watermark_offsets(self, tp, cached=False):
-        assert cached, "a network round trip per check would stall the merge"
-        return 0, self.high.get((tp.topic, tp.partition), -1001)
+    def offsets_for_times(self, partitions, timeout):
+        assert all(tp.offset == -1 for tp in partitions), "timestamp -1 asks for the latest offset"
+        return [TopicPartition(tp.topic, tp.partition, self.high[(tp.topic, tp.partition)]) for tp in partitions]
 
 
 def test_a_holding_source_knows_which_partitions_are_caught_up_and_commits_the_handlers_positions():
     """Identity's merge holds records back until every partition delivered or is caught up: consumed up to
-    the high watermark of its last fetch (records fetched but still queued in librdkafka are not consumed);
-    an end-of-partition event gives the position of a partition nothing was consumed from. The source
-    skips those events as records and commits the positions the handler gives, not those it consumed."""
+    the end the broker gave when last asked (records fetched but still queued in librdkafka are not
+    consumed); an end-of-partition event gives the position of a partition nothing was consumed from. The
+    source skips those events as records and commits the positions the handler gives, not those it consumed."""
     source = BatchSource(Settings(home=Path("/nonexistent")), "g", ["t"], lambda records: None, name="x",
                          holds=lambda: {("t", 0): 3})
-    source._consumer = Watermarks({("t", 0): 6, ("t", 1): 10, ("t", 2): 4})
+    source._consumer = Ends({("t", 0): 6, ("t", 1): 10, ("t", 2): 4, ("t", 3): 0})
+    owned = [("t", 0), ("t", 1), ("t", 2), ("t", 3)]
     eof = KafkaError(KafkaError._PARTITION_EOF)
-    assert not source.caught_up(("t", 0))
+    assert not source.caught_up(("t", 0)) and source.ends_known_at() is None
+    assert source.ends.refresh(owned) and source.ends_known_at() is not None
     assert source._note_ends([Message("t", 0, 4), Message("t", 0, 5), Message("t", 1, 9), Message("t", 2, 4, eof)])
     assert source.caught_up(("t", 0)) and source.caught_up(("t", 1)) and source.caught_up(("t", 2))
-    source._consumer.high[("t", 2)] = 5        # a fetch brought offset 4; it waits in librdkafka's queue
+    source._consumer.high[("t", 2)] = 5        # appended since: the broker's end says so at the next ask
+    assert source.caught_up(("t", 2))
+    assert source.ends.refresh(owned)
     assert not source.caught_up(("t", 2)) and not source.caught_up(("t", 3))
     assert [r.offset for r in to_records([Message("t", 0, 4), Message("t", 0, 5, error=eof)])] == [4]
     assert [(tp.topic, tp.partition, tp.offset) for tp in source._positions([])] == [("t", 0, 3)]

@@ -76,7 +76,7 @@ def main() -> None:
     # (``stage.positions``: the first record it still holds per partition), made after each batch.
     source = BatchSource(settings, APP_ID, topics, stage.handle, name=STAGE_NAME, batch=5000, on_assigned=assigned,
                          holds=stage.positions, loop=app.loop)
-    stage.caught_up = source.caught_up
+    stage.caught_up, stage.ends_known_at = source.caught_up, source.ends_known_at
     try:
         faust.Worker(app, source, loglevel="warn").execute_from_commandline()
     finally:

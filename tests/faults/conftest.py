@@ -6,7 +6,7 @@ cases themselves. It publishes the events as a JSON Lines file through ``touchst
 publish`` (``--keep-recorded-at``), the way an export is replayed; its stack stays up for
 the publish-twice case, which publishes the same file again.
 
-Sizes: ``TOUCHSTREAM_FAULT_CUSTOMERS`` (default 60) and ``TOUCHSTREAM_FAULT_DAYS`` (14) pick
+Sizes: ``TOUCHSTREAM_FAULT_CUSTOMERS`` (default 60) and ``TOUCHSTREAM_FAULT_DAYS`` (30) pick
 the demo's size. Each case prints one line (``fault=... lost=0 double=0 false=0
 hash_equal=True``), repeated in the terminal summary, so the README can quote the figures.
 """

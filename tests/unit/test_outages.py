@@ -336,4 +336,8 @@ def test_health_answers_during_a_broker_outage_and_says_how_stale(tmp_path):
     assert datetime.fromisoformat(body["sinks"]["interaction_log"]["last_commit"]) == AT
     assert body["sources"]["interaction_log"]["records_behind"] == 7
     assert datetime.fromisoformat(body["broker"]["unreachable_since"]) > AT - timedelta(days=3650)
+    query = client.post("/sql", json={"sql": "SELECT count(*) AS n FROM sink_offsets", "format": "json"})
+    assert query.status_code == 200, query.text   # analysts still read DuckDB, told since when it is stale
+    assert query.json()["rows"] == [[1]]
+    assert query.headers["X-Touchstream-Broker-Unreachable-Since"] == body["broker"]["unreachable_since"]
     store.close()

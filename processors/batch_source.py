@@ -26,63 +26,21 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 from mode import Service
 
 from touchstream.backoff import Backoff
 from touchstream.config import Settings
-from touchstream.kafka_access import kafka_access
-from touchstream.processors.outages import BROKER, BrokerWatch, kafka_transient, outage_of
+from touchstream.processors.consumer_io import close_in_background, commit, consumer_config, next_positions, to_records
+from touchstream.processors.group_watch import GroupWatch
+from touchstream.processors.outages import BROKER, BrokerWatch, outage_of
 from touchstream.processors.partition_ends import PartitionEnds
 from touchstream.processors.records import RawRecord
 
 log = logging.getLogger(__name__)
 Partition = tuple[str, int]
-
-
-def consumer_config(settings: Settings, group: str, watch: BrokerWatch | None = None) -> dict:
-    watch = watch or BrokerWatch(group)
-    return {
-        **kafka_access(settings).confluent(), "group.id": group, "client.id": group,
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        # A crashed worker's partitions move to its restart after this long, not after a minute.
-        "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
-        # librdkafka prefetches up to these limits per consumer; its defaults (64 MB, 100k messages per
-        # partition) would hold most of a backlog in memory in each of serving's four consumers.
-        "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 16 * 1024, "queued.min.messages": 20_000,
-        # A fetch answers once 64 kB are there or 100 ms passed: many tiny fetches over ~60 partitions cost
-        # the broker more CPU per record than anything else it does (measured: touchstream bench).
-        "fetch.min.bytes": 64 * 1024,
-        # Broker trouble reaches ``watch`` (the process's broker outage, and the lag /health reports).
-        "error_cb": watch.on_error, "stats_cb": watch.on_stats, "statistics.interval.ms": 5_000,
-    }
-
-
-def to_records(messages: Iterable) -> list[RawRecord]:
-    """The records among ``messages``; a fatal client error raises, others are logged and skipped
-    (they are not records: librdkafka reports transient broker trouble through the same call)."""
-    records = []
-    for m in messages:
-        error = m.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                continue   # the end of a partition's log for now (``BatchSource._note_ends``), not trouble
-            if error.fatal():
-                raise KafkaException(error)
-            log.warning("consumer: %s", error)
-            continue
-        records.append(RawRecord(m.topic(), m.partition(), m.offset(), m.key(), m.value(), list(m.headers() or []),
-                                 m.timestamp()[1]))
-    return records
-
-
-def next_positions(records: list[RawRecord]) -> list[TopicPartition]:
-    last: dict[Partition, int] = {}
-    for r in records:
-        last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
 class BatchSource(Service):
@@ -115,6 +73,7 @@ class BatchSource(Service):
         self._owned: set[Partition] = set()     # assigned and neither revoked nor lost since
         self._consumer: Consumer | None = None
         self.ends = PartitionEnds(self._latest)   # a holding handler's: each partition's end, asked of the broker
+        self.group_watch = GroupWatch(lambda: BROKER.since is None)   # a membership stuck out of steady state
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handled = 0
@@ -139,23 +98,48 @@ class BatchSource(Service):
 
     def _run(self) -> None:
         try:
-            config = consumer_config(self.settings, self.group, BrokerWatch(self.name))
-            if self.cooperative:
-                config["partition.assignment.strategy"] = "cooperative-sticky"
-            consumer = self._consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
-            consumer.subscribe(self.topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lose)
-            try:
-                self._consume(consumer)
-            finally:
-                consumer.close()
+            while not self._stop.is_set():   # once more only when ``_consume`` gave up a stuck consumer
+                consumer = self._consumer = self._subscribed()
+                try:
+                    self._consume(consumer)
+                finally:
+                    if self._stop.is_set():
+                        consumer.close()
+                    else:
+                        close_in_background(consumer, self.label)
         except BaseException:
             log.exception("%s failed; exiting so no offset is committed past its durable state", self.label)
             logging.shutdown()
             os._exit(70)
 
+    def _subscribed(self) -> Consumer:
+        broker = BrokerWatch(self.name)
+        config = consumer_config(self.settings, self.group, broker)
+        config["stats_cb"] = lambda text: (broker.on_stats(text), self.group_watch.on_stats(text))
+        if self.cooperative:
+            config["partition.assignment.strategy"] = "cooperative-sticky"
+        consumer = Consumer({**config, "enable.partition.eof": self.holds is not None})
+        consumer.subscribe(self.topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lose)
+        return consumer
+
+    def _give_up(self) -> None:
+        """The consumer's membership is stuck (``group_watch``): its partitions are no longer this
+        source's (the broker dropped the member), so they are forgotten uncommitted, as if lost."""
+        log.warning("%s: consumer group %s stuck out of its steady state for %.0fs (librdkafka: %s); "
+                    "a new consumer takes over", self.label, self.group, self.group_watch.stuck_after,
+                    self.group_watch.last)
+        owned = sorted(self._owned)
+        self._forget(set(owned))
+        if self.on_revoked is not None and owned:
+            self.on_revoked(owned)
+        self.group_watch.renewed()
+
     def _consume(self, consumer: Consumer) -> None:
         committed_at = time.monotonic()
         while not self._stop.is_set():
+            if self.group_watch.stuck():
+                self._give_up()
+                return
             messages = consumer.consume(self.batch, self.within)
             ended = self._note_ends(messages)
             records = to_records(messages)
@@ -175,9 +159,9 @@ class BatchSource(Service):
             # monitoring (``wait_pipeline``) reads them.
             if self._done and (changed or time.monotonic() - committed_at > 5.0):
                 committed_at = time.monotonic()
-                _commit(consumer, self._done_positions(), asynchronous=True)
+                commit(consumer, self._done_positions(), asynchronous=True)
         if self._done:
-            _commit(consumer, self._done_positions(), asynchronous=False)
+            commit(consumer, self._done_positions(), asynchronous=False)
 
     def _track(self, latest: list[TopicPartition]) -> bool:
         """Note the positions handled; True when one moved. A holding handler's positions count only for
@@ -257,6 +241,8 @@ class BatchSource(Service):
                 return False
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:   # one given up on (``_give_up``), closing: nothing is its any more
+            return
         if self.on_assigned is not None:
             self.on_assigned([(tp.topic, tp.partition) for tp in partitions])
         if self.resume_at is not None:
@@ -274,14 +260,18 @@ class BatchSource(Service):
         """Called from inside ``consume`` (this thread), so never during a batch: the handler's state for
         these partitions is at rest, with its offsets in its own transaction. Their group commit is made
         now, while this member still owns them (a later one could move the next owner's back)."""
+        if consumer is not self._consumer:
+            return self._unassign(consumer, partitions)
         gone = {(tp.topic, tp.partition) for tp in partitions}
         if gone & self._done.keys():
-            _commit(consumer, self._done_positions(gone), asynchronous=False)
+            commit(consumer, self._done_positions(gone), asynchronous=False)
         self._forget(gone)
         self._release(consumer, partitions)
 
     def _lose(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions lost (the session expired): another member may own them already, so no commit."""
+        if consumer is not self._consumer:
+            return self._unassign(consumer, partitions)
         self._forget({(tp.topic, tp.partition) for tp in partitions})
         self._release(consumer, partitions)
 
@@ -294,21 +284,11 @@ class BatchSource(Service):
     def _release(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.on_revoked is not None:
             self.on_revoked([(tp.topic, tp.partition) for tp in partitions])
+        self._unassign(consumer, partitions)
+
+    def _unassign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.cooperative:
             consumer.incremental_unassign(partitions)
         else:
             consumer.unassign()
 
-
-def _commit(consumer: Consumer, positions: list[TopicPartition], *, asynchronous: bool) -> None:
-    """The group's commit. A sink resumes at its DuckDB offsets (the group's are for lag monitoring);
-    identity resumes here, and a lost commit only means its last batch is handled again, which its
-    snapshot offsets skip. So a failed commit is logged, never worth stopping the stage for."""
-    try:
-        consumer.commit(offsets=positions, asynchronous=asynchronous)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args else exc
-        if isinstance(error, KafkaError) and kafka_transient(error):
-            BROKER.failed(f"commit: {error.str()}")
-        else:
-            log.warning("commit of consumed positions failed: %s", error)

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from touchstream.config import Settings
-from touchstream.processors.batch_source import BatchSource, next_positions, to_records
+from touchstream.processors.batch_source import BatchSource
+from touchstream.processors.consumer_io import next_positions, to_records
 from touchstream.processors.records import RawRecord
 
 
@@ -141,7 +142,88 @@ def test_a_holding_source_commits_nothing_of_a_lost_assignment():
     in flight and identity did not rejoin (the broker-restart fault case then timed out in settle)."""
     source = BatchSource(Settings(home=Path("/nonexistent")), "g", ["t"], lambda records: None, name="x",
                          holds=lambda: {("t", 0): 3})
-    group = LosingGroup(source)
+    group = source._consumer = LosingGroup(source)
     source._consume(group)
     assert group.calls == group.rounds
     assert group.commits == [("t", 0, 3)], "only while ('t', 0) was owned (round 1), nothing after it was lost"
+
+
+class StuckGroup:
+    """A consumer whose group is assigned ("t", 0), then stays out of the steady join state (librdkafka's
+    statistics say so); ``closed`` records that the source closed it."""
+
+    def __init__(self, source: BatchSource):
+        self.source, self.closed, self.assigned, self.calls = source, False, [], 0
+
+    def consume(self, _n, _timeout):
+        self.calls += 1
+        if self.calls > 3:
+            self.source._stop.set()   # never given up on: the source would wait here for good
+        if not self.assigned:
+            self.source._assign(self, [TopicPartition("t", 0)])
+            self.source.group_watch.on_stats('{"cgrp": {"state": "up", "join_state": "wait-unassign-to-complete"}}')
+        return []
+
+    def assign(self, partitions):
+        self.assigned = list(partitions)
+
+    def close(self):
+        self.closed = True
+
+
+class HealthyGroup(StuckGroup):
+    """The consumer that takes over: assigned ("t", 0) again, it delivers offset 7 and the source stops."""
+
+    def consume(self, _n, _timeout):
+        if not self.assigned:
+            self.source._assign(self, [TopicPartition("t", 0)])
+            self.source.group_watch.on_stats('{"cgrp": {"state": "up", "join_state": "steady"}}')
+            return [Message("t", 0, 7)]
+        self.source._stop.set()
+        return []
+
+    def commit(self, offsets, asynchronous):
+        pass
+
+
+def test_a_consumer_stuck_out_of_its_groups_steady_state_is_replaced(monkeypatch):
+    """Serving's 360 consumer lost its session just after a broker restart and never joined its group
+    again (the broker logged the member removed and the group empty for ten minutes; the 200-customer
+    broker-restart fault case). The source gives such a consumer up, forgets its partitions uncommitted,
+    tells the handler they are gone, and a new consumer takes over where the handler resumes."""
+    from touchstream.processors.group_watch import GroupWatch
+
+    handled, revoked, assigned = [], [], []
+    source = BatchSource(Settings(home=Path("/nonexistent")), "g", ["t"], handled.extend, name="x",
+                         resume_at=lambda tp: 7, on_assigned=assigned.extend, on_revoked=revoked.extend)
+    source.group_watch = GroupWatch(lambda: True, stuck_after=0.0)
+    consumers = iter([StuckGroup(source), HealthyGroup(source)])
+    made = []
+    monkeypatch.setattr(source, "_subscribed", lambda: made.append(next(consumers)) or made[-1])
+    monkeypatch.setattr("os._exit", lambda code: pytest.fail(f"the source exited with {code}"))
+    source._run()
+    stuck, healthy = made
+    assert stuck.closed and healthy.closed
+    assert revoked == [("t", 0)] and assigned == [("t", 0), ("t", 0)]
+    assert [r.offset for r in handled] == [7]
+    assert source._owned == {("t", 0)} and source._done == {("t", 0): 8}
+
+
+def test_a_group_out_of_steady_state_during_a_broker_outage_is_not_stuck():
+    from touchstream.processors.group_watch import GroupWatch
+
+    now, reachable = [0.0], [False]
+    watch = GroupWatch(lambda: reachable[0], stuck_after=120.0, clock=lambda: now[0])
+    unsteady = '{"cgrp": {"state": "wait-coord", "join_state": "init"}}'
+    watch.on_stats(unsteady)
+    now[0] = 500.0
+    watch.on_stats(unsteady)
+    assert not watch.stuck(), "a rejoin waiting for the broker is not stuck"
+    reachable[0] = True
+    watch.on_stats(unsteady)
+    now[0] = 619.0
+    assert not watch.stuck()
+    now[0] = 620.0
+    assert watch.stuck() and watch.last["join_state"] == "init"
+    watch.on_stats('{"cgrp": {"state": "up", "join_state": "steady"}}')
+    assert not watch.stuck()

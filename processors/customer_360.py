@@ -145,7 +145,7 @@ class Customer360Sink:
             if self.local(routing.owner[row["anchor"]]):
                 mine[event_id] = (row, record)
             else:
-                theirs.append((row["anchor"], row["value"]))
+                theirs.append((event_id, row["anchor"], row["value"]))
         self.handover.forward(theirs, lambda anchor: routing.updates.get(anchor) or stored[anchor])
         self.handover.hand_over(self.store, con, departures(routing, stored, self.local))
         return mine

@@ -17,6 +17,7 @@ from touchstream.processors.identity_resolution import ANCHOR, CUSTOMER, KIND, S
 from touchstream.projections.customer_360_routing import Claim
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC
 
+EVENT_ID = "event_id"   # the header the publishers put on every raw record
 HANDOVER = "touchstream.handover"   # marks a copy re-keyed by a fold worker (its value: the sending partition)
 
 
@@ -25,15 +26,17 @@ class Handover:
         self.output, self.mark = output, str(partition).encode()
         self.stats = {"forwarded": 0, "handed_over": 0}
 
-    def _send(self, anchor: str, claim: Claim, value: bytes) -> None:
-        headers = [(KIND, b"event"), (CUSTOMER, claim.customer_id.encode()), (ANCHOR, anchor.encode()),
-                   (SEQ, str(claim.seq).encode()), (HANDOVER, self.mark)]
+    def _send(self, event_id: str, anchor: str, claim: Claim, value: bytes) -> None:
+        # ``event_id`` as on the raw record identity forwarded: a subscriber (and the bench's freshness
+        # probe) tells the copy's event without decoding it
+        headers = [(EVENT_ID, event_id.encode()), (KIND, b"event"), (CUSTOMER, claim.customer_id.encode()),
+                   (ANCHOR, anchor.encode()), (SEQ, str(claim.seq).encode()), (HANDOVER, self.mark)]
         self.output.send(CUSTOMER_EVENTS_TOPIC, claim.customer_id, value, headers)
 
-    def forward(self, events: list[tuple[str, bytes]], claim_of) -> None:
-        """Events (anchor, value) of this batch whose anchor's customer is on another partition."""
-        for anchor, value in events:
-            self._send(anchor, claim_of(anchor), value)
+    def forward(self, events: list[tuple[str, str, bytes]], claim_of) -> None:
+        """Events (event id, anchor, value) of this batch whose anchor's customer is on another partition."""
+        for event_id, anchor, value in events:
+            self._send(event_id, anchor, claim_of(anchor), value)
         self.stats["forwarded"] += len(events)
 
     def hand_over(self, store, con, leaving: dict[str, Claim]) -> None:
@@ -42,6 +45,6 @@ class Handover:
         if not leaving:
             return
         rows = store.take_events(con, leaving)
-        for _event_id, anchor, value in rows:
-            self._send(anchor, leaving[anchor], value)
+        for event_id, anchor, value in rows:
+            self._send(event_id, anchor, leaving[anchor], value)
         self.stats["handed_over"] += len(rows)

@@ -27,6 +27,7 @@ from tests.unit.test_customer_360 import T0
 from tests.unit.test_customer_360_pipeline import CACHE_SIZES, PIPELINE, fresh, streams
 from tests.unit.test_identity_resolution import configs
 from touchstream.processors.customer_360 import Customer360Sink
+from touchstream.processors.customer_360_handover import HANDOVER
 from touchstream.processors.topic_output import MemoryOutput
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
@@ -88,6 +89,13 @@ class Workers:
             rows.update(mine)
         return rows
 
+    def assert_copies_name_their_event(self) -> None:
+        """A copy a worker sends on carries its event's id as a header, as the raw record did."""
+        for topic, _key, value, headers in self.output.records:
+            head = dict(headers)
+            if topic == CUSTOMER_EVENTS_TOPIC and HANDOVER in head:
+                assert head["event_id"].decode() == CODEC.decode(value).record["envelope"]["event_id"]
+
     def handed_over(self) -> int:
         return sum(s.handover.stats["handed_over"] + s.handover.stats["forwarded"] for s in self.sinks.values())
 
@@ -138,6 +146,7 @@ def test_workers_beside_identity_end_with_the_rows_of_a_replay(tmp_path, events,
     workers = live(fresh(tmp_path), events, config, rnd)
     rows = workers.rows()
     assert rows == expected_fingerprints(events, config)
+    workers.assert_copies_name_their_event()
     workers.assert_the_360_topic_agrees(rows)
 
 
@@ -188,6 +197,7 @@ def test_a_merge_across_partitions_hands_the_history_over(tmp_path):
     rows = workers.rows()
     assert rows == expected_fingerprints(events)
     assert len(rows) == 1 and workers.handed_over() > 0
+    workers.assert_copies_name_their_event()
     (customer,) = rows
     owner = workers.sinks[key_partition(customer, EVENT_PARTITIONS)]
     assert owner.store.profile(customer)["events"] == len(events)

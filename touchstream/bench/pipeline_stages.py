@@ -116,9 +116,11 @@ class _Probe:
             self.sent[event_id] = at
 
     def placed(self, kind: str, event_id: str, position: tuple[str, int, int]) -> None:
-        """Where a probe landed. (A fold worker's hand-over copy carries no ``event_id`` header, so a probe
-        handed to another partition is judged at its first place: early by the hand-over's hop.)"""
+        """Where a probe landed. A second place on customer-events is a fold worker's hand-over copy (it
+        keeps the ``event_id`` header): the probe is in its 360 only once the copy has been applied."""
         with self._lock:
+            if kind == "customer-events" and event_id in self.where[kind]:
+                self.seen["customer_360"].pop(event_id, None)
             self.where[kind][event_id] = position
 
     def run(self, expected: int, timeout: float, client: httpx.Client) -> None:
@@ -149,7 +151,7 @@ class _FoldProgress:
     """How far the fold workers' 360s are visible, as ``customer-events`` offsets: a worker commits its
     group offset only after its batch's 360s were flushed to the 360 topic, so once serving's query tier
     has read that topic to the end it had when the commit was seen, everything before the commit is
-    visible (judged late by at most one poll; early only for a probe handed over, see ``_Probe.placed``)."""
+    visible (judged late by at most one poll; a probe handed over is judged at its copy, ``_Probe.placed``)."""
 
     def __init__(self, settings: Settings):
         from confluent_kafka import Consumer

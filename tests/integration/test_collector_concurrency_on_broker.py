@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -19,12 +24,13 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from tests.conftest import free_ports
 from tests.integration.pipeline_helpers import page_view
 from touchstream.kafka_access import channel_user, kafka_access
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.collector import build_collector
 from touchstream.publishing.publisher import Publisher
-from touchstream.stack import kafka_acls
+from touchstream.stack import kafka_acls, local_stack
 from touchstream.topics import raw_topic
 
 pytestmark = pytest.mark.integration
@@ -126,3 +132,85 @@ def test_a_request_kafka_refuses_gets_its_error_while_its_neighbours_succeed(sta
     assert event_ids_on(stack, raw_topic("email"), tag) == {}
     on_web = event_ids_on(stack, raw_topic("web"), tag)
     assert {b["envelope"]["event_id"] for b, _a in web} <= set(on_web) and set(on_web.values()) == {1}
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc), but multiprocessing's resource tracker."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and b"resource_tracker" not in _cmdline(int(entry)):
+                out.add(int(entry))
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def until(done, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_two_collector_workers_share_its_port_and_end_with_it(stack):
+    """``TOUCHSTREAM_COLLECTOR_WORKERS=2`` (issue 16): the collector process runs two uvicorn workers behind
+    its one port, each with its own producer; concurrent requests all get their 202 and every event is
+    on its topic once; and killed with SIGKILL (no signal passed on), it takes its workers with it,
+    so none is left holding the port."""
+    port = free_ports(1)[0]
+    env = {**local_stack.child_env(stack), "TOUCHSTREAM_COLLECTOR_PORT": str(port),
+           "TOUCHSTREAM_COLLECTOR_WORKERS": "2"}
+    main = subprocess.Popen([sys.executable, "-m", "touchstream.publishing"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        url = f"http://{stack.host}:{port}"
+        until(lambda: _healthy(url), 90, "the collector's /health")
+        until(lambda: len(children(main.pid)) >= 2, 30, "two workers")
+        workers = children(main.pid)
+        assert len(workers) == 2
+        tag = f"w-{uuid.uuid4().hex[:10]}"
+        secret, _ = ApiKeyStore(stack.api_keys_path).create(f"web-{tag}", ["web"])
+        bodies = [("/events", page_view(tag, n)) for n in range(40)]
+
+        async def scenario():
+            async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=40), timeout=120) as c:
+                return await post_all(c, secret, bodies)
+
+        answers = asyncio.run(scenario())
+        assert [a.status_code for a in answers] == [202] * 40, [a.text for a in answers if a.status_code != 202]
+        assert event_ids_on(stack, raw_topic("web"), tag) == {b["envelope"]["event_id"]: 1 for _p, b in bodies}
+        main.kill()
+        main.wait(30)
+        until(lambda: not any(alive(w) for w in workers), 30, "the workers to end with their parent")
+    finally:
+        for pid in [main.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -57,7 +57,3 @@ class PartitionEnds:
     def forget(self, partitions: Iterable[Partition]) -> None:
         for tp in partitions:
             self._ends.pop(tp, None)
-
-    def settled_before(self, settle: float) -> float | None:
-        """Records the broker appended up to this moment (epoch ms) have settled; None: none yet."""
-        return None if self.known_at is None else (self.known_at - settle) * 1000

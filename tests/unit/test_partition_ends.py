@@ -99,10 +99,10 @@ def test_an_end_that_did_not_answer_keeps_the_moment_they_were_known():
         return answers.pop(0)
 
     ends = PartitionEnds(ask, clock=lambda: next(ticks))
-    assert ends.settled_before(0.5) is None
+    assert ends.known_at is None
     assert ends.refresh([("t", 0), ("t", 1)]) and ends.known_at == 100.0
     assert not ends.refresh([("t", 0), ("t", 1)]) and ends.known_at == 100.0   # ("t", 1) did not answer
     assert ends.at_end(("t", 0), 5) and not ends.at_end(("t", 0), 4)          # ...what did answer counts
-    assert not ends.refresh([("t", 0)]) and ends.settled_before(0.5) == 99_500.0
+    assert not ends.refresh([("t", 0)]) and ends.known_at == 100.0   # an exception: known_at stays
     ends.forget([("t", 1)])
     assert not ends.at_end(("t", 1), 2) and not ends.at_end(("t", 2), 0)

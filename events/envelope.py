@@ -61,40 +61,50 @@ def fill_defaults(event: dict, *, now: datetime, source: str | None = None, defa
     return out
 
 
+_ALLOWED = (("channel", "channels"), ("content", "contents"), ("initiated_by", "initiated_by"))
+
+
 def check_envelope(envelope: Mapping[str, Any], meta: Mapping[str, Any]) -> list[Problem]:
-    """Catalogue and sanity rules on an envelope already converted to Avro values."""
+    """Catalogue and sanity rules on an envelope already converted to Avro values.
+
+    Runs on every published and every consumed event: no closure or temporary
+    collection is made per call, and reasons are formatted only for a problem.
+    """
     problems: list[Problem] = []
-
-    def bad(field: str, reason: str) -> None:
-        problems.append(Problem(f"envelope.{field}", reason))
-
     if envelope["event_type"] != meta["event_type"]:
-        bad("event_type", f"is {envelope['event_type']!r} but the schema is {meta['event_type']!r}")
+        problems.append(Problem("envelope.event_type",
+                                f"is {envelope['event_type']!r} but the schema is {meta['event_type']!r}"))
     if not _EVENT_ID_RE.match(envelope["event_id"]):
-        bad("event_id", "must be 1-128 characters of letters, digits and ._:/@+=-")
-    for field, allowed_key in (("channel", "channels"), ("content", "contents"), ("initiated_by", "initiated_by")):
+        problems.append(Problem("envelope.event_id", "must be 1-128 characters of letters, digits and ._:/@+=-"))
+    for field, allowed_key in _ALLOWED:
         allowed = meta.get(allowed_key)
         if allowed and envelope[field] not in allowed:
-            bad(field, f"{envelope[field]!r} is not allowed for {meta['event_type']}; allowed: {', '.join(allowed)}")
+            problems.append(Problem(f"envelope.{field}", f"{envelope[field]!r} is not allowed for "
+                                    f"{meta['event_type']}; allowed: {', '.join(allowed)}"))
     if not envelope["source"].strip():
-        bad("source", "must name the channel system")
+        problems.append(Problem("envelope.source", "must name the channel system"))
     problems.extend(check_time_range(envelope))
     problems.extend(check_identity(envelope["identity"]))
     return problems
 
 
 def check_identity(identity: Mapping[str, Any]) -> list[Problem]:
+    """Blank hints, no hint at all, and the e-mail and phone shapes; one pass over the hints."""
     problems = []
-    present = {k: v for k, v in identity.items() if v is not None}
-    for field, value in present.items():
-        if not value.strip():
+    identified = False
+    for field, value in identity.items():
+        if value is None:
+            continue
+        if value.strip():
+            identified = True
+        else:
             problems.append(Problem(f"envelope.identity.{field}", "must not be blank; omit it or send null"))
-    if not any(v.strip() for v in present.values()):
+    if not identified:
         problems.append(Problem("envelope.identity", f"needs at least one of: {', '.join(IDENTITY_FIELDS)}"))
-    email = present.get("email")
+    email = identity.get("email")
     if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
         problems.append(Problem("envelope.identity.email", "is not an e-mail address"))
-    phone = present.get("phone")
+    phone = identity.get("phone")
     if phone and not _PHONE_RE.match(phone):
         problems.append(Problem("envelope.identity.phone", "is not a phone number"))
     return problems

@@ -34,6 +34,8 @@ TIME_FIELDS = ("occurred_at", "recorded_at")
 def _envelope_of(envelope_or_record: Mapping[str, Any]) -> Mapping[str, Any]:
     """Accept a whole event/record (``{"envelope": {...}, ...}``) or just its envelope."""
     inner = envelope_or_record.get("envelope")
+    if inner is None:   # an envelope: spares the costly isinstance against typing's Mapping
+        return envelope_or_record
     return inner if isinstance(inner, Mapping) else envelope_or_record
 
 

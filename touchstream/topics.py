@@ -12,6 +12,9 @@ from importlib import resources
 from pathlib import Path
 
 DLQ_TOPIC = "touchstream.dlq"
+DAY_MS = 86_400_000
+DEFAULT_DEAD_LETTERS_DAYS = 30
+DEFAULT_FREE_TEXT_DAYS = 365
 SCHEMAS_TOPIC = "_schemas"
 RAW_PREFIX = "touchstream.raw."
 
@@ -30,6 +33,25 @@ class TopicSpec:
         return "compact" in self.config.get("cleanup.policy", "")
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long data that may not be kept forever is kept (``[retention]`` of ``topics.toml``), in days
+    since the broker received the record. Days may be fractional (a test's topic expires in seconds);
+    ``free_text_days`` 0 keeps free text for as long as the events."""
+
+    dead_letters_days: float = DEFAULT_DEAD_LETTERS_DAYS
+    free_text_days: float = DEFAULT_FREE_TEXT_DAYS
+
+    @property
+    def dead_letters_ms(self) -> int:
+        return round(self.dead_letters_days * DAY_MS)
+
+    @property
+    def free_text_ms(self) -> int | None:
+        """None: free text is kept."""
+        return round(self.free_text_days * DAY_MS) if self.free_text_days else None
+
+
 def key_partition(key: str | bytes, partitions: int) -> int:
     """The partition a keyed record lands on: CRC-32 of the key modulo the partition count, which is
     librdkafka's ``consistent_random`` partitioner (``TopicOutput`` pins it). A fold worker uses it to
@@ -42,13 +64,43 @@ def raw_topic(domain: str) -> str:
     return f"{RAW_PREFIX}{domain}"
 
 
-def load_topics(path: Path | None = None) -> list[TopicSpec]:
-    """Read the catalogue; ``path`` overrides the packaged ``topics.toml``."""
+def _read(path: Path | None) -> dict:
     if path is None:
-        text = resources.files("touchstream").joinpath("topics.toml").read_text()
-    else:
-        text = Path(path).read_text()
-    doc = tomllib.loads(text)
+        return tomllib.loads(resources.files("touchstream").joinpath("topics.toml").read_text())
+    return tomllib.loads(Path(path).read_text())
+
+
+def _retention(doc: dict) -> Retention:
+    """The ``[retention]`` table; a catalogue without one (an older ``TOUCHSTREAM_TOPICS`` override) takes
+    the dead-letter days from its DLQ topic's ``retention.ms`` where it has one, so it keeps working.
+    A DLQ ``retention.ms`` that disagrees with ``dead_letters_days`` is an error: one setting, one value."""
+    section = doc.get("retention", {})
+    unknown = set(section) - {"dead_letters_days", "free_text_days"}
+    if unknown:
+        raise ValueError(f"[retention] has unknown setting(s) {sorted(unknown)}")
+    dlq_ms = doc.get("topics", {}).get(DLQ_TOPIC, {}).get("config", {}).get("retention.ms")
+    days = section.get("dead_letters_days")
+    if days is None:
+        days = int(dlq_ms) / DAY_MS if dlq_ms is not None else DEFAULT_DEAD_LETTERS_DAYS
+    retention = Retention(float(days), float(section.get("free_text_days", DEFAULT_FREE_TEXT_DAYS)))
+    if retention.dead_letters_days <= 0 or retention.free_text_days < 0:
+        raise ValueError("[retention] dead_letters_days must be > 0 and free_text_days >= 0 (0 keeps free text)")
+    if dlq_ms is not None and int(dlq_ms) != retention.dead_letters_ms:
+        raise ValueError(f"{DLQ_TOPIC} retention.ms {dlq_ms} disagrees with [retention] dead_letters_days "
+                         f"{days} ({retention.dead_letters_ms} ms): set only dead_letters_days")
+    return retention
+
+
+def load_retention(path: Path | None = None) -> Retention:
+    """The catalogue's retention settings; ``path`` overrides the packaged ``topics.toml``."""
+    return _retention(_read(path))
+
+
+def load_topics(path: Path | None = None) -> list[TopicSpec]:
+    """Read the catalogue; ``path`` overrides the packaged ``topics.toml``. The DLQ topic's ``retention.ms``
+    is ``[retention] dead_letters_days`` (``load_retention``)."""
+    doc = _read(path)
+    dead_letters_ms = _retention(doc).dead_letters_ms
     defaults = doc.get("defaults", {})
     parts = int(defaults.get("partitions", 1))
     rf = int(defaults.get("replication_factor", 1))
@@ -66,12 +118,15 @@ def load_topics(path: Path | None = None) -> list[TopicSpec]:
             )
         )
     for name, body in doc.get("topics", {}).items():
+        config = {k: str(v) for k, v in body.get("config", {}).items()}
+        if name == DLQ_TOPIC:
+            config["retention.ms"] = str(dead_letters_ms)
         specs.append(
             TopicSpec(
                 name=name,
                 partitions=int(body.get("partitions", parts)),
                 replication_factor=int(body.get("replication_factor", rf)),
-                config={k: str(v) for k, v in body.get("config", {}).items()},
+                config=config,
                 description=body.get("description", ""),
             )
         )

@@ -32,6 +32,9 @@ class Config:
     window_anchor: datetime = datetime(1970, 1, 5, tzinfo=timezone.utc)  # a Monday: touchmap buckets start here
     known_fields: tuple[str, ...] = KNOWN_FIELDS
     region: str | None = "NL"                         # phones without +country, as in identity.toml
+    # "<channel|all>:<purpose>" permissions the customer must give before the company contacts them for it
+    # (consent_policy.toml; default none); anything else is permitted until withdrawn (customer_360_consent)
+    opt_in: tuple[str, ...] = ()
 
 
 class Mark(NamedTuple):
@@ -164,6 +167,13 @@ class Consent:
     policy_version: str | None = None
 
 
+class Statement(NamedTuple):
+    """One consent statement of a slot: every one is kept, because the one in force at a contact decides."""
+
+    mark: Mark
+    status: str                          # given or withdrawn
+
+
 @dataclass(slots=True)
 class Score:
     value: Decimal
@@ -193,6 +203,7 @@ class Message:
     content: str
     event_type: str
     campaign_id: str | None = None
+    purpose: str = "service"             # marketing if any record of it is (customer_360_consent.contact_purpose)
 
 
 class Touch(NamedTuple):
@@ -202,7 +213,8 @@ class Touch(NamedTuple):
 
 @dataclass(slots=True)
 class Finding:
-    kind: str                            # repeat_question, repeated_request, overload, redundant, conflict
+    kind: str                            # repeat_question, repeated_request, overload, redundant, conflict,
+                                         # contact_without_consent
     at: datetime
     evidence: list[str]                  # event ids, in event-time order
     subject: str                         # question key, field, campaign, case, ...
@@ -228,6 +240,7 @@ class Profile:
     answers: dict[str, Answer] = field(default_factory=dict)  # "golden:<key>" / "survey:<question_id>"
     form_fields: dict[str, list[Mark]] = field(default_factory=dict)   # known field -> submissions carrying it
     consents: dict[str, Consent] = field(default_factory=dict)         # "<channel|all>:<purpose>"
+    consent_history: dict[str, list[Statement]] = field(default_factory=dict)   # the same slots: all, sorted
     attitude: Attitude = field(default_factory=Attitude)
     messages: dict[str, Message] = field(default_factory=dict)         # company messages by contact key
     responses: dict[str, Mark] = field(default_factory=dict)           # contact key -> first response

@@ -16,7 +16,10 @@ channel's own email.sent / sms.sent / postal.mail_sent of one message are one.
 - redundant: one campaign reaching the customer on two or more channels within a
   window (campaign.message_sent and the channel's own events both count);
 - conflict: a promotion sent while a complaint case was open (opened or reopened,
-  not yet resolved or closed), one per promotion and case.
+  not yet resolved or closed), one per promotion and case;
+- contact_without_consent: a message for a purpose (marketing or service) the customer had
+  withdrawn on its channel, or never given where the policy requires an opt-in
+  (``customer_360_consent``), one per message.
 Pure: no I/O.
 """
 
@@ -27,6 +30,7 @@ from datetime import datetime
 from sys import intern
 
 from touchstream.projections.customer_360_complaints import CASE_EVENTS, open_intervals
+from touchstream.projections.customer_360_consent import check_contact, contact_purpose, merged_purpose
 from touchstream.projections.customer_360_events import counted_contact, is_company_message, on
 from touchstream.projections.customer_360_state import Finding, Mark, Message, Profile, Touch
 
@@ -36,6 +40,7 @@ def fold_message(profile: Profile, event_type: str, record: dict, mark: Mark) ->
 
     One message per (channel, message id), dated by its earliest record: a campaign.message_sent and the
     channel's email.sent / sms.sent / postal.mail_sent of the same message share the key (``counted_contact``).
+    Its consent purpose is marketing if any of its records is, whichever arrives first.
     """
     if not is_company_message(event_type, record):
         return
@@ -45,9 +50,17 @@ def fold_message(profile: Profile, event_type: str, record: dict, mark: Mark) ->
         _touch(profile, campaign, Touch(mark, intern(env["channel"])))
     key = counted_contact(event_type, record)
     current = profile.messages.get(key)
-    if current is not None and current.mark < mark:
-        return
-    profile.messages[key] = Message(mark, intern(env["channel"]), intern(env["content"]), intern(event_type), campaign)
+    purpose = contact_purpose(event_type, record)
+    if current is not None:
+        purpose = merged_purpose(current.purpose, purpose)
+        if current.mark < mark:
+            if purpose != current.purpose:
+                current.purpose = purpose
+                check_contact(profile, key)
+            return
+    profile.messages[key] = Message(mark, intern(env["channel"]), intern(env["content"]), intern(event_type), campaign,
+                                    purpose)
+    check_contact(profile, key)
     find_overload(profile)
     if env["content"] == "promotion" or (current is not None and current.content == "promotion"):
         find_conflicts(profile)

@@ -59,6 +59,7 @@ POOL = {
     "call_id": ["C1", "C2"], "mail_id": ["PM1", "PM2"], "document_id": ["D1"], "meeting_id": ["MT1"],
     "session_id": ["S1", "S2"], "conversation_id": ["CH1"], "question_key": ["household_size", "roast"],
     "question_id": ["q1", "q2"], "comment_id": ["SC1"], "review_id": ["RV1"], "callback_id": ["CB1"],
+    "for_channel": ["email", "sms", "postal_mail"],   # consents on the channels campaigns use: contact_without_consent
 }
 FOCUS = ("email.sent", "email.opened", "email.received", "sms.sent", "campaign.message_sent", "postal.mail_sent",
          "phone.call_started", "phone.call_answered", "complaint.opened", "complaint.resolved", "complaint.reopened",

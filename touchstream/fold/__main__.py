@@ -22,6 +22,7 @@ from touchstream.processors.batch_source import BatchSource
 from touchstream.processors.partition_sinks import PartitionSinks
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.customer_360 import Config
+from touchstream.projections.consent_policy_file import load_opt_in
 from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, load_topics
 
@@ -37,7 +38,7 @@ def main() -> None:
     sinks = PartitionSinks(partition_opener(
         settings.data_dir, partitions, AvroCodec(settings.registry_url, auto_register=False),
         TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer="customer_360"),
-        Config(region=region)))
+        Config(region=region, opt_in=load_opt_in(settings.home))))   # consent.toml in TOUCHSTREAM_HOME or the default
     name = os.environ.get("TOUCHSTREAM_FOLD_NAME", "fold-1")   # this worker's name in the stack (up --workers)
     ready = settings.run_dir / f"{name}.ready"
     ready.unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from touchstream.processors.raw_fanout import RawFanout, RecentDecodes, SharingC
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.projections.complaint_resolution import Config as ComplaintConfig
 from touchstream.projections.customer_360 import Config
+from touchstream.projections.consent_policy_file import load_opt_in
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore, load_sql
 from touchstream.publishing.api_keys import ApiKeyStore
@@ -64,7 +65,8 @@ def main() -> None:
     workers = settings.fold_workers   # > 0: they fold the 360; serving indexes and reads their 360s
     live = LiveCustomer360(customer_360.Customer360Sink(
         profiles, SharingCodec(codec, recent), TopicOutput(settings, client_id="touchstream-serving"),
-        DeadLetterProducer(settings, consumer="customer_360"), Config(region=region), folds=not workers,
+        DeadLetterProducer(settings, consumer="customer_360"), Config(region=region, opt_in=load_opt_in(settings.home)),
+        folds=not workers,
     ))
     complaints = ComplaintSink(
         store, SharingCodec(codec, recent), DeadLetterProducer(settings, consumer=COMPLAINT_SINK),

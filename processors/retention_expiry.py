@@ -45,7 +45,7 @@ class BrokerTime:
         self.access, self.timeout = access, timeout
 
     def __call__(self, partitions: list[Partition], at_ms: int) -> dict[Partition, int]:
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
         if not partitions:
             return {}
@@ -54,8 +54,11 @@ class BrokerTime:
             found = consumer.offsets_for_times([TopicPartition(t, p, at_ms) for t, p in partitions], timeout=self.timeout)
             out = {}
             for tp in found:
+                if tp.error is not None and tp.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    log.warning("retention: %s[%d] is not on the broker; its rows are left", tp.topic, tp.partition)
+                    continue
                 if tp.error is not None:
-                    raise RuntimeError(f"offsets by time of {tp.topic}[{tp.partition}]: {tp.error}")
+                    raise KafkaException(tp.error)   # an outage to the timer (outages.outage_of), retried next run
                 out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(
                     TopicPartition(tp.topic, tp.partition), timeout=self.timeout, cached=False)[1]
             return out

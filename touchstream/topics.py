@@ -72,8 +72,7 @@ def _read(path: Path | None) -> dict:
 
 def _retention(doc: dict) -> Retention:
     """The ``[retention]`` table; a catalogue without one (an older ``TOUCHSTREAM_TOPICS`` override) takes
-    the dead-letter days from its DLQ topic's ``retention.ms`` where it has one, so it keeps working.
-    A DLQ ``retention.ms`` that disagrees with ``dead_letters_days`` is an error: one setting, one value."""
+    the dead-letter days from its DLQ topic's ``retention.ms`` where it has one, so it keeps working."""
     section = doc.get("retention", {})
     unknown = set(section) - {"dead_letters_days", "free_text_days"}
     if unknown:
@@ -85,9 +84,6 @@ def _retention(doc: dict) -> Retention:
     retention = Retention(float(days), float(section.get("free_text_days", DEFAULT_FREE_TEXT_DAYS)))
     if retention.dead_letters_days <= 0 or retention.free_text_days < 0:
         raise ValueError("[retention] dead_letters_days must be > 0 and free_text_days >= 0 (0 keeps free text)")
-    if dlq_ms is not None and int(dlq_ms) != retention.dead_letters_ms:
-        raise ValueError(f"{DLQ_TOPIC} retention.ms {dlq_ms} disagrees with [retention] dead_letters_days "
-                         f"{days} ({retention.dead_letters_ms} ms): set only dead_letters_days")
     return retention
 
 
@@ -96,11 +92,27 @@ def load_retention(path: Path | None = None) -> Retention:
     return _retention(_read(path))
 
 
+def _retained(name: str, body: dict, retention: Retention) -> dict[str, str]:
+    """A topic's config; a topic with ``retention = "dead_letters"`` (the DLQ's default) gets ``retention.ms``
+    from ``[retention] dead_letters_days``, and one it states itself must agree: one setting, one value."""
+    config = {k: str(v) for k, v in body.get("config", {}).items()}
+    kind = body.get("retention", "dead_letters" if name == DLQ_TOPIC else None)
+    if kind is None:
+        return config
+    if kind != "dead_letters":
+        raise ValueError(f"topic {name}: retention = {kind!r}; the only retention a topic can take is 'dead_letters'")
+    stated, derived = config.get("retention.ms"), str(retention.dead_letters_ms)
+    if stated is not None and stated != derived:
+        raise ValueError(f"topic {name}: retention.ms {stated} disagrees with [retention] dead_letters_days "
+                         f"{retention.dead_letters_days:g} ({derived} ms): set only dead_letters_days")
+    return config | {"retention.ms": derived}
+
+
 def load_topics(path: Path | None = None) -> list[TopicSpec]:
     """Read the catalogue; ``path`` overrides the packaged ``topics.toml``. The DLQ topic's ``retention.ms``
     is ``[retention] dead_letters_days`` (``load_retention``)."""
     doc = _read(path)
-    dead_letters_ms = _retention(doc).dead_letters_ms
+    retention = _retention(doc)
     defaults = doc.get("defaults", {})
     parts = int(defaults.get("partitions", 1))
     rf = int(defaults.get("replication_factor", 1))
@@ -118,9 +130,7 @@ def load_topics(path: Path | None = None) -> list[TopicSpec]:
             )
         )
     for name, body in doc.get("topics", {}).items():
-        config = {k: str(v) for k, v in body.get("config", {}).items()}
-        if name == DLQ_TOPIC:
-            config["retention.ms"] = str(dead_letters_ms)
+        config = _retained(name, body, retention)
         specs.append(
             TopicSpec(
                 name=name,

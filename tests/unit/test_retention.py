@@ -173,3 +173,24 @@ def test_the_dlq_topic_retention_is_the_dead_letter_setting(tmp_path):
     both.write_text('[retention]\ndead_letters_days = 30\n[topics."touchstream.dlq"]\nconfig = { "retention.ms" = "1000" }\n')
     with pytest.raises(ValueError, match="disagrees"):
         load_topics(both)
+
+
+def test_the_admin_route_reports_then_removes_and_the_cli_prints_it(tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from touchstream.cli.retention import report_text
+    from touchstream.serving.retention_api import retention_router
+
+    db = serving_store(tmp_path, "api", START_MS)
+    api = FastAPI()
+    api.include_router(retention_router(expiry(db)))
+    with TestClient(api) as http:
+        due = http.get("/admin/retention").json()
+        done = http.post("/admin/retention").json()
+        after = http.get("/admin/retention").json()
+    assert due["payloads_stripped"] > 0 and due["dead_letters_deleted"] == 3 and not due["applied"]
+    assert done | {"applied": False} == due and (after["payloads_stripped"], after["dead_letters_deleted"]) == (0, 0)
+    text = report_text(done)
+    assert f"interactions whose free text is removed: {due['payloads_stripped']}" in text
+    assert "complaint_events.value" in text

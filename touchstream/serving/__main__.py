@@ -42,6 +42,7 @@ from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.serving.http_app import build_api
 from touchstream.serving.masked_views import install_masked_schema
+from touchstream.serving.retention_api import RETENTION_INTERVAL, expiring_on_write, retention_expiry, retention_router
 from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
 
 WORKERS_REBUILD = ("the customer-360 is folded by fold workers (TOUCHSTREAM_FOLD_WORKERS): stop them, delete "
@@ -55,9 +56,10 @@ def main() -> None:
     store = DuckDBStore(settings.duckdb_path)
     codec = AvroCodec(settings.registry_url, auto_register=False)
     recent = RecentDecodes()   # raw records decoded once: the 360 finds identity's forwards of them here
-    sink = interaction_log.InteractionLogSink(
+    expiry = retention_expiry(settings, store)   # topics.toml [retention]: on write, every few minutes, on request
+    sink = expiring_on_write(interaction_log.InteractionLogSink(
         store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME), max_skew=settings.max_clock_skew,
-    )
+    ), expiry)
     app = create_app(settings)
     raw = raw_topics(load_topics(settings.topic_config))
     profiles = Customer360Store(store)
@@ -78,6 +80,7 @@ def main() -> None:
     store.execute_script(load_sql("complaint_customer_360"))   # the closed loop reads the 360's touchmap
     store.execute_script(load_sql("analyst_views"))            # the brief's questions, over every projection
     timer_task(app, COMPLAINT_SINK, complaints.tick, interval=2.0)   # SLA clocks move on while records pause
+    timer_task(app, "retention", expiry.tick, interval=RETENTION_INTERVAL)
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
     ready, waiting = threading.Event(), set()
 
@@ -109,6 +112,7 @@ def main() -> None:
         install_masked_schema(con, pii_salt(settings))
     api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings, refused=WORKERS_REBUILD if workers else None), complaints=complaints,
                     keys=keys)
+    api.include_router(retention_router(expiry, keys))
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

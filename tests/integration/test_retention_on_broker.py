@@ -1,0 +1,91 @@
+"""Retention on the real broker: a topic under ``[retention] dead_letters_days`` (as the DLQ is) loses its
+records once they are older than that, and DuckDB's expiry, asking the same broker which records are
+old, removes the dead letters of exactly the records the broker appended before the cutoff.
+
+The retention is seconds here (``dead_letters_days`` may be fractional) so that the broker's deletion is
+seen within the test; the broker checks every 10 s (``broker_runner``'s log.retention.check.interval.ms).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from tests.integration.pipeline_helpers import wait_for
+from touchstream.processors.retention_expiry import BrokerTime, RetentionExpiry
+from touchstream.projections.duckdb_store import DuckDBStore
+from touchstream.projections.interaction_log import Position
+from touchstream.stack.topic_admin import ensure_topics
+from touchstream.topics import load_retention, load_topics
+
+pytestmark = pytest.mark.integration
+SECONDS = 3
+
+
+def catalogue(folder, topic: str):
+    """A TOUCHSTREAM_TOPICS override: dead letters kept SECONDS, and one topic under that retention whose
+    segments roll every second (only a closed segment, or an active one wholly past retention, is deleted)."""
+    path = folder / "topics.toml"
+    path.write_text(f'[retention]\ndead_letters_days = {SECONDS / 86400!r}\nfree_text_days = 365\n\n'
+                    f'[topics."{topic}"]\npartitions = 1\nretention = "dead_letters"\n'
+                    'config = { "cleanup.policy" = "delete", "segment.ms" = "1000", '
+                    '"message.timestamp.type" = "LogAppendTime" }\n')
+    return path
+
+
+def produce(broker, topic: str, values: list[bytes]) -> list[int]:
+    """Send ``values`` and return the broker's append times (ms) of what it acknowledged."""
+    stamps = []
+    producer = Producer(broker.confluent(**{"linger.ms": 0}))
+    for value in values:
+        producer.produce(topic, value, on_delivery=lambda err, msg: stamps.append(None if err else msg.timestamp()[1]))
+    assert producer.flush(30) == 0 and None not in stamps and len(stamps) == len(values)
+    return stamps
+
+
+def ends(broker, topic: str) -> tuple[int, int]:
+    consumer = Consumer(broker.confluent(**{"group.id": "retention-test"}))
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    finally:
+        consumer.close()
+
+
+def test_records_past_the_dead_letter_retention_leave_the_broker_and_duckdb(broker, tmp_path, unique_name):
+    topic = unique_name("retention")
+    path = catalogue(tmp_path, topic)
+    spec = next(s for s in load_topics(path) if s.name == topic)
+    assert spec.config["retention.ms"] == str(SECONDS * 1000)   # derived from the setting, not written twice
+    ensure_topics(broker, [spec])
+    old = produce(broker, topic, [b"old-%d" % i for i in range(5)])
+    wait_for(lambda: time.time() * 1000 > max(old) + 5, what="the broker clock past the old records")
+    young = produce(broker, topic, [b"young-%d" % i for i in range(5)])
+    assert min(young) > max(old) and ends(broker, topic) == (0, 10)
+
+    store = DuckDBStore(tmp_path / "serving.duckdb")   # the dead letters of those ten records
+    store.apply_interactions("log", [], [], [(Position(topic, 0, o), "undecodable") for o in range(10)])
+    retention = load_retention(path)
+    at = (min(young) + retention.dead_letters_ms) / 1000   # the moment the old ones, and only they, are past retention
+    report = RetentionExpiry(store, retention, BrokerTime(broker), clock=lambda: at).run(apply=True)
+    left = [o for (o,) in store.cursor().execute('SELECT "offset" FROM dead_letters ORDER BY 1').fetchall()]
+    assert report.dead_letters_deleted == 5 and left == [5, 6, 7, 8, 9]
+
+    # The broker deletes every record once it is older than the retention (no new record comes).
+    assert wait_for(lambda: ends(broker, topic)[0] == 10, timeout=120, what="the broker deleting the old segments")
+    report = RetentionExpiry(store, retention, BrokerTime(broker)).run(apply=True)   # now: all are past retention
+    assert report.dead_letters_deleted == 5 and store.cursor().execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+    store.close()
+
+
+def test_serving_reports_and_applies_the_catalogue_retention(stack, capsys):
+    """The stack's serving answers ``touchstream retention`` with the packaged settings, asking the broker as
+    its own Kafka principal (nothing there is 30 days old, so nothing is removed)."""
+    from touchstream.cli import main
+
+    assert main(["retention"]) == 0
+    assert main(["retention", "--apply"]) == 0
+    due, applied = capsys.readouterr().out.split("retention: ")[1:]
+    assert due.startswith("dead letters 30 days, free text 365 days") and "is due (run with --apply" in due
+    assert "dead_letters rows removed: 0" in applied and "interactions whose free text is removed: 0" in applied

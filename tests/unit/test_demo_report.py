@@ -100,6 +100,7 @@ def test_findings_are_counted_by_kind_with_examples_of_each(served):
     rows = query(report.queries(PREFIX)["findings"])["rows"]
     expected = Counter(f["kind"] for v in views.values() for f in v["findings"])
     assert len(expected) >= 2 and rows[-1][0] == "all kinds"
+    assert expected["contact_without_consent"] > 0   # e-mails after a withdrawal told to the service line
     assert {r[0]: r[1] for r in rows[:-1]} == expected and rows[-1][1] == sum(expected.values())
     examples = query(report.queries(PREFIX)["finding_examples"])["rows"]
     assert len(examples) == min(5, sum(expected.values())) and {r[1] for r in examples} == set(expected)

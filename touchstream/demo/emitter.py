@@ -21,6 +21,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_DAY = date(1970, 1, 1)
 _TWO = tuple(f"{n:02d}" for n in range(60))
 _THREE = tuple(f"{n:03d}" for n in range(1000))
+ASIDE_SEQ = 10**12   # aside() events sort as seq - ASIDE_SEQ: before the main sequence's at one instant
 
 # How long each channel system takes to hand an event to Touchstream: (min, spread) in ms.
 # Tills and the mail room upload in batches; web and telephony stream.
@@ -50,6 +51,8 @@ class Emitter:
         self._event_prefix = f"demo-{tag}-"
         self._id_tag = tag[:6]
         self._seq = 0      # event ids
+        self._aside = 0    # events queued by aside(), with their own ids and random source
+        self._aside_rng = random.Random(f"touchstream-demo-aside|{tag}")
         self._ids = 0      # business ids (orders, cases, messages, ...)
         self.pending: list = []  # heap of (t, seq, event): queued, not yet yielded
         self._days: dict[int, str] = {}
@@ -103,7 +106,21 @@ class Emitter:
              identity: dict, fields: dict, corr: str | None = None, cause: str | None = None) -> str:
         """Queue one event; returns its event_id (for causation). Events outside the window are dropped."""
         self._seq += 1
-        event_id = f"{self._event_prefix}{self._seq:08d}"
+        return self._queue(t, self._seq, f"{self._event_prefix}{self._seq:08d}", self.rng, event_type, channel,
+                           content, initiated_by, source, identity, fields, corr, cause)
+
+    def aside(self, t: int, event_type: str, channel: str, content: str, initiated_by: str, source: str,
+              identity: dict, fields: dict) -> str:
+        """Queue an event outside the run's main sequence: ids ``demo-<tag>-a0000001`` and a random source of
+        their own, so adding such events (``consent_register``) leaves every other event of a run as it was,
+        ids and times included. At one instant they come before the main sequence's events."""
+        self._aside += 1
+        return self._queue(t, self._aside - ASIDE_SEQ, f"{self._event_prefix}a{self._aside:07d}", self._aside_rng,
+                           event_type, channel, content, initiated_by, source, identity, fields, None, None)
+
+    def _queue(self, t: int, seq: int, event_id: str, rng: random.Random, event_type: str, channel: str,
+               content: str, initiated_by: str, source: str, identity: dict, fields: dict, corr: str | None,
+               cause: str | None) -> str:
         if t >= self.end_ms:
             return event_id
         if t < self._floor:
@@ -111,7 +128,7 @@ class Emitter:
         lo, spread = RECORD_DELAY[source]
         envelope = {
             "event_id": event_id, "event_type": event_type, "occurred_at": self.iso(t),
-            "recorded_at": self.iso(t + lo + int(self.rng.random() * spread)),
+            "recorded_at": self.iso(t + lo + int(rng.random() * spread)),
             "channel": channel, "content": content, "initiated_by": initiated_by,
             "source": source, "identity": identity,
         }
@@ -119,7 +136,7 @@ class Emitter:
             envelope["correlation_id"] = corr
         if cause is not None:
             envelope["causation_id"] = cause
-        heapq.heappush(self.pending, (t, self._seq, {"envelope": envelope, **fields}))
+        heapq.heappush(self.pending, (t, seq, {"envelope": envelope, **fields}))
         return event_id
 
     def drain(self, before_ms: int):

@@ -19,7 +19,7 @@ import random
 from datetime import datetime, timezone
 from typing import Iterator
 
-from touchstream.demo import campaigns
+from touchstream.demo import campaigns, consent_register
 from touchstream.demo.agenda import Agenda, plan_day
 from touchstream.demo.emitter import DAY, Emitter, to_ms
 from touchstream.demo.personas import PERSONA_WEIGHTS, PERSONAS, Customer
@@ -60,6 +60,7 @@ def _simulate(customers: int, days: int, seed: int, start: datetime, start_ms: i
     em = Emitter(rng, tag, start_ms, start_ms + days * DAY)
     base = int(tag, 16)
     people = [_new_customer(em, i, base, days) for i in range(customers)]
+    consent_register.told_the_service_line(em, people)   # aside: the rest of the run is as without it
     heap = em.pending
     # Episodes allocate many small acyclic dicts that live until yielded; the cyclic GC would
     # rescan them over and over (about 40% of the time at 20k customers). It is paused while

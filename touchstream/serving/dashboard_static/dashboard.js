@@ -101,14 +101,31 @@ const KPI_PANELS = [
     } },
 ];
 
-function touchmapFigure(interactions) {
+// A company message sent without the customer's permission (a contact_without_consent finding) is ringed in
+// red on the touchmap: the finding's evidence ends with the message's event.
+const WITHOUT_CONSENT = "contact_without_consent";
+function unpermitted(findings) {
+  const ids = new Map();
+  for (const f of findings || []) {
+    const evidence = f.evidence || [];
+    if (f.kind === WITHOUT_CONSENT && evidence.length) ids.set(evidence[evidence.length - 1], f.subject);
+  }
+  return ids;
+}
+
+function touchmapFigure(interactions, findings) {
+  const flagged = unpermitted(findings);
   const data = [];
   for (const [who, group] of groupBy(interactions, "initiated_by")) {
+    const without = group.map((i) => flagged.get(i.event_id));
     data.push({ type: "scatter", mode: "markers", name: `initiated by ${who}`,
                 x: group.map((i) => utc(i.occurred_at)), y: group.map((i) => i.channel),
-                text: group.map((i) => `${i.event_type} (${i.content})`),
+                text: group.map((i, n) => `${i.event_type} (${i.content})` +
+                                          (without[n] ? ` · without consent (${without[n]})` : "")),
                 marker: { size: 9, opacity: 0.8, symbol: who === "customer" ? "circle" : "diamond",
-                          color: who === "customer" ? "#1f77b4" : who === "company" ? "#ff7f0e" : colorOf(`who:${who}`) },
+                          color: who === "customer" ? "#1f77b4" : who === "company" ? "#ff7f0e" : colorOf(`who:${who}`),
+                          line: { color: without.map((s) => (s ? "#d62728" : "rgba(0,0,0,0)")),
+                                  width: without.map((s) => (s ? 3 : 0)) } },
                 hovertemplate: "%{x} UTC<br>%{y}: %{text}<extra></extra>" });
   }
   return { data, layout: { xaxis: { type: "date", title: { text: "UTC" } }, yaxis: { type: "category", categoryorder: "category ascending" },
@@ -177,8 +194,20 @@ function summaryRows(view) {
     ["preferred", (view.pmp || []).slice(0, 3).map((p) => `${p.rank}. ${p.channel}`).join(", ")],
     ["commerce", `orders ${c.orders ?? 0}, revenue ${money(c.revenue_to_date)}, balance due ${money(c.balance_due)}`],
     ["complaints", `open ${complaints.open_count ?? 0} of ${complaints.total ?? 0}`],
-    ["findings", (view.findings || []).map((f) => `${f.kind}: ${f.subject}`).join("; ") || "none"],
+    ["consents", (view.consents || []).map((c) => `${c.for_channel}:${c.purpose} ${c.status} ${minute(c.at)}`)
+                   .join(", ") || "none on record"],
+    ["findings", findingsText(view.findings)],
   ];
+}
+
+// "kind: subject", a repeated one once with its count (each e-mail after a withdrawal is its own finding).
+function findingsText(findings) {
+  const counts = new Map();
+  for (const f of findings || []) {
+    const key = `${f.kind}: ${f.subject}`;
+    counts.set(key, (counts.get(key) || 0) + 1);
+  }
+  return [...counts].map(([key, n]) => (n > 1 ? `${key} (${n}x)` : key)).join("; ") || "none";
 }
 
 function showSummary(view) {
@@ -215,7 +244,7 @@ async function loadCustomer(identifier) {
   showSummary(found.body);
   currentCustomer = found.body.customer_id;
   history.replaceState(null, "", `#customer=${encodeURIComponent(currentCustomer)}`);
-  draw("plot-touchmap", touchmapFigure(timeline.body ? timeline.body.interactions : []));
+  draw("plot-touchmap", touchmapFigure(timeline.body ? timeline.body.interactions : [], found.body.findings));
   return true;
 }
 

@@ -33,7 +33,7 @@ from touchstream.topics import Retention
 log = logging.getLogger(__name__)
 Partition = tuple[str, int]
 OffsetsBefore = Callable[[list[Partition], int], dict[Partition, int]]   # (partitions, epoch ms) -> first offset at/after
-CUTOFFS = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("before", pa.int64())])
+CUTOFFS = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("after", pa.int64()), ("before", pa.int64())])
 STRIPPED = pa.schema([("event_id", pa.string()), ("payload", pa.string())])
 
 
@@ -72,6 +72,9 @@ class RetentionExpiry:
     def __init__(self, store: DuckDBStore, retention: Retention, offsets_before: OffsetsBefore,
                  clock: Callable[[], float] = time.time):
         self.store, self.retention, self.offsets_before, self.clock = store, retention, offsets_before, clock
+        # Per partition, the offset below which this process already expired free text: a run reads only the
+        # rows that became old since (a row written below it later was already old then: ExpiringOnWrite).
+        self._expired_below: dict[Partition, int] = {}
 
     def tick(self) -> None:
         """The serving timer: apply, and log what was removed."""
@@ -83,12 +86,12 @@ class RetentionExpiry:
     def run(self, *, apply: bool) -> ExpiryReport:
         now_ms = int(self.clock() * 1000)
         r = self.retention
-        dead = self._cutoffs("dead_letters", now_ms - r.dead_letters_ms)
-        text = self._cutoffs("interactions", now_ms - r.free_text_ms) if r.free_text_ms is not None else []
+        dead = self._cutoffs("dead_letters", now_ms - r.dead_letters_ms, {})
+        text = [] if r.free_text_ms is None else self._cutoffs("interactions", now_ms - r.free_text_ms, self._expired_below)
         report = ExpiryReport(apply, r.dead_letters_days, r.free_text_days)
         with self.store.transaction() as con:   # asked of the broker first: no writer lock held on the network
             con.execute('CREATE OR REPLACE TEMP TABLE retention_cutoffs (topic VARCHAR, "partition" INTEGER, '
-                        'before BIGINT)')
+                        '"after" BIGINT, before BIGINT)')
             insert_rows(con, "retention_cutoffs", dead, CUTOFFS)
             report.dead_letters_deleted = self._dead_letters(con, apply)
             con.execute("DELETE FROM retention_cutoffs")
@@ -96,16 +99,20 @@ class RetentionExpiry:
             report.by_event_type = self._free_text(con, apply)
             report.payloads_stripped = sum(report.by_event_type.values())
             con.execute("DROP TABLE retention_cutoffs")
+        if apply:   # committed
+            self._expired_below.update({(c["topic"], c["partition"]): c["before"] for c in text})
         return report
 
-    def _cutoffs(self, table: str, at_ms: int) -> list[dict]:
+    def _cutoffs(self, table: str, at_ms: int, done: dict[Partition, int]) -> list[dict]:
+        """Per partition of ``table``'s rows, the offsets to expire: from ``done`` (0) to the first at ``at_ms``."""
         cur = self.store.cursor()
         try:
             partitions = cur.execute(f'SELECT DISTINCT topic, "partition" FROM {table}').fetchall()
         finally:
             cur.close()
         before = self.offsets_before(sorted(partitions), at_ms)
-        return [{"topic": t, "partition": p, "before": o} for (t, p), o in before.items()]
+        return [{"topic": t, "partition": p, "after": min(done.get((t, p), 0), o), "before": o}
+                for (t, p), o in before.items()]
 
     @staticmethod
     def _dead_letters(con, apply: bool) -> int:
@@ -121,7 +128,8 @@ class RetentionExpiry:
         paths = free_text_paths()
         rows = con.execute(
             'SELECT i.event_id, i.event_type, i.payload FROM interactions i JOIN retention_cutoffs c '
-            f'ON c.topic = i.topic AND c."partition" = i."partition" AND i."offset" < c.before WHERE {has_text_sql(paths)}'
+            f'ON c.topic = i.topic AND c."partition" = i."partition" AND i."offset" >= c."after" AND i."offset" < c.before '
+            f'WHERE {has_text_sql(paths)}'
         ).fetchall()
         stripped, counts = [], {}
         for event_id, event_type, payload in rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import replace
 from datetime import timedelta
 
@@ -74,6 +75,22 @@ def serving_store(folder, name: str, clock_ms: int):
     return db
 
 
+@pytest.fixture(scope="module")
+def live_file(tmp_path_factory):
+    """The serving store written live (nothing was old yet), once for the module: each test copies it."""
+    folder = tmp_path_factory.mktemp("live")
+    serving_store(folder, "live", START_MS).close()
+    return folder / "live.duckdb"
+
+
+@pytest.fixture()
+def live(live_file, tmp_path):
+    shutil.copy(live_file, tmp_path / "copy.duckdb")
+    db = DuckDBStore(tmp_path / "copy.duckdb")
+    yield db
+    db.close()
+
+
 def expiry(db, now_ms: int = NOW_MS) -> RetentionExpiry:
     return RetentionExpiry(db, RETENTION, offsets_before, clock=lambda: now_ms / 1000)
 
@@ -113,8 +130,8 @@ def test_free_text_is_every_pii_string_that_is_no_identifier():
     assert free_text_paths()["social.comment_posted"] == {("text",)}                    # not the author's handle
 
 
-def test_expiry_removes_old_free_text_and_dead_letters_and_keeps_the_rest(tmp_path):
-    db = serving_store(tmp_path, "live", START_MS)   # written live: nothing was old yet
+def test_expiry_removes_old_free_text_and_dead_letters_and_keeps_the_rest(live):
+    db = live
     before, received = free_text(db), received_ms()
     assert {"complaint.opened", "email.received", "web.chat_message_sent"} <= {
         r[1] for r in db.cursor().execute("SELECT event_id, event_type FROM interactions").fetchall()}
@@ -135,8 +152,7 @@ def test_expiry_removes_old_free_text_and_dead_letters_and_keeps_the_rest(tmp_pa
     assert (again.payloads_stripped, again.dead_letters_deleted) == (0, 0)
 
 
-def test_a_rebuild_from_offset_0_equals_the_live_log_after_expiry(tmp_path):
-    live = serving_store(tmp_path, "live", START_MS)
+def test_a_rebuild_from_offset_0_equals_the_live_log_after_expiry(live, tmp_path):
     expiry(live).run(apply=True)
     rebuilt = serving_store(tmp_path, "rebuilt", NOW_MS)   # every old event written again, now past retention
     assert rows(rebuilt) == rows(live)   # expired on write: no old free text, no old dead letter came back
@@ -144,8 +160,8 @@ def test_a_rebuild_from_offset_0_equals_the_live_log_after_expiry(tmp_path):
     assert (report.payloads_stripped, report.dead_letters_deleted) == (0, 0)
 
 
-def test_free_text_days_0_keeps_free_text(tmp_path):
-    db = serving_store(tmp_path, "keep", START_MS)
+def test_free_text_days_0_keeps_free_text(live):
+    db = live
     before = free_text(db)
     report = RetentionExpiry(db, Retention(12, 0), offsets_before, clock=lambda: NOW_MS / 1000).run(apply=True)
     assert report.payloads_stripped == 0 and report.dead_letters_deleted == 3 and free_text(db) == before
@@ -175,14 +191,14 @@ def test_the_dlq_topic_retention_is_the_dead_letter_setting(tmp_path):
         load_topics(both)
 
 
-def test_the_admin_route_reports_then_removes_and_the_cli_prints_it(tmp_path):
+def test_the_admin_route_reports_then_removes_and_the_cli_prints_it(live):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     from touchstream.cli.retention import report_text
     from touchstream.serving.retention_api import retention_router
 
-    db = serving_store(tmp_path, "api", START_MS)
+    db = live
     api = FastAPI()
     api.include_router(retention_router(expiry(db)))
     with TestClient(api) as http:

@@ -76,6 +76,8 @@ def check_all(profile: Profile) -> None:
 
 def check_contact(profile: Profile, key: str) -> None:
     """Re-judge one message (its record, hence its time or purpose, changed)."""
+    if not profile.consent_history and not profile.config.opt_in:
+        return   # nothing stated, nothing required: no finding can exist (the common case, on the hot path)
     finding = violation(profile, profile.messages[key])
     if finding is None:
         profile.findings.pop(f"{KIND}:{key}", None)

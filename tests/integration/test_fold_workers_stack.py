@@ -55,5 +55,7 @@ def test_two_fold_workers_give_the_rows_of_a_replay(own_stack, tmp_path, capsys)
     expected = expected_fingerprints(events, load_identity_config(own_stack.identity_config_path))
     live = dict(sql(own_stack, "SELECT customer_id, fingerprint FROM customer_360"))
     assert len(live) == len(expected) and digest(live) == digest(expected)
+    # campaign mails after a withdrawal told to the service line (touchstream/demo/consent_register.py)
+    assert sql(own_stack, "SELECT count(*) FROM contact_findings WHERE kind = 'contact_without_consent'")[0][0] > 0
     assert cli_main(["down"]) == 0
     assert not local_stack.known_workers(own_stack), "down left a fold worker's pid file"

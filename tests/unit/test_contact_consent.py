@@ -15,13 +15,17 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from tests.event_builders import CAT, plain_event
+from tests.local_codec import LocalCodec
+from tests.pipeline_harness import Live
 from tests.unit.test_customer_360 import FAST, streams
 from touchstream.projections.customer_360 import Config, apply, fingerprint, fold, view
 from touchstream.projections.customer_360_contract import finding_records
+from touchstream.topics import FINDINGS_TOPIC
 
 NOW = datetime(2100, 1, 1, tzinfo=timezone.utc)
 T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
 OPT_IN = Config(opt_in=("email:marketing", "sms:marketing"))
+CODEC = LocalCodec()
 _ids = itertools.count(1)
 
 
@@ -184,3 +188,20 @@ def test_any_arrival_order_gives_the_same_consent_findings_under_an_opt_in_polic
     for finding in a.findings.values():
         event(f"finding: {finding.kind}")
     assert a == b and fingerprint(a) == fingerprint(b) and view(a) == view(b)
+
+
+def test_the_pipeline_publishes_the_finding_and_lists_it_in_contact_findings(tmp_path):
+    """Through identity and the 360 sink: a withdrawal arriving after the campaign message it precedes."""
+    live = Live(tmp_path, CODEC)
+    who = {"customer_id": "CU-7"}
+    live.send(plain_event("campaign.message_sent", T0 + timedelta(hours=2), who, event_id="c7", channel="sms",
+                          content="promotion", campaign_id="CMP-1", message_id="M7", purpose="promotion", template="t"))
+    assert live.sink.db.query("SELECT count(*) FROM contact_findings").rows == [(0,)]
+    live.send(plain_event("feedback.consent_withdrawn", T0, who, event_id="w7", channel="sms", purpose="marketing",
+                          for_channel="sms"))
+    rows = live.sink.db.query("SELECT finding_id, kind, subject, channels, evidence FROM contact_findings").rows
+    assert [list(r) for r in rows] == [["CU-7/contact_without_consent:sms:msg:M7", "contact_without_consent",
+                                        "sms:marketing", ["sms"], ["w7", "c7"]]]
+    raised = [CODEC.decode(v).record for t, _k, v, _h in live.sink.output.records if t == FINDINGS_TOPIC]
+    assert [(r["finding_id"], r["kind"]) for r in raised] == [("CU-7/contact_without_consent:sms:msg:M7",
+                                                               "contact_without_consent")]

@@ -10,6 +10,7 @@ Modules, all pure except ``jsonl_export``:
 - ``identity_steps``: identifiers surfacing one channel at a time, and their links;
 - ``research``, ``sales``, ``business``, ``campaigns``, ``feedback``: journey stages;
 - ``complaints`` and ``complaint_paths``: complaint cases and their lifecycles;
+- ``consent_register``: withdrawals the campaign manager never hears of (contact_without_consent);
 - ``generator``: the day-by-day simulation; ``report``: the SQL report of a run.
 """
 

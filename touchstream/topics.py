@@ -27,6 +27,9 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
     description: str = ""
     domain: str | None = None
+    # Configs `touchstream up` brings in line on an existing topic too (topic_admin): a setting's value
+    # (the DLQ's retention.ms from [retention]) must hold on the broker, not only on a new topic.
+    enforced: tuple[str, ...] = ()
 
     @property
     def compacted(self) -> bool:
@@ -92,11 +95,15 @@ def load_retention(path: Path | None = None) -> Retention:
     return _retention(_read(path))
 
 
+def _retention_kind(name: str, body: dict) -> str | None:
+    return body.get("retention", "dead_letters" if name == DLQ_TOPIC else None)
+
+
 def _retained(name: str, body: dict, retention: Retention) -> dict[str, str]:
     """A topic's config; a topic with ``retention = "dead_letters"`` (the DLQ's default) gets ``retention.ms``
     from ``[retention] dead_letters_days``, and one it states itself must agree: one setting, one value."""
     config = {k: str(v) for k, v in body.get("config", {}).items()}
-    kind = body.get("retention", "dead_letters" if name == DLQ_TOPIC else None)
+    kind = _retention_kind(name, body)
     if kind is None:
         return config
     if kind != "dead_letters":
@@ -131,6 +138,7 @@ def load_topics(path: Path | None = None) -> list[TopicSpec]:
         )
     for name, body in doc.get("topics", {}).items():
         config = _retained(name, body, retention)
+        enforced = ("retention.ms",) if _retention_kind(name, body) else ()
         specs.append(
             TopicSpec(
                 name=name,
@@ -138,6 +146,7 @@ def load_topics(path: Path | None = None) -> list[TopicSpec]:
                 replication_factor=int(body.get("replication_factor", rf)),
                 config=config,
                 description=body.get("description", ""),
+                enforced=enforced,
             )
         )
     return specs

@@ -1,5 +1,6 @@
-"""Retention on the real broker: a topic under ``[retention] dead_letters_days`` (as the DLQ is) loses its
-records once they are older than that, and DuckDB's expiry, asking the same broker which records are
+"""Retention on the real broker: a topic under ``[retention] dead_letters_days`` (as the DLQ is) takes its
+``retention.ms`` from the setting, also when it existed before, loses its records once they are older
+than that, and DuckDB's expiry, asking the same broker which records are
 old, removes the dead letters of exactly the records the broker appended before the cutoff.
 
 The retention is seconds here (``dead_letters_days`` may be fractional) so that the broker's deletion is
@@ -9,9 +10,11 @@ seen within the test; the broker checks every 10 s (``broker_runner``'s log.rete
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.integration.pipeline_helpers import wait_for
 from touchstream.processors.retention_expiry import BrokerTime, RetentionExpiry
@@ -45,6 +48,12 @@ def produce(broker, topic: str, values: list[bytes]) -> list[int]:
     return stamps
 
 
+def retention_ms(broker, topic: str) -> str:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    admin = AdminClient(broker.confluent())   # held until the answer came: a dropped client cancels it
+    return admin.describe_configs([resource])[resource].result(timeout=30)["retention.ms"].value
+
+
 def ends(broker, topic: str) -> tuple[int, int]:
     consumer = Consumer(broker.confluent(**{"group.id": "retention-test"}))
     try:
@@ -58,7 +67,8 @@ def test_records_past_the_dead_letter_retention_leave_the_broker_and_duckdb(brok
     path = catalogue(tmp_path, topic)
     spec = next(s for s in load_topics(path) if s.name == topic)
     assert spec.config["retention.ms"] == str(SECONDS * 1000)   # derived from the setting, not written twice
-    ensure_topics(broker, [spec])
+    ensure_topics(broker, [replace(spec, config=spec.config | {"retention.ms": "3600000"})])   # made under an older setting
+    assert ensure_topics(broker, [spec]) == [] and retention_ms(broker, topic) == str(SECONDS * 1000)   # `up` brings it in line
     old = produce(broker, topic, [b"old-%d" % i for i in range(5)])
     wait_for(lambda: time.time() * 1000 > max(old) + 5, what="the broker clock past the old records")
     young = produce(broker, topic, [b"young-%d" % i for i in range(5)])

@@ -6,7 +6,8 @@ comes from ``topics.toml`` through here. Existing topics are left exactly as
 they are (no partition or config changes: a raw topic is the event store, and
 silently altering it is not this function's call), except for the few settings in
 ``ENFORCED`` that protect the data without touching it: an install made before the
-raw topics were stamped by the broker gets ``LogAppendTime`` at the next ``up``.
+raw topics were stamped by the broker gets ``LogAppendTime`` at the next ``up``. A topic's own
+``enforced`` configs too: the DLQ's ``retention.ms`` follows ``[retention] dead_letters_days``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _enforce_configs(admin, specs: list[TopicSpec]) -> None:
     """Set the ``ENFORCED`` configs of existing topics where the broker holds another value."""
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    wanted = {s.name: {k: v for k, v in s.config.items() if k in ENFORCED} for s in specs}
+    wanted = {s.name: {k: v for k, v in s.config.items() if k in ENFORCED or k in s.enforced} for s in specs}
     wanted = {name: configs for name, configs in wanted.items() if configs}
     if not wanted:
         return

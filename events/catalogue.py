@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from touchstream.events.envelope import check_envelope, fill_defaults, partition_key
-from touchstream.events.validation import EventValidationError, Problem, compile_schema, to_avro
+from touchstream.events.validation import EventValidationError, Problem, compile_schema
 from touchstream.schemas import EventSchema, load_latest
 from touchstream.topics import raw_topic
 
@@ -66,22 +66,24 @@ class Catalogue:
         if not isinstance(envelope, dict):
             raise EventValidationError([Problem("envelope", "required object is missing")])
         event_type = envelope.get("event_type")
-        if event_type not in self.schemas:
+        schema = self.schemas.get(event_type)
+        if schema is None:
             reason = "required field is missing" if event_type is None else f"unknown event type {str(event_type)[:60]!r}"
             raise EventValidationError([Problem("envelope.event_type", reason)])
-        schema = self.schemas[event_type]
-        filled = fill_defaults(event, now=now, source=source, default_source=default_source)
-        record = to_avro(schema.schema, filled, self._converter(schema))
-        problems = check_envelope(record["envelope"], schema.meta)
+        convert = self._compiled.get(event_type) or self._compile(schema)
+        problems: list[Problem] = []
+        record = convert(fill_defaults(event, now=now, source=source, default_source=default_source), None, problems)
         if problems:
             raise EventValidationError(problems)
-        return ValidEvent(schema, record, partition_key(record["envelope"]["identity"]), raw_topic(schema.domain))
+        valid_envelope = record["envelope"]
+        problems = check_envelope(valid_envelope, schema.meta)
+        if problems:
+            raise EventValidationError(problems)
+        return ValidEvent(schema, record, partition_key(valid_envelope["identity"]), raw_topic(schema.domain))
 
-    def _converter(self, schema: EventSchema):
+    def _compile(self, schema: EventSchema):
         """The schema compiled once (not per event: validation is the hot path)."""
-        conv = self._compiled.get(schema.event_type)
-        if conv is None:
-            conv = self._compiled[schema.event_type] = compile_schema(schema.schema)
+        conv = self._compiled[schema.event_type] = compile_schema(schema.schema)
         return conv
 
     def validate_batch(self, events: list[Any], *, now: datetime | None = None, source: str | None = None,

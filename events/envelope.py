@@ -46,19 +46,19 @@ def fill_defaults(event: dict, *, now: datetime, source: str | None = None, defa
     A generated event_id makes a retry a duplicate, so producers that retry should
     send their own ids; that is documented, not enforced.
     """
-    out = dict(event)
-    env = dict(out.get("envelope") or {}) if isinstance(out.get("envelope"), dict) else out.get("envelope")
-    if isinstance(env, dict):
-        if env.get("event_id") is None:
-            env["event_id"] = new_event_id()
-        if env.get("recorded_at") is None:
-            env["recorded_at"] = now.astimezone(timezone.utc)
-        if source is not None:
-            env["source"] = source
-        elif default_source is not None:
-            env.setdefault("source", default_source)
-        out["envelope"] = env
-    return out
+    envelope = event.get("envelope")
+    if not isinstance(envelope, dict):
+        return dict(event)
+    env = dict(envelope)
+    if env.get("event_id") is None:
+        env["event_id"] = new_event_id()
+    if env.get("recorded_at") is None:
+        env["recorded_at"] = now.astimezone(timezone.utc)
+    if source is not None:
+        env["source"] = source
+    elif default_source is not None:
+        env.setdefault("source", default_source)
+    return {**event, "envelope": env}
 
 
 _ALLOWED = (("channel", "channels"), ("content", "contents"), ("initiated_by", "initiated_by"))

@@ -51,6 +51,9 @@ def _times(envelope: Mapping[str, Any]) -> tuple[dict[str, datetime], list[Probl
         if value is None:
             problems.append(Problem(f"envelope.{field}", "required field is missing"))
             continue
+        if type(value) is datetime and value.tzinfo is timezone.utc:
+            found[field] = value   # converted or decoded already: parsing would return it as it is
+            continue
         try:
             found[field] = parse_timestamp(value)
         except Exception as exc:  # noqa: BLE001 - validation's own error type is private; keep its reason

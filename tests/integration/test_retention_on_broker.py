@@ -89,13 +89,25 @@ def test_records_past_the_dead_letter_retention_leave_the_broker_and_duckdb(brok
     store.close()
 
 
-def test_serving_reports_and_applies_the_catalogue_retention(stack, capsys):
+def test_serving_reports_and_applies_the_catalogue_retention(stack, broker, capsys, unique_name):
     """The stack's serving answers ``touchstream retention`` with the packaged settings, asking the broker as
-    its own Kafka principal (nothing there is 30 days old, so nothing is removed)."""
+    its own Kafka principal about the partitions its rows came from (a page view, an undecodable record);
+    nothing there is 30 days old, so nothing is removed."""
+    from tests.integration.pipeline_helpers import page_view, sql
     from touchstream.cli import main
+    from touchstream.publishing.publisher import Publisher
+    from touchstream.topics import raw_topic
 
+    tag = unique_name("retention")
+    with Publisher(stack, source="web-shop", channels={"web"}) as publisher:
+        publisher.publish(page_view(tag))
+    produce(broker, raw_topic("web"), [b"\x00\x00\x00\x00\x63" + tag.encode()])   # no such schema: a dead letter
+    wait_for(lambda: sql(stack, "SELECT count(*) FROM interactions WHERE correlation_id = ?", [tag]) == [[1]]
+             and sql(stack, "SELECT count(*) FROM dead_letters WHERE topic = ?", [raw_topic("web")])[0][0] > 0,
+             what="the page view and the dead letter in DuckDB")
     assert main(["retention"]) == 0
     assert main(["retention", "--apply"]) == 0
     due, applied = capsys.readouterr().out.split("retention: ")[1:]
     assert due.startswith("dead letters 30 days, free text 365 days") and "is due (run with --apply" in due
     assert "dead_letters rows removed: 0" in applied and "interactions whose free text is removed: 0" in applied
+    assert sql(stack, "SELECT count(*) FROM interactions WHERE correlation_id = ?", [tag]) == [[1]]

@@ -98,28 +98,9 @@ class SchemaCompiler:
             (f["name"], self.compile(f["type"], namespace), unchanged_types(f["type"]), "default" in f, f.get("default"))
             for f in schema["fields"]
         ]
-        names = frozenset(f[0] for f in fields)
-        problem, typename = self._problem, self._typename
-
-        def record(value, path, problems):
-            if not isinstance(value, dict):
-                problems.append(problem(render(path), f"expected an object, got {typename(value)}"))
-                return None
-            if not names.issuperset(value):
-                for extra in sorted(set(value) - names, key=str):
-                    problems.append(problem(render((path, str(extra))), "unknown field"))
-            out = {}
-            for name, conv, unchanged, has_default, default in fields:
-                if name in value:
-                    item = value[name]
-                    out[name] = item if type(item) in unchanged else conv(item, (path, name), problems)
-                elif has_default:
-                    out[name] = None if default is None else conv(default, (path, name), problems)
-                else:
-                    problems.append(problem(render((path, name)), "required field is missing"))
-            return out
-
-        return record
+        scope = {"names": frozenset(f[0] for f in fields), "problem": self._problem, "typename": self._typename,
+                 "render": render}
+        return record_function(fields, scope)
 
     def _enum(self, schema: dict) -> Converter:
         symbols = frozenset(schema["symbols"])
@@ -192,6 +173,45 @@ class SchemaCompiler:
         return union
 
 
+_RECORD_HEAD = """\
+def record(value, path, problems):
+    if not isinstance(value, dict):
+        problems.append(problem(render(path), f"expected an object, got {typename(value)}"))
+        return None
+    if not names.issuperset(value):
+        for extra in sorted(set(value) - names, key=str):
+            problems.append(problem(render((path, str(extra))), "unknown field"))
+    out = {}"""
+
+
+def record_function(fields: list[tuple], scope: dict) -> Converter:
+    """One record's converter as a function of its own, its fields written out one after the other.
+
+    Why generated: a loop over the fields (unpack the field's tuple, test, branch) cost more
+    than the fields' work. The text is fixed but for the field's index: names, converters and
+    defaults are passed in ``scope`` (``name3``, ``conv3``, ...), so no schema text is ever
+    compiled as code. Per field, in schema order: the value taken as it is when its exact type
+    is one its converter returns unchanged (``unchanged_types``), else converted; a missing
+    field gets its default (converted unless null) or is reported missing.
+    """
+    lines = [_RECORD_HEAD]
+    for i, (name, conv, unchanged, has_default, default) in enumerate(fields):
+        scope.update({f"name{i}": name, f"conv{i}": conv, f"unchanged{i}": unchanged, f"default{i}": default})
+        taken = _TAKEN.get(unchanged, f"type(item) in unchanged{i}" if unchanged else None)
+        converted = f"conv{i}(item, (path, name{i}), problems)"
+        lines += [f"    if name{i} in value:", f"        item = value[name{i}]",
+                  f"        out[name{i}] = " + (f"item if {taken} else {converted}" if taken else converted), "    else:"]
+        if not has_default:
+            lines.append(f"        problems.append(problem(render((path, name{i})), 'required field is missing'))")
+        else:
+            lines.append(f"        out[name{i}] = " + ("None" if default is None else f"conv{i}(default{i}, (path, name{i}), problems)"))
+    lines.append("    return out")
+    exec("\n".join(lines), scope)   # noqa: S102 - fixed text; the schema's values are in scope, not in it
+    return scope["record"]
+
+
+_TAKEN = {frozenset({str}): "type(item) is str", frozenset({str, type(None)}): "item is None or type(item) is str",
+          frozenset({type(None)}): "item is None"}
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 # Primitives whose leaf returns a value of exactly this type as it is, with no range to check.
 _UNCHANGED = {"null": type(None), "boolean": bool, "float": float, "double": float, "string": str}

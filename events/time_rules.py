@@ -34,9 +34,9 @@ TIME_FIELDS = ("occurred_at", "recorded_at")
 def _envelope_of(envelope_or_record: Mapping[str, Any]) -> Mapping[str, Any]:
     """Accept a whole event/record (``{"envelope": {...}, ...}``) or just its envelope."""
     inner = envelope_or_record.get("envelope")
-    if inner is None:   # an envelope: spares the costly isinstance against typing's Mapping
+    if inner is None:   # an envelope; this and the dict test spare the costly isinstance against typing's Mapping
         return envelope_or_record
-    return inner if isinstance(inner, Mapping) else envelope_or_record
+    return inner if type(inner) is dict or isinstance(inner, Mapping) else envelope_or_record
 
 
 def _skew(max_skew: timedelta | float | int) -> timedelta:
@@ -71,19 +71,23 @@ def _too_early(times: dict[str, datetime]) -> list[Problem]:
 
 
 def _too_late(times: dict[str, datetime], skew: timedelta, now: datetime | None) -> list[Problem]:
+    """Reasons are written only for a time that is too late: the publishers check every event."""
     occurred, recorded = times.get("occurred_at"), times.get("recorded_at")
-    limit = f"more than {skew.total_seconds():g} s"
     problems = []
     if occurred is not None and recorded is not None and occurred - recorded > skew:
-        problems.append(Problem("envelope.occurred_at", f"is in the future: {_iso(occurred)} is {limit} after "
+        problems.append(Problem("envelope.occurred_at", f"is in the future: {_iso(occurred)} is {_limit(skew)} after "
                                 f"recorded_at {_iso(recorded)} (check the sending system's clock)"))
     if now is not None:
-        clock = _iso(now.astimezone(timezone.utc))
+        clock = now.astimezone(timezone.utc)
         for field, moment in times.items():
             if moment - now > skew and not any(p.path == f"envelope.{field}" for p in problems):
-                problems.append(Problem(f"envelope.{field}", f"is in the future: {_iso(moment)} is {limit} after "
-                                        f"the receiving clock {clock}"))
+                problems.append(Problem(f"envelope.{field}", f"is in the future: {_iso(moment)} is {_limit(skew)} "
+                                        f"after the receiving clock {_iso(clock)}"))
     return problems
+
+
+def _limit(skew: timedelta) -> str:
+    return f"more than {skew.total_seconds():g} s"
 
 
 def check_time_range(envelope_or_record: Mapping[str, Any]) -> list[Problem]:

@@ -225,12 +225,43 @@ def text_problem(value: str) -> str | None:
     return "contains a NUL character (\\u0000)" if bad.group() == "\x00" else "contains a lone UTF-16 surrogate"
 
 
+def _writable(text: str) -> bool:
+    """``text_problem(text) is None``, without the regex for ASCII text (where only NUL can be wrong)."""
+    return "\x00" not in text if text.isascii() else _UNWRITABLE.search(text) is None
+
+
+def _all_writable(value: Any) -> bool:
+    """Whether ``text_problems(value)`` is empty: the same strings and keys looked at, no path made."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if not _writable(item):
+                return False
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and not _writable(key):
+                    return False
+                if isinstance(inner, str):
+                    if not _writable(inner):
+                        return False
+                elif isinstance(inner, (dict, list, tuple)):
+                    todo.append(inner)
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+    return True
+
+
 def text_problems(value: Any, path: str = "") -> list[Problem]:
     """Every string and mapping key in ``value`` that cannot be stored as text, with its path.
 
     A walk of the plain-JSON event before conversion (the converter's fast path for strings
-    looks at no characters), with its own stack so no nesting depth can overflow it.
+    looks at no characters), with its own stack so no nesting depth can overflow it. Every
+    publish calls it, and nearly every event is clean: a first walk that builds no path
+    answers that case, and only an event with a problem is walked again for the paths.
     """
+    if _all_writable(value):
+        return []
     problems, todo = [], [(path, value)]
     while todo:
         here, item = todo.pop()

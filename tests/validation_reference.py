@@ -7,7 +7,8 @@ slow, obvious way (walk the schema for every value, collect problems as it goes)
 ``tests/unit/test_validation_reference.py`` holds the two to the same outcome on generated events.
 
 It restates every rule the tuning touched: the schema walk, the timestamp parse and millisecond
-cut, the defaults, the envelope, identity and time-range rules. It reuses only the leaves the
+cut, the defaults, the envelope, identity and time-range rules, and the search for text that
+cannot be stored (``text_problems``). It reuses only the leaves the
 tuning did not touch (``validation._leaf`` for ints, decimals, dates, strings, ...), the problem
 and error types, ``partition_key`` and ``raw_topic``.
 """
@@ -241,3 +242,27 @@ def validate(schemas: dict, event: Any, now: datetime, source: str | None = None
     if problems:
         raise EventValidationError(problems)
     return record, envelope_module.partition_key(record["envelope"]["identity"]), raw_topic(schema.domain)
+
+
+def unstorable(value: Any, here: str = "") -> list[Problem]:
+    """``text_problems``, recursively: a mapping's bad keys (last first), then its values in order."""
+    def why(text: str) -> str | None:
+        for char in text:
+            if char == "\x00":
+                return "contains a NUL character (\\u0000)"
+            if "\ud800" <= char <= "\udfff":
+                return "contains a lone UTF-16 surrogate"
+        return None
+
+    if isinstance(value, str):
+        return [Problem(here, why(value))] if why(value) else []
+    if isinstance(value, dict):
+        bad = [key for key in value if isinstance(key, str) and why(key)]
+        found = [Problem(f"{here}.<key>" if here else "<key>", f"a key {why(key)}") for key in reversed(bad)]
+        for key, inner in value.items():
+            if key not in bad:
+                found += unstorable(inner, f"{here}.{key}" if here else str(key))
+        return found
+    if isinstance(value, (list, tuple)):
+        return [p for index, inner in enumerate(value) for p in unstorable(inner, f"{here}[{index}]")]
+    return []

@@ -18,7 +18,7 @@ from tests import validation_reference as reference
 from tests.avro_strategies import json_for
 from touchstream.events import envelope as envelope_module
 from touchstream.events.catalogue import Catalogue
-from touchstream.events.validation import EventValidationError, to_avro
+from touchstream.events.validation import EventValidationError, text_problems, to_avro
 from touchstream.schemas import load_latest
 
 SCHEMAS = load_latest()
@@ -158,6 +158,19 @@ def test_every_field_kind_agrees_with_the_reference(value):
             raise EventValidationError(problems)
         return record
     assert outcome(lambda: to_avro(KINDS, value)) == outcome(walked)
+
+
+TEXT = st.text(alphabet=["a", "é", "\x00", "\ud800", "\udfff", "\U0001f600", " "], max_size=4)
+JSONISH = st.recursive(st.one_of(TEXT, st.integers(), st.none(), st.just(NOW)), lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.lists(inner, max_size=3).map(tuple),
+    st.dictionaries(st.one_of(TEXT, st.integers()), inner, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSONISH, path=st.sampled_from(["", "envelope"]))
+def test_text_problems_agree_with_the_reference(value, path):
+    """The walk that makes no paths for a clean event finds exactly what the walk with paths finds."""
+    assert text_problems(value, path) == reference.unstorable(value, path)
 
 
 def test_the_comparison_can_fail():

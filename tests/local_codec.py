@@ -37,8 +37,9 @@ class MemoryRegistryClient:
         return Schema(self._texts[schema_id], "AVRO")
 
 
-def LocalCodec() -> AvroCodec:   # noqa: N802 - reads like the class it stands for
-    codec = AvroCodec("memory://", auto_register=True, client=MemoryRegistryClient())
+def LocalCodec(keys=None, client=None) -> AvroCodec:   # noqa: N802 - reads like the class it stands for
+    """``keys``: a key ring that opens sealed values; ``client``: share one registry between codecs."""
+    codec = AvroCodec("memory://", auto_register=True, client=client or MemoryRegistryClient(), keys=keys)
     for schema in [*load_latest().values(), *load_derived().values()]:
         codec.schema_id(schema)
     return codec

@@ -16,6 +16,7 @@ DAY_MS = 86_400_000
 DEFAULT_DEAD_LETTERS_DAYS = 30
 DEFAULT_FREE_TEXT_DAYS = 365
 SCHEMAS_TOPIC = "_schemas"
+KEYS_TOPIC = "_touchstream_keys"   # touchstream.privacy: wrapped data keys, outside the subscribers' prefix
 RAW_PREFIX = "touchstream.raw."
 
 

@@ -65,7 +65,8 @@ def test_every_stage_reports_a_figure(bench):
                 "limits.raw_decode_best", "touchstream.end_to_end", "touchstream.rebuild",
                 "touchstream.freshness_log_p99", "touchstream.freshness_360_p99", "touchstream.lookup_http_p99",
                 "touchstream.lookup_inproc_p99", "touchstream.kpi_scaled_worst", "peers.faust", "peers.quix",
-                "ratios.e2e_vs_faust", "ratios.e2e_vs_quix", "rss.serving", "rss.identity", "rss.broker"):
+                "ratios.e2e_vs_faust", "ratios.e2e_vs_quix", "rss.serving", "rss.identity", "rss.broker",
+                "privacy.seal", "privacy.open"):
         assert key in keys, key
     for figure in bench["figures"]:
         assert figure["value"] > 0, figure
@@ -74,7 +75,7 @@ def test_every_stage_reports_a_figure(bench):
 
 
 def test_every_target_is_judged(bench):
-    assert len(bench["targets"]) == 14
+    assert len(bench["targets"]) == 16
     assert all(t["met"] is not None for t in bench["targets"]), bench["targets"]
 
 

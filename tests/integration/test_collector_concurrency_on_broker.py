@@ -29,6 +29,7 @@ from tests.integration.pipeline_helpers import page_view
 from touchstream.kafka_access import channel_user, kafka_access
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.collector import build_collector
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.publishing.publisher import Publisher
 from touchstream.stack import kafka_acls, local_stack
 from touchstream.topics import raw_topic
@@ -100,7 +101,9 @@ def web_only_collector(stack):
     keys.create(f"webonly-{tag}", ["web"])             # its Kafka principal: the web topic, not email's
     secret, _ = keys.create(f"mixed-{tag}", ["web", "email"])
     kafka_acls.ensure(stack, timeout=30.0)
-    publisher = Publisher(replace(stack, kafka_user=channel_user(f"webonly-{tag}")), source="collector")
+    publisher = Publisher(replace(stack, kafka_user=channel_user(f"webonly-{tag}")), source="collector",
+                          keys=TopicKeyRing(stack))   # the stack's key ring: only the raw topics are refused
+
     app = build_collector(publisher, keys)
     app.state.delivery.timeout = 600   # a 503 here can only be Kafka's refusal, never the wait running out
     yield app, secret, tag

@@ -26,6 +26,7 @@ from tests.local_codec import LocalCodec
 from touchstream.cli import main
 from touchstream.client import OPERATOR_KEY_FILE
 from touchstream.config import Settings
+from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.publishing.api_keys import ApiKeyStore, UnknownKeyError
 from touchstream.publishing import publisher as publisher_module
 from touchstream.publishing.collector import build_collector
@@ -109,7 +110,7 @@ class _NoKafka:
 def _collector(settings: Settings, keys: ApiKeyStore, monkeypatch) -> TestClient:
     """The real collector app; its publisher validates for real and delivers nowhere (no Kafka here)."""
     monkeypatch.setattr(publisher_module, "Producer", lambda config: _NoKafka())
-    pub = Publisher(settings, source="collector", codec=LocalCodec())
+    pub = Publisher(settings, source="collector", codec=LocalCodec(), keys=MemoryKeyRing())
     monkeypatch.setattr(pub, "send_reporting", lambda valid, on_result: [on_result(v.event_id, None) for v in valid])
     return TestClient(build_collector(pub, keys))
 

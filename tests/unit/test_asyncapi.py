@@ -25,7 +25,7 @@ from touchstream.contracts import DOC_PATH, WRITE_COMMAND, asyncapi, render_json
 from touchstream.contracts.__main__ import main
 from touchstream.schemas import load_all, load_derived_versions
 from touchstream.serving.contracts_api import contracts_router, router
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DLQ_TOPIC, SCHEMAS_TOPIC, load_topics, raw_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DLQ_TOPIC, KEYS_TOPIC, SCHEMAS_TOPIC, load_topics, raw_topics
 
 DOC = asyncapi()
 TOPICS = load_topics()
@@ -125,7 +125,7 @@ def test_operations_receive_every_subscribable_topic_and_send_only_to_raw_topics
     ops = DOC["operations"]
     receive = {resolve(DOC, o["channel"]["$ref"])["address"] for o in ops.values() if o["action"] == "receive"}
     send = {resolve(DOC, o["channel"]["$ref"])["address"] for o in ops.values() if o["action"] == "send"}
-    assert receive == {spec.name for spec in TOPICS} - {SCHEMAS_TOPIC}
+    assert receive == {spec.name for spec in TOPICS} - {SCHEMAS_TOPIC, KEYS_TOPIC}
     assert send == set(raw_topics(TOPICS))
     for op in ops.values():
         channel = resolve(DOC, op["channel"]["$ref"])

@@ -20,6 +20,7 @@ import pytest
 
 from tests.local_codec import LocalCodec
 from touchstream.config import Settings
+from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.publishing import publisher as publisher_module
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.collector import build_collector
@@ -69,7 +70,7 @@ def collector(monkeypatch, tmp_path):
     monkeypatch.setattr(publisher_module, "Producer", FakeProducer)
     monkeypatch.setattr(FakeProducer, "release", None)
     settings = Settings(home=tmp_path)
-    publisher = Publisher(settings, source="collector", codec=CODEC)
+    publisher = Publisher(settings, source="collector", codec=CODEC, keys=MemoryKeyRing())
     keys = ApiKeyStore(settings.api_keys_path)
     secret, _ = keys.create("web-shop", ["web"])
     app = build_collector(publisher, keys)

@@ -4,7 +4,7 @@ creates or deletes, and a channel system writes only the raw domains its channel
 from __future__ import annotations
 
 from touchstream.stack.kafka_acls import channel_grants, domains_for, plan, service_grants
-from touchstream.topics import raw_topics
+from touchstream.topics import KEYS_TOPIC, raw_topics
 
 RAW = "touchstream.raw."
 
@@ -27,11 +27,20 @@ def test_services_write_only_their_own_outputs():
               for p in ("identity", "serving", "collector", "registry", "operator")}
     assert writes["identity"] == {"touchstream.customer-events", "touchstream.identity.decisions", "touchstream.dlq"}
     assert RAW not in writes["serving"] and "touchstream.complaint-cases" in writes["serving"]
-    assert writes["collector"] == {RAW} and writes["operator"] == {RAW} and writes["registry"] == {"_schemas"}
+    assert writes["collector"] == writes["operator"] == {RAW, KEYS_TOPIC} and writes["registry"] == {"_schemas"}
+    assert KEYS_TOPIC in writes["serving"] and KEYS_TOPIC not in writes["identity"]   # serving erases keys
     assert ("topic", RAW, True, "read") in rights(grants, "identity")
     assert ("group", "touchstream-identity", True, "read") in rights(grants, "identity")
     assert not any(g.name == "touchstream.complaint-cases" and g.operation == "write"
                    for g in grants if g.principal != "serving"), "only serving may write the case topic"
+
+
+def test_the_key_topic_is_read_by_whoever_seals_or_opens_and_by_no_subscriber_or_channel_system():
+    grants = plan({"web-shop": {"web"}})
+    readers = {g.principal for g in grants if g.operation == "read" and g.name == KEYS_TOPIC and not g.prefixed}
+    assert readers == {"collector", "operator", "serving", "identity", "fold"}
+    prefixes = [g for g in grants if g.prefixed and g.operation == "read" and g.principal in ("subscriber", "ch-web-shop")]
+    assert not any(KEYS_TOPIC.startswith(g.name) for g in prefixes), "a prefix grant would hand out the key topic"
 
 
 def test_a_channel_system_writes_only_the_raw_domains_of_its_channels():

@@ -16,6 +16,7 @@ from tests.local_codec import LocalCodec
 from touchstream.cli import main as cli_main
 from touchstream.config import Settings
 from touchstream.events.validation import EventValidationError
+from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.publishing import publisher as publisher_module
 from touchstream.publishing.publisher import Publisher
 
@@ -48,6 +49,7 @@ def no_kafka(monkeypatch):
 
     monkeypatch.setattr(publisher_module, "Producer", Shared)
     monkeypatch.setattr(publisher_module, "AvroCodec", lambda _url: CODEC)
+    monkeypatch.setattr(publisher_module, "TopicKeyRing", lambda _settings: MemoryKeyRing())   # no key topic either
     return sent
 
 
@@ -74,7 +76,7 @@ def problems(call) -> dict[str, str]:
 
 def test_the_sdk_stamps_its_own_clock_over_the_clients_recorded_at(tmp_path, no_kafka):
     before = now() - timedelta(milliseconds=1)
-    with Publisher(Settings(home=tmp_path), source="web-shop") as publisher:
+    with Publisher(Settings(home=tmp_path), source="web-shop", keys=MemoryKeyRing()) as publisher:
         publisher.publish(page_view(0))
         publisher.publish_batch([page_view(1)])
         publisher.web.page_viewed(identity={"cookie_id": "c-1"}, content="inquiry", initiated_by="customer",
@@ -83,7 +85,7 @@ def test_the_sdk_stamps_its_own_clock_over_the_clients_recorded_at(tmp_path, no_
 
 
 def test_a_replay_keeps_recorded_at_but_not_a_future_one(tmp_path, no_kafka):
-    with Publisher(Settings(home=tmp_path), source="export", keep_recorded_at=True) as publisher:
+    with Publisher(Settings(home=tmp_path), source="export", keep_recorded_at=True, keys=MemoryKeyRing()) as publisher:
         publisher.publish(page_view(0))
         y2099 = "2099-01-01T00:00:00Z"
         found = problems(lambda: publisher.publish(page_view(1, occurred_at=y2099, recorded_at=y2099)))
@@ -97,16 +99,16 @@ def test_the_skew_is_a_setting(tmp_path):
     assert Settings.from_env({"TOUCHSTREAM_HOME": str(tmp_path), "TOUCHSTREAM_MAX_CLOCK_SKEW_SECONDS": "900"}
                              ).max_clock_skew_seconds == 900
     ahead = page_view(occurred_at=(now() + timedelta(seconds=600)).isoformat())
-    found = problems(lambda: Publisher(Settings(home=tmp_path), source="s").validate(ahead))
+    found = problems(lambda: Publisher(Settings(home=tmp_path), source="s", keys=MemoryKeyRing()).validate(ahead))
     assert "is in the future" in found["envelope.occurred_at"] and "more than 300 s" in found["envelope.occurred_at"]
-    Publisher(Settings(home=tmp_path, max_clock_skew_seconds=900), source="s").validate(ahead)
-    tight = Publisher(Settings(home=tmp_path, max_clock_skew_seconds=60), source="s")
+    Publisher(Settings(home=tmp_path, max_clock_skew_seconds=900), source="s", keys=MemoryKeyRing()).validate(ahead)
+    tight = Publisher(Settings(home=tmp_path, max_clock_skew_seconds=60), source="s", keys=MemoryKeyRing())
     assert "envelope.occurred_at" in problems(lambda: tight.validate(page_view(occurred_at=(now() + timedelta(
         seconds=120)).isoformat())))
 
 
 def test_the_sdk_refuses_an_event_id_reused_for_other_contents_and_nul_text(tmp_path, no_kafka):
-    publisher = Publisher(Settings(home=tmp_path), source="s")
+    publisher = Publisher(Settings(home=tmp_path), source="s", keys=MemoryKeyRing())
     other = page_view(0)
     other["url"] = "https://shop.example/other"
     assert "different contents" in problems(lambda: publisher.publish_batch([page_view(0), other]))["[1].envelope.event_id"]

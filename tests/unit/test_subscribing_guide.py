@@ -38,6 +38,7 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.contracts import asyncapi
 from touchstream.events.catalogue import Catalogue
+from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.processors.complaint_sla_timer import SlaTimer
 from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput
@@ -56,6 +57,7 @@ DOC = asyncapi()
 AT = datetime.now(timezone.utc) - timedelta(days=1)
 COMPLAINT = [Catalogue().validate(plain_event(t, AT, {"email": "ann@example.com"}, case_id="K9"))
              for t in ("complaint.opened", "complaint.resolved", "complaint.closed")]
+RING = MemoryKeyRing()   # the publisher seals with it; the codec opens with it, as the services' do
 
 
 def poison(good: bytes) -> list[bytes]:
@@ -92,12 +94,12 @@ def documented(topic: str, codec: AvroCodec, value: bytes) -> set[str]:
 
 @pytest.fixture
 def codec() -> AvroCodec:
-    return LocalCodec()
+    return LocalCodec(keys=RING)
 
 
 def test_publisher_and_identity_stage_send_the_documented_headers(monkeypatch, tmp_path: Path, codec):
     monkeypatch.setattr(publisher, "Producer", Recorder)
-    pub = publisher.Publisher(Settings(home=tmp_path), source="test", codec=codec)
+    pub = publisher.Publisher(Settings(home=tmp_path), source="test", codec=codec, keys=RING)
     for event in [plain_event("web.page_viewed", AT, {"cookie_id": "ck-1"}),
                   plain_event("web.page_viewed", AT + timedelta(minutes=1), {"email": "ann@example.com"}),
                   linked(AT + timedelta(minutes=2), ("cookie_id", "ck-1"), ("email", "ann@example.com"))]:

@@ -41,6 +41,8 @@ TARGETS = (
     Target("collector, single events at 32 clients >= 2,000 ev/s", "ingest.collector_32", 2_000),
     Target("collector p99 to the 202 <= 100 ms at 32 clients", "ingest.collector_32_p99", 100, at_most=True),
     Target("collector at 32 clients >= 4x at 1 client", "ingest.collector_32", 4.0, "ingest.collector_1"),
+    Target("sealing <= 15 µs CPU per event published", "privacy.seal", 15, at_most=True),
+    Target("opening <= 15 µs CPU per event per decoding process", "privacy.open", 15, at_most=True),
 )
 
 
@@ -77,7 +79,7 @@ def _number(value: float, unit: str) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
-GROUPS = ("limits", "touchstream", "ingest", "peers", "ratios", "rss")
+GROUPS = ("limits", "touchstream", "ingest", "privacy", "peers", "ratios", "rss")
 
 
 def table(figures: list[Figure]) -> str:

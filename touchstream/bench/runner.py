@@ -18,6 +18,7 @@ from typing import Callable
 from touchstream.bench import bench_stack, pipeline_stages
 from touchstream.bench.base import Figure, rate
 from touchstream.bench.stage_cpu import Profiled, services
+from touchstream.bench import privacy_cost
 from touchstream.bench.traffic_producer import encode_traffic
 from touchstream.config import Settings
 from touchstream.serving.analyst_api import KPI_VIEWS
@@ -86,6 +87,7 @@ def execute(run: Run) -> None:
             run.details["traffic"] = {"events": len(traffic.events), "customers": traffic.customers,
                                       "days": traffic.days, "mean_bytes": traffic.mean_size,
                                       "encode_seconds": round(traffic.seconds, 1)}
+            run.add(*privacy_cost.figures(s, traffic))
         if p.perf_tools:
             _kafka_tools(run, traffic.mean_size)
         _touchstream(run, traffic)

@@ -27,6 +27,9 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from touchstream.codec.avro_writer import MAGIC, UnsupportedSchema, compile_writer, frame
+from touchstream.privacy.keyring import KeyRing
+from touchstream.privacy.sealer import Sealer
+from touchstream.privacy.sealing import SealError
 from touchstream.schemas import META_KEY, EventSchema, load_latest
 
 __all__ = ["MAGIC", "AvroCodec", "Decoded", "DecodeError", "RegistryError"]
@@ -61,10 +64,12 @@ class Decoded:
 class AvroCodec:
     """Encodes events of known schemas and decodes any framed record by its schema id."""
 
-    def __init__(self, registry: str | dict, *, auto_register: bool = True, client=None):
+    def __init__(self, registry: str | dict, *, auto_register: bool = True, client=None, keys: KeyRing | None = None):
         """``registry``: the registry's URL, or a ``SchemaRegistryClient`` config (with the writer
         credential to register: ``registry.credentials.client_config``). ``client``: anything with
-        SchemaRegistryClient's register_schema/lookup_schema/get_schema (tests pass an in-memory one)."""
+        SchemaRegistryClient's register_schema/lookup_schema/get_schema (tests pass an in-memory one).
+        ``keys``: the key ring that opens sealed personal values (``touchstream.privacy``); without
+        one, ``decode`` leaves them sealed (what a subscriber without the decrypt scope sees)."""
         conf = registry if isinstance(registry, dict) else {"url": registry}
         self._client = client if client is not None else SchemaRegistryClient(conf)
         self._auto_register = auto_register
@@ -73,6 +78,7 @@ class AvroCodec:
         self._readers: dict[int, tuple[object, object, str]] = {}
         self._lock = threading.Lock()
         self._local = {s.record_name: s for s in load_latest().values()}
+        self._opener = None if keys is None else Sealer(keys)
 
     def schema_id(self, schema: EventSchema) -> int:
         """Registry id of ``schema`` (registered on first use when auto_register is on)."""
@@ -111,11 +117,16 @@ class AvroCodec:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise DecodeError(f"unknown magic byte {magic}; not Confluent-framed Avro")
-        writer, reader, event_type, meta = self._reader(schema_id)
+        writer, reader, event_type, meta, personal = self._reader(schema_id)
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from exc
+        if personal is not None and self._opener is not None:
+            try:
+                record = self._opener.open(personal, record)
+            except SealError as exc:
+                raise DecodeError(f"schema id {schema_id}: {exc}") from exc
         return Decoded(schema_id, event_type, record, meta)
 
     def _reader(self, schema_id: int):
@@ -140,7 +151,8 @@ class AvroCodec:
             reader = fastavro.parse_schema(local.schema)  # resolve old writers to our newest shape
         meta = body.get(META_KEY) or None
         event_type = (meta or {}).get("event_type", full)
-        hit = (writer, reader, event_type, meta)
+        personal = None if self._opener is None else self._opener.plan(f"{schema_id}", local.schema if reader else body)
+        hit = (writer, reader, event_type, meta, personal)
         self._readers[schema_id] = hit
         return hit
 

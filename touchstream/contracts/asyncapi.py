@@ -25,6 +25,7 @@ from touchstream import __version__
 from touchstream.config import KAFKA_VERSION, Settings
 from touchstream.contracts.wire import (
     CUSTOMER_KEY,
+    DATA_KEY,
     DEAD_LETTER,
     RAW_HEADERS,
     RAW_KEY,
@@ -36,7 +37,7 @@ from touchstream.contracts.wire import (
     tombstone,
 )
 from touchstream.schemas import SCHEMA_DIR, load_all, load_derived_versions
-from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DLQ_TOPIC, SCHEMAS_TOPIC, TopicSpec, load_topics
+from touchstream.topics import CUSTOMER_EVENTS_TOPIC, DLQ_TOPIC, KEYS_TOPIC, SCHEMAS_TOPIC, TopicSpec, load_topics
 
 ASYNCAPI_VERSION = "3.0.0"
 BINDING_VERSION = "0.5.0"
@@ -116,6 +117,8 @@ def channel_messages(spec: TopicSpec, events, derived) -> tuple[dict[str, dict],
     if spec.name == SCHEMAS_TOPIC:
         key = string("The registry key JSON, e.g. {\"keytype\":\"SCHEMA\",\"subject\":...,\"version\":...,\"magic\":1}.")
         return {"RegistryRecord": _plain_message(REGISTRY_RECORD, key)}, []
+    if spec.name == KEYS_TOPIC:
+        return {"DataKey": _plain_message(DATA_KEY, string("The key id: <subject pseudonym>.<random>."))}, []
     here = [d for d in derived if d.topic == spec.name]
     if spec.domain is not None:
         carried = [(s, RAW_KEY, RAW_HEADERS) for s in events if s.domain == spec.domain]
@@ -139,10 +142,11 @@ def _channel(spec: TopicSpec, messages: dict[str, dict]) -> dict:
 def _operations(specs: list[TopicSpec], channels: dict[str, dict]) -> dict:
     """Receive on every topic a subscriber may read; send on the raw topics, where channel systems publish.
 
-    ``_schemas`` gets none: it is the registry's storage, read through the registry's HTTP API."""
+    ``_schemas`` gets none: it is the registry's storage, read through the registry's HTTP API; nor does
+    ``_touchstream_keys``: subscribers may not read it."""
     ops: dict[str, dict] = {}
     for spec in specs:
-        if spec.name == SCHEMAS_TOPIC:
+        if spec.name in (SCHEMAS_TOPIC, KEYS_TOPIC):
             continue
         refs = [{"$ref": f"#/channels/{spec.name}/messages/{m}"} for m in channels[spec.name]["messages"]]
         channel = {"$ref": f"#/channels/{spec.name}"}

@@ -52,9 +52,10 @@ SLA_HEADERS = headers(
 RECORD_HEADERS = {CUSTOMER_EVENTS_TOPIC: MEMBERSHIP_HEADERS, COMPLAINT_SLA_TOPIC: SLA_HEADERS}
 
 RAW_KEY = string(
-    "The strongest identity hint of the envelope, `<kind>:<value>`, the first present of "
-    f"{', '.join(KEY_PRIORITY)} (e-mail lower-cased, phone reduced to digits and +): events with the "
-    "same strongest hint stay in one partition, in order. Not the canonical customer id: that is on customer-events.")
+    "A pseudonym of the envelope's strongest identity hint (20 hex digits, an HMAC under the installation's "
+    f"key), the first present of {', '.join(KEY_PRIORITY)} (e-mail lower-cased, phone in E.164): events with the "
+    "same strongest hint stay in one partition, in order, and the key names no one. Not the canonical customer id: "
+    "that is on customer-events.")
 CUSTOMER_KEY = string("The canonical customer id the identity stage attributed the event to "
                       "(equal to the touchstream.customer_id header).")
 
@@ -77,6 +78,17 @@ DEAD_LETTER = {
     "headers": headers(DLQ_HEADERS, "The original record's headers, unchanged, plus these dlq.* headers."),
     "payload": {"type": "string", "format": "binary", "description": "The original value bytes."},
 }
+DATA_KEY = {
+    "name": "DataKey",
+    "title": "Data key",
+    "summary": "One data key of the privacy key ring, wrapped by the installation's master key: not for subscribers.",
+    "description": "Sealed personal values name their key by kid (tsenc1:<kid>:...). A tombstone deletes the key "
+                   "(erasure): what it sealed can never be opened again.",
+    "contentType": "application/json",
+    "payload": {"type": ["object", "null"], "description": "{\"v\": 1, \"ref\": <subject pseudonym>, "
+                "\"wrapped\": <base64 of nonce and AES-GCM ciphertext>}; null deletes the key."},
+}
+
 REGISTRY_RECORD = {
     "name": "RegistryRecord",
     "title": "Schema registry record",

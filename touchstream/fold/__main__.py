@@ -16,6 +16,7 @@ from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.fold.worker import APP_ID, partition_opener
 from touchstream.identity.config_file import load_identity_config
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.private_files import PRIVATE_UMASK
 from touchstream.processors.app import create_app, tune_gc
 from touchstream.processors.batch_source import BatchSource
@@ -36,7 +37,7 @@ def main() -> None:
     partitions = {t.name: t.partitions for t in load_topics(settings.topic_config)}[CUSTOMER_EVENTS_TOPIC]
     region = load_identity_config(settings.identity_config_path).default_region   # phones as identity reads them
     sinks = PartitionSinks(partition_opener(
-        settings.data_dir, partitions, AvroCodec(settings.registry_url, auto_register=False),
+        settings.data_dir, partitions, AvroCodec(settings.registry_url, auto_register=False, keys=TopicKeyRing(settings)),
         TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer="customer_360"),
         Config(region=region, opt_in=load_opt_in(settings.home))))   # consent.toml in TOUCHSTREAM_HOME or the default
     name = os.environ.get("TOUCHSTREAM_FOLD_NAME", "fold-1")   # this worker's name in the stack (up --workers)

@@ -16,6 +16,7 @@ import faust
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
 from touchstream.identity.config_file import load_identity_config
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.private_files import PRIVATE_UMASK
 from touchstream.processors.app import create_app, tune_gc
 from touchstream.processors.batch_source import BatchSource
@@ -35,7 +36,7 @@ def ready_file(settings: Settings):
 
 
 def build_stage(settings: Settings) -> IdentityStage:
-    codec = AvroCodec(settings.registry_url, auto_register=False)
+    codec = AvroCodec(settings.registry_url, auto_register=False, keys=TopicKeyRing(settings))
     return IdentityStage.restore(
         open_identity_store(settings.data_dir / "identity"), load_identity_config(settings.identity_config_path),
         codec, TopicOutput(settings, client_id=APP_ID), DeadLetterProducer(settings, consumer=STAGE_NAME),

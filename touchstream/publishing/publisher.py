@@ -28,6 +28,9 @@ from touchstream.events.catalogue import Catalogue, ValidEvent
 from touchstream.events.time_rules import check_skew, stamp_recorded_at
 from touchstream.events.validation import EventValidationError, Problem, text_problems
 from touchstream.publishing.typed_helpers import DomainHelpers
+from touchstream.privacy.key_topic import TopicKeyRing
+from touchstream.privacy.keyring import KeyRing
+from touchstream.privacy.sealer import Sealer
 
 
 class PublishError(RuntimeError):
@@ -57,11 +60,14 @@ class Publisher:
         producer_config: dict[str, Any] | None = None,
         keep_event_source: bool = False,
         keep_recorded_at: bool = False,
+        keys: KeyRing | None = None,
     ):
         """``keep_event_source``: events that name their own source keep it (replaying an
         export of several systems); by default ``source`` is stamped on every event.
         ``keep_recorded_at``: events keep their own recorded_at (replaying an export; it
-        may still not be in the future); by default it is this process's clock at validation."""
+        may still not be in the future); by default it is this process's clock at validation.
+        ``keys``: the key ring personal values are sealed with before they leave this process
+        (``touchstream.privacy``); by default the stack's key topic, under the master key."""
         self.settings = settings or Settings.from_env()
         self.source = source
         self._stamp = {"default_source": source} if keep_event_source else {"source": source}
@@ -80,6 +86,7 @@ class Publisher:
         }
         config.update(producer_config or {})
         self._producer = Producer(config)
+        self.sealer = Sealer(keys if keys is not None else TopicKeyRing(self.settings))
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -171,9 +178,13 @@ class Publisher:
     def _send(self, events: list[ValidEvent], on_result) -> None:
         if self._closed:
             raise RuntimeError("publisher is closed")
-        # Encode everything first: a registry failure then sends nothing of the batch.
-        encoded = [self.codec.encode(event.schema, event.record) for event in events]
-        for event, value in zip(events, encoded):
+        # Seal and encode everything first: a key store or registry failure then sends nothing of the batch.
+        try:
+            sealed = self.sealer.seal_events([(e.schema.subject, e.schema.schema, e.record) for e in events])
+        except KafkaException as exc:   # the key topic did not store a new key: nothing may be sent sealed with it
+            raise PublishError({e.event_id: f"key store: {exc}" for e in events}) from exc
+        encoded = [(self.codec.encode(event.schema, record), key) for event, (record, key) in zip(events, sealed)]
+        for event, (value, key) in zip(events, encoded):
             headers = [("event_type", event.event_type.encode()), ("event_id", event.event_id.encode())]
 
             def on_delivery(err, _msg, event_id=event.event_id):
@@ -181,7 +192,7 @@ class Publisher:
 
             while True:
                 try:
-                    self._producer.produce(event.topic, value=value, key=event.key, headers=headers, on_delivery=on_delivery)
+                    self._producer.produce(event.topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
                     break
                 except BufferError:  # local queue full: let librdkafka drain, then retry
                     self._producer.poll(0.1)

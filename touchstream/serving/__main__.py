@@ -18,6 +18,7 @@ import uvicorn
 
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.config import Settings
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.private_files import PRIVATE_UMASK
 from touchstream.identity.config_file import load_identity_config
 from touchstream.processors import customer_360, interaction_log
@@ -54,7 +55,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env().for_service("serving")   # its Kafka principal
     store = DuckDBStore(settings.duckdb_path)
-    codec = AvroCodec(settings.registry_url, auto_register=False)
+    codec = AvroCodec(settings.registry_url, auto_register=False, keys=TopicKeyRing(settings))
     recent = RecentDecodes()   # raw records decoded once: the 360 finds identity's forwards of them here
     expiry = retention_expiry(settings, store)   # topics.toml [retention]: on write, every few minutes, on request
     sink = expiring_on_write(interaction_log.InteractionLogSink(

@@ -7,7 +7,8 @@ the operator (CLI, local SDK) publishes and reads but never deletes or alters; d
 log in as ``subscriber`` and only read; analysts have no
 Kafka principal at all (they read DuckDB); only ``admin`` (the broker's super user) creates,
 deletes or alters topics, users and ACLs. The raw topics are the event store: nobody but
-admin may delete their records.
+admin may delete their records. The key topic (wrapped data keys) is read only by the services that
+seal or open personal values, never by subscribers.
 
 ``plan`` is pure (a list of ``Grant``); ``apply`` makes the broker hold it, idempotently.
 """
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from touchstream.topics import (COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, CUSTOMER_360_TOPIC,
-                                CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, DLQ_TOPIC, FINDINGS_TOPIC, RAW_PREFIX,
-                                SCHEMAS_TOPIC)
+                                CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, DLQ_TOPIC, FINDINGS_TOPIC, KEYS_TOPIC,
+                                RAW_PREFIX, SCHEMAS_TOPIC)
 
 CHANNEL_PREFIX = "ch-"   # a channel system's principal: ch-<system>
 
@@ -63,6 +64,10 @@ def service_grants() -> list[Grant]:
         *_topic("operator", "touchstream", "read", prefixed=True),
         *_topic("operator", SCHEMAS_TOPIC, "read"),
         *_group("operator", "touchstream"),
+        # The data keys (touchstream.privacy): whoever seals makes keys (collector, operator); whoever opens reads
+        # them; serving deletes them on erasure. Subscribers get none: their prefix grant does not match it.
+        *[g for user in ("collector", "operator", "serving") for g in _topic(user, KEYS_TOPIC, "read", "write")],
+        *[g for user in ("identity", "fold") for g in _topic(user, KEYS_TOPIC, "read")],
         # Downstream services (docs/subscribing.md): every Touchstream topic, any group of their own.
         *_topic("subscriber", "touchstream", "read", prefixed=True),
         Grant("subscriber", "group", "*", False, "describe"), Grant("subscriber", "group", "*", False, "read"),

@@ -1,0 +1,72 @@
+"""Sealing the personal values of whole records, and opening them again: what the SDK, the
+collector and ``AvroCodec`` call.
+
+Why one place: the producer side and the codec must agree on which values are sealed and under
+whose key, and the plan of each schema is compiled once here (records are the hot path).
+"""
+
+from __future__ import annotations
+
+from touchstream.privacy.keyring import KeyRing
+from touchstream.privacy.pii_plan import Fields, Leaf, plan, transform, whose
+from touchstream.privacy.sealing import is_sealed
+from touchstream.privacy.subjects import primary_subject
+
+
+class Sealer:
+    """Seals events for one key ring; plans are cached by schema (the caller's key for it)."""
+
+    def __init__(self, ring: KeyRing):
+        self.ring = ring
+        self._plans: dict[str, Fields | None] = {}
+        self._refs: dict[str, str] = {}
+
+    def plan(self, name: str, schema: dict) -> Fields | None:
+        found = self._plans.get(name, False)
+        if found is False:
+            found = self._plans[name] = plan(schema)
+        return found
+
+    def ref(self, subject_: str) -> str:
+        ref = self._refs.get(subject_)
+        if ref is None:
+            if len(self._refs) > 200_000:
+                self._refs.clear()
+            ref = self._refs[subject_] = self.ring.ref(subject_)
+        return ref
+
+    def seal_events(self, events: list[tuple[str, dict, dict]]) -> list[tuple[dict, bytes]]:
+        """``(schema name, schema, record)`` -> (sealed record, Kafka record key) each; every new key
+        the batch made is stored before this returns."""
+        out = []
+        for name, schema, record in events:
+            primary = primary_subject(record["envelope"]["identity"])
+            if primary is None:
+                raise ValueError("an event with no identifier to key it by")
+            out.append((self._seal(self.plan(name, schema), record, primary), self.ref(primary).encode()))
+        self.ring.commit()
+        return out
+
+    def _seal(self, node: Fields | None, record: dict, primary: str) -> dict:
+        if node is None:
+            return record
+
+        def one(value: str, leaf: Leaf, parent: dict, name: str) -> str:
+            return self.ring.seal(self.ref(whose(leaf, name, value, parent, primary)), value)
+        return transform(record, node, one)
+
+    def open(self, node: Fields | None, record: dict) -> dict:
+        """``record`` with every sealed value opened: None (or "" where the schema has no null) for one
+        whose key was erased. Values that are not sealed (written before sealing existed) stay."""
+        if node is None:
+            return record
+        return transform(record, node, self._open_one)
+
+    def _open_one(self, value: str, leaf: Leaf, _parent: dict, _name: str):
+        if not is_sealed(value):
+            return value
+        text = self.ring.unseal(value)
+        if text is None:
+            return None if leaf.nullable else ""
+        return text
+

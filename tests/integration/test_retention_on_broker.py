@@ -111,3 +111,20 @@ def test_serving_reports_and_applies_the_catalogue_retention(stack, broker, caps
     assert due.startswith("dead letters 30 days, free text 365 days") and "is due (run with --apply" in due
     assert "dead_letters rows removed: 0" in applied and "interactions whose free text is removed: 0" in applied
     assert sql(stack, "SELECT count(*) FROM interactions WHERE correlation_id = ?", [tag]) == [[1]]
+
+
+def test_rows_of_a_topic_the_broker_does_not_have_are_left_and_the_rest_expires(broker, tmp_path, unique_name):
+    """A dead letter of a topic deleted since (or of another cluster) cannot be judged: it stays, and it does
+    not stop the expiry of the others (the timer would otherwise fail at every run)."""
+    topic, gone = unique_name("retention"), unique_name("deleted")
+    path = catalogue(tmp_path, topic)
+    ensure_topics(broker, [next(s for s in load_topics(path) if s.name == topic)])
+    stamps = produce(broker, topic, [b"old"])
+    store = DuckDBStore(tmp_path / "serving.duckdb")
+    store.apply_interactions("log", [], [], [(Position(topic, 0, 0), "undecodable"), (Position(gone, 0, 0), "undecodable")])
+    retention = load_retention(path)
+    report = RetentionExpiry(store, retention, BrokerTime(broker, timeout=5),
+                             clock=lambda: (stamps[0] + retention.dead_letters_ms + 1) / 1000).run(apply=True)
+    assert report.dead_letters_deleted == 1
+    assert store.cursor().execute("SELECT topic FROM dead_letters").fetchall() == [(gone,)]
+    store.close()

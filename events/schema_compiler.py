@@ -95,12 +95,13 @@ class SchemaCompiler:
 
     def _record(self, schema: dict, namespace: str | None) -> Converter:
         fields = [
-            (f["name"], self.compile(f["type"], namespace), unchanged_types(f["type"]), "default" in f, f.get("default"))
+            (f["name"], self.compile(f["type"], namespace), unchanged_types(f["type"]), enum_symbols(f["type"]),
+             "default" in f, f.get("default"))
             for f in schema["fields"]
         ]
         scope = {"names": frozenset(f[0] for f in fields), "problem": self._problem, "typename": self._typename,
                  "render": render}
-        return record_function(fields, scope)
+        return record_function(fields, scope, label=schema["name"])
 
     def _enum(self, schema: dict) -> Converter:
         symbols = frozenset(schema["symbols"])
@@ -184,29 +185,36 @@ def record(value, path, problems):
     out = {}"""
 
 
-def record_function(fields: list[tuple], scope: dict) -> Converter:
+def record_function(fields: list[tuple], scope: dict, label: str = "record") -> Converter:
     """One record's converter as a function of its own, its fields written out one after the other.
 
     Why generated: a loop over the fields (unpack the field's tuple, test, branch) cost more
     than the fields' work. The text is fixed but for the field's index: names, converters and
     defaults are passed in ``scope`` (``name3``, ``conv3``, ...), so no schema text is ever
     compiled as code. Per field, in schema order: the value taken as it is when its exact type
-    is one its converter returns unchanged (``unchanged_types``), else converted; a missing
-    field gets its default (converted unless null) or is reported missing.
+    is one its converter returns unchanged (``unchanged_types``) or it is one of the field's
+    enum symbols, else converted; a missing field gets its default (converted unless null) or
+    is reported missing.
     """
     lines = [_RECORD_HEAD]
-    for i, (name, conv, unchanged, has_default, default) in enumerate(fields):
-        scope.update({f"name{i}": name, f"conv{i}": conv, f"unchanged{i}": unchanged, f"default{i}": default})
+    for i, (name, conv, unchanged, symbols, has_default, default) in enumerate(fields):
+        scope.update({f"name{i}": name, f"conv{i}": conv, f"unchanged{i}": unchanged, f"symbols{i}": symbols,
+                      f"default{i}": default})
         taken = _TAKEN.get(unchanged, f"type(item) in unchanged{i}" if unchanged else None)
+        if symbols is not None:
+            taken = ("item is None or " if taken else "") + f"(type(item) is str and item in symbols{i})"
         converted = f"conv{i}(item, (path, name{i}), problems)"
-        lines += [f"    if name{i} in value:", f"        item = value[name{i}]",
-                  f"        out[name{i}] = " + (f"item if {taken} else {converted}" if taken else converted), "    else:"]
+        result = f"item if {taken} else {converted}" if taken else converted
+        lines += [f"    if name{i} in value:", f"        item = value[name{i}]", f"        out[name{i}] = {result}",
+                  "    else:"]
         if not has_default:
             lines.append(f"        problems.append(problem(render((path, name{i})), 'required field is missing'))")
         else:
-            lines.append(f"        out[name{i}] = " + ("None" if default is None else f"conv{i}(default{i}, (path, name{i}), problems)"))
+            filled = "None" if default is None else f"conv{i}(default{i}, (path, name{i}), problems)"
+            lines.append(f"        out[name{i}] = {filled}")
     lines.append("    return out")
-    exec("\n".join(lines), scope)   # noqa: S102 - fixed text; the schema's values are in scope, not in it
+    # Fixed text; the schema's values are in scope, not in it. The file name shows in tracebacks and profiles.
+    exec(compile("\n".join(lines), f"<record {label}>", "exec"), scope)   # noqa: S102
     return scope["record"]
 
 
@@ -215,6 +223,16 @@ _TAKEN = {frozenset({str}): "type(item) is str", frozenset({str, type(None)}): "
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 # Primitives whose leaf returns a value of exactly this type as it is, with no range to check.
 _UNCHANGED = {"null": type(None), "boolean": bool, "float": float, "double": float, "string": str}
+
+
+def enum_symbols(schema: Any) -> frozenset | None:
+    """The symbols of an enum written out in place, also as the branch of ``["null", enum]``."""
+    if isinstance(schema, list):
+        others = [b for b in schema if b != "null"]
+        return enum_symbols(others[0]) if "null" in schema and len(others) == 1 else None
+    if isinstance(schema, dict) and schema["type"] == "enum":
+        return frozenset(schema["symbols"])
+    return None
 
 
 def unchanged_types(schema: Any) -> frozenset:

@@ -90,7 +90,7 @@ def _to_millis(value: Any) -> datetime:
     A moment already whole in milliseconds is returned as it is: ``datetime.replace`` costs
     more than the parse, and it would only copy it.
     """
-    moment = parse_timestamp(value)
+    moment = _parse_iso(value) if type(value) is str else parse_timestamp(value)
     if moment.microsecond % 1000 == 0:
         return moment
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

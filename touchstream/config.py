@@ -15,6 +15,9 @@ from pathlib import Path
 from touchstream.projections.complaint_case_state import FCR_GRACE_MINUTES
 
 KAFKA_VERSION = "4.1.1"
+# The master key of touchstream.privacy (base64 of 32 bytes); unset: $TOUCHSTREAM_HOME/master.key. Read by
+# ``privacy.master_key`` only, and never kept in Settings, so no settings dump or repr can show it.
+MASTER_KEY_ENV = "TOUCHSTREAM_MASTER_KEY"
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

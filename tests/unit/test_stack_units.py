@@ -348,6 +348,8 @@ def test_docker_compose_matches_settings_defaults():
         assert int(env["TOUCHSTREAM_COLLECTOR_PORT"]) == defaults.collector_port
         assert int(env["TOUCHSTREAM_QUERY_PORT"]) == defaults.query_port
         assert env["TOUCHSTREAM_REGISTRY_URL"] == f"http://registry:{defaults.registry_port}"
+        # one master key for all (each container has its own home), and none made up: compose refuses without it
+        assert env["TOUCHSTREAM_MASTER_KEY"].startswith("${TOUCHSTREAM_MASTER_KEY:?"), name
     identity = services["identity"]
     assert identity["command"] == ["up", "--only", "identity", "--foreground"]
     assert identity["environment"] == services["serving"]["environment"]

@@ -14,10 +14,11 @@ import binascii
 import os
 from pathlib import Path
 
+from touchstream.config import MASTER_KEY_ENV
 from touchstream.private_files import secret_file
 from touchstream.privacy.keyring import MasterKey
 
-ENV = "TOUCHSTREAM_MASTER_KEY"
+ENV = MASTER_KEY_ENV
 FILE = "master.key"
 
 

@@ -2,12 +2,13 @@
 
 Validation is the hot path of every publish (SDK, collector, JSON Lines):
 walking the schema dict for every event cost more than encoding it. A compiled
-converter is a tree of closures made once per schema; per event it only calls
+converter is a tree of functions made once per schema; per event it only calls
 them. Field paths are kept as a cheap linked chain of tuples and rendered to a
 string ("lines[0].unit_price.amount") only when a problem is reported. A record
-takes a field whose value its converter would return unchanged (a plain string,
-a null of an optional field, ...) without calling it: most fields of an event
-are such, and a call per field was most of the cost.
+is a generated function with its fields written out (``record_function``), and
+it takes a field whose value its converter would return unchanged (a plain
+string, an enum symbol, a null of an optional field, ...) without calling it:
+most fields of an event are such, and a call per field was most of the cost.
 Pure: no I/O.
 """
 

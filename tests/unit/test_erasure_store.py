@@ -24,6 +24,7 @@ from touchstream.processors.erasure_store import base_tables, erase_customer, fi
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput
+from touchstream.projections import complaint_resolution as cases
 from touchstream.projections.duckdb_store import load_sql
 from touchstream.projections.erasure import SKIPPED, searchable
 from touchstream.projections.identity_resolution import IdentityConfig
@@ -148,17 +149,31 @@ def test_erasure_forgets_the_customer_everywhere_and_keeps_the_kpis(store):
     assert not any(v.lower() in repr(report).lower() for _, v in identifiers if v != customer)
 
 
-def test_rewritten_event_copies_still_decode_without_the_person(store):
-    """The folds refold from their Avro copies: each decodes, names the tombstone and carries no pii."""
+def _refolded(con, case_ids: list[str]) -> dict[str, dict]:
+    """Each case folded again from its Avro copies in complaint_events, as the sink refolds a case."""
+    out = {}
+    for case in case_ids:
+        records = [CODEC.decode(v).record for (v,) in con.execute(
+            "SELECT value FROM complaint_events WHERE case_id = ? ORDER BY occurred_at, event_id", [case]).fetchall()]
+        view = cases.view(cases.fold(records, case))
+        out[case] = {k: view[k] for k in ("state", "metrics", "fcr", "opened_at", "resolved_at", "priority")}
+    return out
+
+
+def test_rewritten_event_copies_still_decode_and_refold_without_the_person(store):
+    """The folds refold from their Avro copies: each decodes, names the tombstone, carries no pii, and a
+    case refolded from them has the state and metrics it had."""
     con = store.cursor()
     customer, identifiers = _person(con)
-    cases = [r[0] for r in con.execute("SELECT case_id FROM complaint_cases WHERE customer_id = ?", [customer]).fetchall()]
+    owned = [r[0] for r in con.execute("SELECT case_id FROM complaint_cases WHERE customer_id = ?", [customer]).fetchall()]
+    refolded = _refolded(con, owned)
     with store.transaction() as tx:
         erase_customer(tx, customer, identifiers, registry=REGISTRY)
-    tomb = con.execute("SELECT customer_id FROM complaint_cases WHERE case_id = ?", [cases[0]]).fetchone()[0]
+    assert _refolded(con, owned) == refolded
+    tomb = con.execute("SELECT customer_id FROM complaint_cases WHERE case_id = ?", [owned[0]]).fetchone()[0]
     assert TOMBSTONE.fullmatch(tomb)
     values = con.execute("SELECT value FROM c360_events_v1 WHERE anchor = ? UNION ALL SELECT value FROM "
-                         "complaint_events WHERE list_contains(?, case_id)", [f"customer_id:{tomb}", cases]).fetchall()
+                         "complaint_events WHERE list_contains(?, case_id)", [f"customer_id:{tomb}", owned]).fetchall()
     assert values
     for (value,) in values:
         record = CODEC.decode(value).record

@@ -132,10 +132,10 @@ def _versions(con) -> list[int]:
 
 def _with_claims(con, subject: Subject, versions: list[int]) -> Subject:
     """The subject with every identifier the 360 gives any of their customer ids (kind:value)."""
-    found = set(subject.identifiers)
+    found, ids = set(subject.identifiers), list(subject.customer_ids)
     for v in versions:
         for (identifier,) in con.execute(f"SELECT identifier FROM c360_identity_v{v} WHERE list_contains(?, customer_id)",
-                                         [list(subject.customer_ids)]).fetchall():
+                                         [ids]).fetchall():
             kind, _, value = identifier.partition(":")
             if kind != "erased":
                 found.add((kind, value))

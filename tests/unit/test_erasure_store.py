@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.complaint_fill import CODEC, fold_cases, run_sink, write_log, write_sla
-from tests.pipeline_harness import NOW, CustomerEventsTopic, Sink, consume, identify, identity_stage, raw_logs, validated
+from tests.pipeline_harness import (NOW, CustomerEventsTopic, Sink, consume, identify, identity_stage, raw_logs,
+                                    validated)
 from touchstream.demo.generator import generate
 from touchstream.processors.erasure_store import base_tables, erase_customer, find_subject, record_erasure
 from touchstream.processors.identity_decisions import IdentityDecisionSink
@@ -71,7 +72,8 @@ def _person(con, offset: int = 0, stored_state: bool = False) -> tuple[str, list
     customers = [c for (c,) in con.execute(CHOOSE).fetchall() if not stored_state or con.execute(
         "SELECT count(*) FROM c360_state_v1 WHERE customer_id = ?", [c]).fetchone()[0]]
     customer = customers[offset]
-    identifiers = con.execute("SELECT kind, value FROM customer_identifiers WHERE customer_id = ?", [customer]).fetchall()
+    identifiers = con.execute("SELECT kind, value FROM customer_identifiers WHERE customer_id = ?",
+                              [customer]).fetchall()
     return customer, [tuple(i) for i in identifiers]
 
 
@@ -165,7 +167,8 @@ def test_rewritten_event_copies_still_decode_and_refold_without_the_person(store
     case refolded from them has the state and metrics it had."""
     con = store.cursor()
     customer, identifiers = _person(con)
-    owned = [r[0] for r in con.execute("SELECT case_id FROM complaint_cases WHERE customer_id = ?", [customer]).fetchall()]
+    owned = [r[0] for r in con.execute("SELECT case_id FROM complaint_cases WHERE customer_id = ?",
+                                       [customer]).fetchall()]
     refolded = _refolded(con, owned)
     with store.transaction() as tx:
         erase_customer(tx, customer, identifiers, registry=REGISTRY)
@@ -190,7 +193,8 @@ def test_find_subject_searches_every_base_table_with_text(store):
     phone = next(v for k, v in identifiers if k == "phone")
     with store.transaction() as tx:
         tx.execute("CREATE TABLE someone_elses_copy (note JSON, raw BLOB)")
-        tx.execute("INSERT INTO someone_elses_copy VALUES (?, ?)", [f'{{"to": "{phone}"}}', b"\x00" + customer.encode()])
+        tx.execute("INSERT INTO someone_elses_copy VALUES (?, ?)",
+                   [f'{{"to": "{phone}"}}', b"\x00" + customer.encode()])
     try:
         assert find_subject(con, customer, identifiers)["someone_elses_copy"] == 1
         with store.transaction() as tx:

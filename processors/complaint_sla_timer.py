@@ -42,6 +42,7 @@ from typing import Callable, Iterable
 import pyarrow as pa
 
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.privacy.subjects import primary_subject
 from touchstream.projections import complaint_sla as sla
 from touchstream.projections.complaint_case_metrics import opening
 from touchstream.projections.complaint_case_state import Case
@@ -220,7 +221,9 @@ class SlaTimer:
         self.stats["withdrawn"] += len(withdrawals)
 
     def _send(self, case_id: str, event: dict) -> None:
-        self.output.send(COMPLAINT_SLA_TOPIC, case_id, self.codec.encode(SLA_SCHEMA, sla_record(event)),
+        record = sla_record(event)   # its envelope's identity hints are sealed like a raw event's
+        primary = primary_subject(record["envelope"]["identity"])
+        self.output.send(COMPLAINT_SLA_TOPIC, case_id, self.codec.encode_sealed(SLA_SCHEMA, record, primary),
                          [("touchstream.event_type", event["envelope"]["event_type"].encode())])
 
 

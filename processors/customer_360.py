@@ -85,7 +85,7 @@ class Customer360Sink:
         # A fold worker's sink owns one partition (its number, of how many): it folds only that partition's
         # customers and sends the others' events on (``customer_360_handover``); serving's owns them all.
         self.local = None if partition is None else lambda customer: key_partition(customer, partition[1]) == partition[0]
-        self.handover = None if partition is None else Handover(output, partition[0])
+        self.handover = None if partition is None else Handover(output, partition[0], lambda a: codec.seal_text(a, a))
         # A query tier beside fold workers keeps only the index (claims and events, for lookups,
         # timelines and the complaint directory); its rows come from the workers' 360s (customer_360_rows).
         self.folds = folds
@@ -170,7 +170,10 @@ class Customer360Sink:
                     continue
                 if head.get(ANCHOR) is None or head.get(CUSTOMER) is None or head.get(SEQ) is None:
                     raise DecodeError("record on the customer-events topic without touchstream.anchor/customer_id/seq")
-                claim = Claim(head[ANCHOR].decode(), head[CUSTOMER].decode(), int(head[SEQ]))
+                customer = head[CUSTOMER].decode()
+                # sealed by identity; an erased identifier's events stay with their customer, under no identifier
+                anchor = self.codec.open_text(head[ANCHOR].decode()) or f"erased:{customer}"
+                claim = Claim(anchor, customer, int(head[SEQ]))
                 event = decode_event(self.codec, record.value)
             except (DecodeError, KeyError, TypeError, ValueError) as exc:
                 letters.append(DeadLetter(record, getattr(exc, "reason", f"{type(exc).__name__}: {exc}")))
@@ -218,8 +221,9 @@ class Customer360Sink:
                 to_record(view)   # raises, naming the field paths, if the view drifted from the schema
             summaries.append(summary := summary_row(customer, view, now))
             # a worker's text travels with its 360, so a query tier stores the same text (customer_360_rows)
-            headers = [] if self.local is None else [(PROFILE_HEADER, summary["profile"].encode())]
-            self.output.send(CUSTOMER_360_TOPIC, customer, self._encode_360(view), headers)
+            subject = f"customer:{customer}"   # the 360's free text (answers) and its profile text seal under it
+            headers = [] if self.local is None else [(PROFILE_HEADER, self.codec.seal_text(subject, summary["profile"]).encode())]
+            self.output.send(CUSTOMER_360_TOPIC, customer, self._encode_360(view, subject), headers)
             raised += finding_records(customer, view, announced)
         for record in raised:
             self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self.finding_schema, record))
@@ -230,6 +234,7 @@ class Customer360Sink:
         self.stats["profiles"] += len(profiles)
         self.stats["deleted"] += len(gone)
 
-    def _encode_360(self, view: dict) -> bytes:
-        """The framed Avro of a typed view: the compiled writer, the bytes ``codec.encode`` would give."""
-        return self._write_360(view, frame(self.codec.schema_id(PROFILE_SCHEMA)))
+    def _encode_360(self, view: dict, subject: str) -> bytes:
+        """The framed Avro of a typed view, its personal values sealed: the compiled writer, the bytes
+        ``codec.encode_sealed`` would give."""
+        return self._write_360(self.codec.sealed(PROFILE_SCHEMA, view, subject), frame(self.codec.schema_id(PROFILE_SCHEMA)))

@@ -22,15 +22,16 @@ HANDOVER = "touchstream.handover"   # marks a copy re-keyed by a fold worker (it
 
 
 class Handover:
-    def __init__(self, output, partition: int):
-        self.output, self.mark = output, str(partition).encode()
+    def __init__(self, output, partition: int, seal=lambda anchor: anchor):
+        """``seal``: the anchor header's value from the anchor (identifier), sealed as identity seals it."""
+        self.output, self.mark, self.seal = output, str(partition).encode(), seal
         self.stats = {"forwarded": 0, "handed_over": 0}
 
     def _send(self, event_id: str, anchor: str, claim: Claim, value: bytes) -> None:
         # ``event_id`` as on the raw record identity forwarded: a subscriber (and the bench's freshness
         # probe) tells the copy's event without decoding it
         headers = [(EVENT_ID, event_id.encode()), (KIND, b"event"), (CUSTOMER, claim.customer_id.encode()),
-                   (ANCHOR, anchor.encode()), (SEQ, str(claim.seq).encode()), (HANDOVER, self.mark)]
+                   (ANCHOR, self.seal(anchor).encode()), (SEQ, str(claim.seq).encode()), (HANDOVER, self.mark)]
         self.output.send(CUSTOMER_EVENTS_TOPIC, claim.customer_id, value, headers)
 
     def forward(self, events: list[tuple[str, str, bytes]], claim_of) -> None:

@@ -103,7 +103,8 @@ class Rebuild:
         codec, output = sink.codec, sink.output
         for customer, text in changed:
             view = json.loads(text)
-            output.send(CUSTOMER_360_TOPIC, customer, codec.encode(PROFILE_SCHEMA, to_record(view)))
+            output.send(CUSTOMER_360_TOPIC, customer,
+                        codec.encode_sealed(PROFILE_SCHEMA, to_record(view), f"customer:{customer}"))
             for record in finding_records(customer, view, old_findings):
                 output.send(FINDINGS_TOPIC, customer, codec.encode(sink.finding_schema, record))
         for customer in gone:

@@ -74,7 +74,8 @@ class ProfileRowsSink:
     def _row(self, customer: str, record: RawRecord, now: datetime) -> dict:
         """The worker's row, from the profile text it sent beside its 360 (parsing that JSON costs a tenth
         of decoding the Avro); a 360 without it (serving's own fold published it) from the decoded record."""
-        text = dict(record.headers).get(PROFILE_HEADER)
-        if text is None:
+        sealed = dict(record.headers).get(PROFILE_HEADER)
+        text = None if sealed is None else self.codec.open_text(sealed.decode())   # the worker sealed it
+        if text is None:   # none sent, or its key erased since: the decoded record (opened as far as keys remain)
             return summary_row(customer, self.codec.decode(record.value).record, now)
-        return summary_row(customer, orjson.loads(text), now, text.decode())
+        return summary_row(customer, orjson.loads(text), now, text)

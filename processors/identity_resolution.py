@@ -191,14 +191,14 @@ class IdentityStage:
         for decision in resolution.decisions:
             body = decision_record(decision, self._seq(), decided_at)
             key = body["customer_id"] or resolution.customer_id
-            self.output.send(DECISIONS_TOPIC, key, self.codec.encode(self._decided, body))
+            self.output.send(DECISIONS_TOPIC, key, self.codec.encode_sealed(self._decided, body))
         self.stats["decisions"] += len(resolution.decisions)
         group = sorted({*affected_customers(resolution.decisions), *resolution.moved})
         for customer in group:
             members = [{"kind": n.kind, "value": n.value} for n in self.resolver.members_of(customer)]
             body = {"customer_id": customer, "identifiers": members, "seq": self._seq(),
                     "decided_by": event["envelope"]["event_id"]}
-            value = self.codec.encode(self._membership, body)
+            value = self.codec.encode_sealed(self._membership, body)
             # Keyed by every customer of the change, not only its own: the partition of a customer that
             # lost an identifier learns who holds it now (a fold worker there hands its events over).
             for key in (customer, *(other for other in group if other != customer)):
@@ -207,8 +207,9 @@ class IdentityStage:
         if resolution.customer_id is None:   # every hint blocked or absent: kept in the log, in no profile
             self.stats["unattributed"] += 1
             return
+        anchor = str(resolution.anchor)   # an identifier: sealed under itself, as on the raw topic
         headers = [*record.headers, (KIND, b"event"), (CUSTOMER, resolution.customer_id.encode()),
-                   (ANCHOR, str(resolution.anchor).encode()), (SEQ, str(self._seq()).encode()),
+                   (ANCHOR, self.codec.seal_text(anchor, anchor).encode()), (SEQ, str(self._seq()).encode()),
                    (ORIGIN, f"{record.topic}/{record.partition}/{record.offset}".encode())]
         self.output.send(CUSTOMER_EVENTS_TOPIC, resolution.customer_id, record.value, headers)
         self.stats["events"] += 1

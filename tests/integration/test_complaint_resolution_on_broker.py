@@ -17,6 +17,7 @@ from tests.integration.test_customer_360_on_broker import latest_per_key, publis
 from touchstream.client import Client
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.identity.config_file import load_identity_config
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.processors.decoding import decode_checked
 from touchstream.processors.replay import replay
 from touchstream.projections.identity_resolution import IdentityResolver
@@ -178,7 +179,7 @@ def test_complaint_rows_and_clocks_equal_a_replay_of_the_raw_topics(stack):
     rows: case views (by fingerprint), canonical customers, and the SLA clocks at rest."""
     wait_pipeline(stack, timeout=180)
     wait_sla_settled(stack, timeout=120)
-    codec, records = AvroCodec(stack.registry_url, auto_register=False), []
+    codec, records = AvroCodec(stack.registry_url, auto_register=False, keys=TopicKeyRing(stack)), []
 
     def keep(batch):
         for r in batch:

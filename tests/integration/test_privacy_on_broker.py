@@ -17,7 +17,10 @@ from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.privacy.sealing import PREFIX
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.publisher import Publisher
-from touchstream.topics import KEYS_TOPIC, raw_topic
+from touchstream.processors.replay import replay
+from touchstream.serving.catchup import wait_pipeline
+from touchstream.topics import (COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC,
+                                DECISIONS_TOPIC, FINDINGS_TOPIC, KEYS_TOPIC, raw_topic)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -100,3 +103,42 @@ def test_the_key_topic_holds_no_plain_key_and_no_subscriber_reads_it(stack):
         subscriber.get_watermark_offsets(TopicPartition(raw_topic("complaint"), 0), timeout=15)   # it reads the rest
     finally:
         subscriber.close()
+
+
+DERIVED = (CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, CUSTOMER_360_TOPIC, FINDINGS_TOPIC, COMPLAINT_CASES_TOPIC,
+           COMPLAINT_SLA_TOPIC)
+
+
+def clear_copies(settings, word: bytes) -> dict[str, int]:
+    """Records of every derived topic holding ``word`` in clear, in key, value or a header."""
+    found: dict[str, int] = {}
+
+    def scan(topic):
+        def handle(records):
+            for r in records:
+                parts = [r.key or b"", r.value or b"", *(v or b"" for _k, v in r.headers)]
+                if any(word in p for p in parts):
+                    found[topic] = found.get(topic, 0) + 1
+        return handle
+
+    for topic in DERIVED:
+        replay(settings, [topic], scan(topic))
+    return found
+
+
+def test_what_the_services_derive_is_sealed_too(stack):
+    """Identity's anchor header, memberships and decisions, the 360 and the SLA events carry the
+    customer's identifiers sealed; DuckDB, which the services fill from them, has them in clear."""
+    word = uuid.uuid4().hex[:12]
+    email, phone = f"wil.{word}@example.com", "+31 6 1234 " + str(int(word[:6], 16) % 10_000).zfill(4)
+    tag = f"dv-{word}"
+    first = complaint(tag, 0, email, word)
+    second = complaint(tag, 1, email, word)
+    second["envelope"]["identity"]["phone"] = phone   # seen together: a merge, a membership, a decision
+    with Publisher(stack, source="crm") as publisher:
+        publisher.publish_batch([first, second])
+    wait_pipeline(stack, timeout=180)
+    customer = sql(stack, "SELECT customer_id FROM customer_identifiers WHERE value = ?", [email])
+    assert customer, "identity resolved the e-mail"
+    assert sql(stack, "SELECT count(*) FROM customer_360 WHERE customer_id = ?", [customer[0][0]])[0][0] == 1
+    assert clear_copies(stack, word.encode()) == {}

@@ -6,6 +6,7 @@ import pytest
 
 from tests.integration.pipeline_helpers import page_view, sql
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.processors.interaction_log import InteractionLogSink
 from touchstream.processors.replay import replay
 from touchstream.projections.duckdb_store import DuckDBStore
@@ -30,7 +31,7 @@ def test_rebuild_from_offset_zero_equals_live(stack, tmp_path):
     live = sql(stack, HASH_SQL)[0]
 
     store = DuckDBStore(tmp_path / "rebuild.duckdb")
-    sink = InteractionLogSink(store, AvroCodec(stack.registry_url, auto_register=False),
+    sink = InteractionLogSink(store, AvroCodec(stack.registry_url, auto_register=False, keys=TopicKeyRing(stack)),
                               AlreadySentDeadLetters(),
                               name="rebuild")
     replay(stack, raw_topics(load_topics()), sink.handle)

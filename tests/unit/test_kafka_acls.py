@@ -25,10 +25,11 @@ def test_services_write_only_their_own_outputs():
     grants = service_grants()
     writes = {p: {g.name for g in grants if g.principal == p and g.operation == "write"}
               for p in ("identity", "serving", "collector", "registry", "operator")}
-    assert writes["identity"] == {"touchstream.customer-events", "touchstream.identity.decisions", "touchstream.dlq"}
+    assert writes["identity"] == {"touchstream.customer-events", "touchstream.identity.decisions", "touchstream.dlq",
+                                  KEYS_TOPIC}
     assert RAW not in writes["serving"] and "touchstream.complaint-cases" in writes["serving"]
     assert writes["collector"] == writes["operator"] == {RAW, KEYS_TOPIC} and writes["registry"] == {"_schemas"}
-    assert KEYS_TOPIC in writes["serving"] and KEYS_TOPIC not in writes["identity"]   # serving erases keys
+    assert KEYS_TOPIC in writes["serving"] and KEYS_TOPIC in writes["identity"]   # they seal what they derive
     assert ("topic", RAW, True, "read") in rights(grants, "identity")
     assert ("group", "touchstream-identity", True, "read") in rights(grants, "identity")
     assert not any(g.name == "touchstream.complaint-cases" and g.operation == "write"

@@ -78,7 +78,7 @@ class AvroCodec:
         self._readers: dict[int, tuple[object, object, str]] = {}
         self._lock = threading.Lock()
         self._local = {s.record_name: s for s in load_latest().values()}
-        self._opener = None if keys is None else Sealer(keys)
+        self._sealer = None if keys is None else Sealer(keys)
 
     def schema_id(self, schema: EventSchema) -> int:
         """Registry id of ``schema`` (registered on first use when auto_register is on)."""
@@ -108,6 +108,37 @@ class AvroCodec:
             write = self._writers[schema.subject]
         return write(record)
 
+    def encode_sealed(self, schema, record: dict, primary: str | None = None) -> bytes:
+        """``encode`` of ``record`` with its personal values sealed first (``sealed``)."""
+        return self.encode(schema, self.sealed(schema, record, primary))
+
+    def sealed(self, schema, record: dict, primary: str | None = None) -> dict:
+        """``record`` with its personal values sealed (a derived record a service publishes: identifiers
+        under themselves, free text under ``primary``); any key it made is stored before this returns.
+        A codec without keys returns it as it is (unit tests and tools only)."""
+        if self._sealer is None:
+            return record
+        sealed = self._sealer.seal_record(schema.subject, schema.schema, record, primary)
+        self._sealer.commit()
+        return sealed
+
+    def seal_text(self, subject: str, text: str) -> str:
+        """A loose value (a header) sealed under ``subject``, its key stored; as it is without keys."""
+        if self._sealer is None:
+            return text
+        sealed = self._sealer.seal_text(subject, text)
+        self._sealer.commit()
+        return sealed
+
+    def open_text(self, value: str) -> str | None:
+        """A loose value opened (None: its key was erased); a sealed one stays sealed without keys."""
+        if self._sealer is None:
+            return value
+        try:
+            return self._sealer.open_text(value)
+        except SealError as exc:
+            raise DecodeError(str(exc)) from exc
+
     def decode(self, data: bytes | None) -> Decoded:
         """Decode a framed record; resolve it to our newest local schema of the same record name."""
         if data is None:
@@ -122,9 +153,9 @@ class AvroCodec:
             record = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from exc
-        if personal is not None and self._opener is not None:
+        if personal is not None and self._sealer is not None:
             try:
-                record = self._opener.open(personal, record)
+                record = self._sealer.open(personal, record)
             except SealError as exc:
                 raise DecodeError(f"schema id {schema_id}: {exc}") from exc
         return Decoded(schema_id, event_type, record, meta)
@@ -151,7 +182,7 @@ class AvroCodec:
             reader = fastavro.parse_schema(local.schema)  # resolve old writers to our newest shape
         meta = body.get(META_KEY) or None
         event_type = (meta or {}).get("event_type", full)
-        personal = None if self._opener is None else self._opener.plan(f"{schema_id}", local.schema if reader else body)
+        personal = None if self._sealer is None else self._sealer.plan(f"{schema_id}", local.schema if reader else body)
         hit = (writer, reader, event_type, meta, personal)
         self._readers[schema_id] = hit
         return hit

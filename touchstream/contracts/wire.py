@@ -33,7 +33,8 @@ RAW_HEADERS = headers(_EVENT_HEADERS, "Set by the publisher on every event.")
 IDENTITY_HEADERS = {
     "touchstream.kind": string("`event` for a re-keyed event.", enum=["event"]),
     "touchstream.customer_id": string("The canonical customer id the event was attributed to (the record key)."),
-    "touchstream.anchor": string("The identifier that decided the customer, `<kind>:<value>`."),
+    "touchstream.anchor": string("The identifier that decided the customer, `<kind>:<value>`, sealed like the event's "
+                                 "personal values (`tsenc1:<kid>:<base64>`, see docs/subscribing.md)."),
     "touchstream.seq": string("The identity stage's sequence number (decimal): the higher number is the later "
                               "verdict, whatever the order in which partitions are read."),
     "touchstream.origin": string("Where the event is stored: `<raw topic>/<partition>/<offset>`."),

@@ -47,7 +47,23 @@ class Sealer:
         self.ring.commit()
         return out
 
-    def _seal(self, node: Fields | None, record: dict, primary: str) -> dict:
+    def seal_record(self, name: str, schema: dict, record: dict, primary: str | None = None) -> dict:
+        """One record sealed (a derived record: identifiers under themselves, free text under ``primary``);
+        its new keys are stored by the next ``commit``."""
+        return self._seal(self.plan(name, schema), record, primary)
+
+    def seal_text(self, subject: str, text: str) -> str:
+        """A header or other loose value sealed under ``subject`` (stored by the next ``commit``)."""
+        return self.ring.seal(self.ref(subject), text)
+
+    def open_text(self, value: str) -> str | None:
+        """A loose value opened: as it is if it is not sealed, None if its key was erased."""
+        return self.ring.unseal(value) if is_sealed(value) else value
+
+    def commit(self) -> None:
+        self.ring.commit()
+
+    def _seal(self, node: Fields | None, record: dict, primary: str | None) -> dict:
         if node is None:
             return record
 

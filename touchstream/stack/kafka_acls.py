@@ -64,10 +64,11 @@ def service_grants() -> list[Grant]:
         *_topic("operator", "touchstream", "read", prefixed=True),
         *_topic("operator", SCHEMAS_TOPIC, "read"),
         *_group("operator", "touchstream"),
-        # The data keys (touchstream.privacy): whoever seals makes keys (collector, operator); whoever opens reads
-        # them; serving deletes them on erasure. Subscribers get none: their prefix grant does not match it.
-        *[g for user in ("collector", "operator", "serving") for g in _topic(user, KEYS_TOPIC, "read", "write")],
-        *[g for user in ("identity", "fold") for g in _topic(user, KEYS_TOPIC, "read")],
+        # The data keys (touchstream.privacy): whoever seals reads and makes keys (the publishers, and the services
+        # sealing what they derive), serving also deletes them on erasure. Subscribers and channel systems get
+        # none: no prefix grant of theirs matches the topic.
+        *[g for user in ("collector", "operator", "identity", "serving", "fold")
+          for g in _topic(user, KEYS_TOPIC, "read", "write")],
         # Downstream services (docs/subscribing.md): every Touchstream topic, any group of their own.
         *_topic("subscriber", "touchstream", "read", prefixed=True),
         Grant("subscriber", "group", "*", False, "describe"), Grant("subscriber", "group", "*", False, "read"),

@@ -129,9 +129,8 @@ def clear_copies(settings, word: bytes) -> dict[str, int]:
 def test_what_the_services_derive_is_sealed_too(stack):
     """Identity's anchor header, memberships and decisions, the 360 and the SLA events carry the
     customer's identifiers sealed; DuckDB, which the services fill from them, has them in clear."""
-    word = uuid.uuid4().hex[:12]
+    word, tag = uuid.uuid4().hex[:12], f"dv-{uuid.uuid4().hex[:10]}"   # the word only in personal values
     email, phone = f"wil.{word}@example.com", "+31 6 1234 " + str(int(word[:6], 16) % 10_000).zfill(4)
-    tag = f"dv-{word}"
     first = complaint(tag, 0, email, word)
     second = complaint(tag, 1, email, word)
     second["envelope"]["identity"]["phone"] = phone   # seen together: a merge, a membership, a decision

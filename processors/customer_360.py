@@ -212,7 +212,7 @@ class Customer360Sink:
     def _write(self, con, profiles: dict, gone: list[str], now: datetime) -> None:
         """Each changed 360 once: one typed view per profile, which is the summary row's input and,
         as it is, the Avro record (``to_record`` checks the batch's first one against the contract)."""
-        summaries, raised = [], []
+        summaries, raised, sealed = [], [], []
         announced = self.store.finding_ids(con, profiles)
         claims = self.claim_cache.get(con, {key for p in profiles.values() for key in p.identifiers})
         for n, (customer, profile) in enumerate(sorted(profiles.items())):
@@ -222,9 +222,12 @@ class Customer360Sink:
             summaries.append(summary := summary_row(customer, view, now))
             # a worker's text travels with its 360, so a query tier stores the same text (customer_360_rows)
             subject = f"customer:{customer}"   # the 360's free text (answers) and its profile text seal under it
-            headers = [] if self.local is None else [(PROFILE_HEADER, self.codec.seal_text(subject, summary["profile"]).encode())]
-            self.output.send(CUSTOMER_360_TOPIC, customer, self._encode_360(view, subject), headers)
+            text = None if self.local is None else self.codec.seal_text(subject, summary["profile"], commit=False)
+            sealed.append((customer, self._encode_360(view, subject), [] if text is None else [(PROFILE_HEADER, text.encode())]))
             raised += finding_records(customer, view, announced)
+        self.codec.commit_keys()   # the keys of the batch's new customers, stored once, before any 360 is sent
+        for customer, value, headers in sealed:
+            self.output.send(CUSTOMER_360_TOPIC, customer, value, headers)
         for record in raised:
             self.output.send(FINDINGS_TOPIC, record["customer_id"], self.codec.encode(self.finding_schema, record))
         for customer in gone:
@@ -237,4 +240,5 @@ class Customer360Sink:
     def _encode_360(self, view: dict, subject: str) -> bytes:
         """The framed Avro of a typed view, its personal values sealed: the compiled writer, the bytes
         ``codec.encode_sealed`` would give."""
-        return self._write_360(self.codec.sealed(PROFILE_SCHEMA, view, subject), frame(self.codec.schema_id(PROFILE_SCHEMA)))
+        record = self.codec.sealed(PROFILE_SCHEMA, view, subject, commit=False)
+        return self._write_360(record, frame(self.codec.schema_id(PROFILE_SCHEMA)))

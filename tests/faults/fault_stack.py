@@ -13,6 +13,7 @@ same ids; published with ``keep_recorded_at`` so every run carries byte-identica
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from touchstream.config import Settings
 from touchstream.demo.generator import generate
 from touchstream.identity.config_file import ANONYMOUS_ID_KEY_FILE
 from touchstream.private_files import secret_file
+from touchstream.privacy.master_key import FILE as MASTER_KEY_FILE
 from touchstream.publishing.publisher import Publisher, PublishError
 from touchstream.serving.catchup import wait_pipeline, wait_sla_settled
 from touchstream.stack import broker_runner, local_stack
@@ -39,6 +41,7 @@ SETTLE_TIMEOUT = float(os.environ.get("TOUCHSTREAM_FAULT_TIMEOUT", "600"))
 # Every stack of the suite names anonymous customers with the same key (anon- ids are an HMAC keyed
 # per install), else two clean runs of the same events would already differ in their anon- ids.
 ANON_ID_KEY = "5e" * 32
+MASTER_KEY = base64.b64encode(bytes(range(32))).decode()   # and seal under one master key (see isolated_stack)
 
 
 def demo_events() -> list[dict]:
@@ -62,6 +65,9 @@ def isolated_stack(home: Path) -> Iterator[Settings]:
     """Every service of ``touchstream up`` on ``home``; stopped (by pid) at the end, whatever happened."""
     settings = stack_settings(home)
     secret_file(settings.identity_config_path.with_name(ANONYMOUS_ID_KEY_FILE), lambda: ANON_ID_KEY)
+    # One master key for every stack, as for one installation: raw records are keyed by a pseudonym under it,
+    # so a record's partition (in the interaction_columns digest) must not differ between the clean run and a case.
+    secret_file(settings.home / MASTER_KEY_FILE, lambda: MASTER_KEY)
     # broker_runner.new_cluster_id starts with '-' once in 64 and `kafka-storage format -t -xyz` then
     # fails (argparse takes it for an option): choose the id here until that is fixed there.
     secret_file(broker_runner.broker_dir(settings) / "cluster.id",

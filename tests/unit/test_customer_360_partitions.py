@@ -28,13 +28,20 @@ from tests.unit.test_customer_360_pipeline import CACHE_SIZES, PIPELINE, fresh, 
 from tests.unit.test_identity_resolution import configs
 from touchstream.processors.customer_360 import Customer360Sink
 from touchstream.processors.customer_360_handover import HANDOVER
+from touchstream.processors.customer_360_rows import PROFILE_HEADER
+from touchstream.processors.identity_resolution import ANCHOR
+from touchstream.privacy.keyring import MemoryKeyRing
+from touchstream.privacy.sealing import PREFIX
 from touchstream.processors.topic_output import MemoryOutput
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
 from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, key_partition
 
-CODEC = LocalCodec()
+# With keys, as the services run: identity seals anchors and memberships, workers seal their 360s, profile
+# text and hand-over anchors, and every reader opens them; the fingerprints below hold only if that is lossless.
+CODEC = LocalCodec(keys=MemoryKeyRing())
+KEYLESS = LocalCodec()   # what a subscriber without the keys decodes
 
 
 class Workers:
@@ -95,6 +102,20 @@ class Workers:
             head = dict(headers)
             if topic == CUSTOMER_EVENTS_TOPIC and HANDOVER in head:
                 assert head["event_id"].decode() == CODEC.decode(value).record["envelope"]["event_id"]
+
+    def assert_personal_values_travel_sealed(self) -> None:
+        """Hand-over anchors, the 360s' identifiers and the profile text beside them: sealed on the topics
+        (read without keys, as a subscriber would), while the workers' rows above hold them in clear."""
+        anchors, identifiers, texts = [], [], []
+        for topic, _key, value, headers in self.output.records:
+            head = dict(headers)
+            if topic == CUSTOMER_EVENTS_TOPIC and HANDOVER in head:
+                anchors.append(head[ANCHOR].decode())
+            elif topic == CUSTOMER_360_TOPIC and value is not None:
+                identifiers += [i["value"] for i in KEYLESS.decode(value).record["identifiers"]]
+                texts.append(head[PROFILE_HEADER].decode())
+        assert anchors and identifiers and texts
+        assert all(v.startswith(PREFIX) for v in (*anchors, *identifiers, *texts))
 
     def handed_over(self) -> int:
         return sum(s.handover.stats["handed_over"] + s.handover.stats["forwarded"] for s in self.sinks.values())
@@ -201,3 +222,4 @@ def test_a_merge_across_partitions_hands_the_history_over(tmp_path):
     (customer,) = rows
     owner = workers.sinks[key_partition(customer, EVENT_PARTITIONS)]
     assert owner.store.profile(customer)["events"] == len(events)
+    workers.assert_personal_values_travel_sealed()

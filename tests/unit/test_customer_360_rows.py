@@ -12,9 +12,8 @@ from collections import defaultdict
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.local_codec import LocalCodec
 from tests.pipeline_harness import EVENT_PARTITIONS, Sink, consume, expected_fingerprints, partition_of
-from tests.unit.test_customer_360_partitions import Workers, live
+from tests.unit.test_customer_360_partitions import CODEC, Workers, live
 from tests.unit.test_customer_360_pipeline import PIPELINE, fresh, streams
 from tests.unit.test_identity_resolution import configs
 from touchstream.processors.customer_360_rows import ProfileRowsSink
@@ -23,9 +22,6 @@ from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
 from touchstream.topics import CUSTOMER_360_TOPIC
-
-CODEC = LocalCodec()
-
 
 def topic_of(workers: Workers) -> dict:
     """The workers' 360 records on the topic's partitions (keyed by customer), offsets increasing."""

@@ -112,23 +112,31 @@ class AvroCodec:
         """``encode`` of ``record`` with its personal values sealed first (``sealed``)."""
         return self.encode(schema, self.sealed(schema, record, primary))
 
-    def sealed(self, schema, record: dict, primary: str | None = None) -> dict:
+    def sealed(self, schema, record: dict, primary: str | None = None, *, commit: bool = True) -> dict:
         """``record`` with its personal values sealed (a derived record a service publishes: identifiers
-        under themselves, free text under ``primary``); any key it made is stored before this returns.
+        under themselves, free text under ``primary``); any key it made is stored before this returns,
+        or, with ``commit=False``, by the caller's ``commit_keys`` before it sends anything sealed.
         A codec without keys returns it as it is (unit tests and tools only)."""
         if self._sealer is None:
             return record
         sealed = self._sealer.seal_record(schema.subject, schema.schema, record, primary)
-        self._sealer.commit()
+        if commit:
+            self._sealer.commit()
         return sealed
 
-    def seal_text(self, subject: str, text: str) -> str:
-        """A loose value (a header) sealed under ``subject``, its key stored; as it is without keys."""
+    def seal_text(self, subject: str, text: str, *, commit: bool = True) -> str:
+        """A loose value (a header) sealed under ``subject`` (its key stored as for ``sealed``)."""
         if self._sealer is None:
             return text
         sealed = self._sealer.seal_text(subject, text)
-        self._sealer.commit()
+        if commit:
+            self._sealer.commit()
         return sealed
+
+    def commit_keys(self) -> None:
+        """Store every key made by ``sealed``/``seal_text`` with ``commit=False`` (one write for a batch)."""
+        if self._sealer is not None:
+            self._sealer.commit()
 
     def open_text(self, value: str) -> str | None:
         """A loose value opened (None: its key was erased); a sealed one stays sealed without keys."""

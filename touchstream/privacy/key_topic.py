@@ -21,8 +21,11 @@ from touchstream.config import Settings
 from touchstream.kafka_access import KafkaAccess, kafka_access
 from touchstream.privacy.keyring import KeyRingCore, MasterKey
 from touchstream.privacy.master_key import master_key
+from touchstream.topics import KEYS_TOPIC
 
-KEYS_TOPIC = "_touchstream_keys"
+# Refusals that waiting does not cure: raised at once, never retried as an outage.
+REFUSED = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                     KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.SASL_AUTHENTICATION_FAILED})
 
 
 class TopicKeyRing(KeyRingCore):
@@ -35,30 +38,51 @@ class TopicKeyRing(KeyRingCore):
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._io = threading.Lock()
+        self._next: dict[int, int] = {}   # partition -> the offset after the last record read
 
     def _refresh(self) -> None:
-        """Read the topic to where it ends now (the broker says where, not a cached watermark)."""
-        with self._io:
-            consumer = self._consumer or self._open_consumer()
-            marks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
-                     for tp in self._partitions}
-            ends = {p: high for p, (low, high) in marks.items() if high > low}   # an empty partition is read
-            deadline = time.monotonic() + self.timeout
-            while not self._reached(consumer, ends):
+        """Read the topic to where it ends now (the broker says where, not a cached watermark).
+
+        Why it retries: a decode that meets a new key asks the broker, and right after a broker restart
+        the answer is "not leader" or "unknown partition" for a few seconds; failing there would stop the
+        stage (identity fail-stops on any error inside a batch). Past ``timeout`` it raises a transient
+        error (``_TRANSPORT``), which the stages treat as the broker outage it is; a refused login or
+        authorisation is raised at once."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                with self._io:
+                    self._read_to_end(deadline)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is not None and (error.fatal() or error.code() in REFUSED):
+                    raise
+                self._drop_consumer()   # after a broker restart an old one kept answering "unknown partition"
                 if time.monotonic() > deadline:
-                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{self.topic}: not read to its end "
-                                                    f"within {self.timeout:.0f}s"))
-                for m in consumer.consume(num_messages=10_000, timeout=0.2):
-                    if m.error() is None:
-                        self._apply(m.key().decode(), m.value())
-                    elif m.error().fatal():
-                        raise KafkaException(m.error())
+                    raise KafkaException(KafkaError(KafkaError._TRANSPORT, f"{self.topic}: {exc}")) from exc
+                time.sleep(0.5)
+
+    def _read_to_end(self, deadline: float) -> None:
+        consumer = self._consumer or self._open_consumer()
+        marks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
+                 for tp in self._partitions}
+        ends = {p: high for p, (low, high) in marks.items() if high > low}   # an empty partition is read
+        while not self._reached(consumer, ends):
+            if time.monotonic() > deadline:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{self.topic}: not read to its end in time"))
+            for m in consumer.consume(num_messages=10_000, timeout=0.2):
+                if m.error() is None:
+                    self._apply(m.key().decode(), m.value())
+                    self._next[m.partition()] = m.offset() + 1
+                elif m.error().fatal():
+                    raise KafkaException(m.error())
 
     def _reached(self, consumer: Consumer, ends: dict[int, int]) -> bool:
         if not ends:
             return True
         positions = consumer.position([TopicPartition(self.topic, p) for p in ends])
-        return all(tp.offset >= ends[tp.partition] for tp in positions)
+        return all(max(tp.offset, self._next.get(tp.partition, 0)) >= ends[tp.partition] for tp in positions)
 
     def _open_consumer(self) -> Consumer:
         consumer = Consumer({**self._conf, "group.id": "touchstream-keys", "enable.auto.commit": False,
@@ -67,7 +91,8 @@ class TopicKeyRing(KeyRingCore):
         if metadata is None or metadata.error is not None or not metadata.partitions:
             consumer.close()
             raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, f"key topic {self.topic} is missing"))
-        self._partitions = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(metadata.partitions)]
+        self._partitions = [TopicPartition(self.topic, p, self._next.get(p, OFFSET_BEGINNING))
+                            for p in sorted(metadata.partitions)]
         consumer.assign(self._partitions)
         self._consumer = consumer
         return consumer
@@ -84,6 +109,16 @@ class TopicKeyRing(KeyRingCore):
             if producer.flush(self.timeout) or errors:
                 raise KafkaException(errors[0] if errors else KafkaError(
                     KafkaError._TIMED_OUT, f"{self.topic}: key records not acknowledged within {self.timeout:.0f}s"))
+
+    def _drop_consumer(self) -> None:
+        """Close the reading consumer; the next refresh opens another where this one stopped."""
+        with self._io:
+            if self._consumer is not None:
+                try:
+                    self._consumer.close()
+                except Exception:   # noqa: BLE001 - it is being replaced because it misbehaves
+                    pass
+                self._consumer = None
 
     def close(self) -> None:
         with self._io:

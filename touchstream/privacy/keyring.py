@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Protocol
@@ -70,7 +71,7 @@ class MasterKey:
             raise SealError(f"key record {kid} does not open with this master key") from exc
 
 
-class KeyRingCore:
+class KeyRingCore(ABC):
     """The rules every store shares; a store gives ``_refresh`` (read what others stored) and
     ``_store`` (write key records, or tombstones for None, durably, before returning).
 
@@ -89,11 +90,13 @@ class KeyRingCore:
         self._cipher = lru_cache(maxsize=65536)(self._open_key)
 
     # -- the store's side -----------------------------------------------------------------------
+    @abstractmethod
     def _refresh(self) -> None:
-        raise NotImplementedError
+        """Read the key records (and tombstones) other rings stored since the last read."""
 
+    @abstractmethod
     def _store(self, records: dict[str, bytes | None]) -> None:
-        raise NotImplementedError
+        """Write key records (None: a tombstone) durably before returning; raise if any was refused."""
 
     def _apply(self, kid: str, value: bytes | None) -> None:
         """One key record (or tombstone) read from the store."""

@@ -45,7 +45,7 @@ from touchstream.schemas.__main__ import render_markdown, schema_files
 DERIVED = load_derived_versions()
 IDS = [f"{d.name}.v{d.version}" for d in DERIVED]
 EXPECTED = {"customer_membership_changed", "identity_decided", "contact_finding_raised", "customer_360",
-            "complaint_case_view", "complaint_sla_event"}
+            "complaint_case_view", "complaint_sla_event", "erasure_requested", "subject_erased"}
 NOW = datetime(2100, 1, 1, tzinfo=timezone.utc)
 TS = {"type": "long", "logicalType": "timestamp-millis"}
 OPTIONAL = ["null", "string"]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from touchstream.topics import (COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, CUSTOMER_360_TOPIC,
-                                CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, DLQ_TOPIC, FINDINGS_TOPIC, KEYS_TOPIC,
-                                RAW_PREFIX, SCHEMAS_TOPIC)
+                                CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, DLQ_TOPIC, ERASURES_TOPIC, FINDINGS_TOPIC,
+                                KEYS_TOPIC, RAW_PREFIX, SCHEMAS_TOPIC)
 
 CHANNEL_PREFIX = "ch-"   # a channel system's principal: ch-<system>
 
@@ -50,14 +50,16 @@ def service_grants() -> list[Grant]:
         *_topic("identity", RAW_PREFIX, "read", prefixed=True),
         *_group("identity", "touchstream-identity"),
         *[g for t in (CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, DLQ_TOPIC) for g in _topic("identity", t, "write")],
+        *_topic("identity", ERASURES_TOPIC, "read"),   # SubjectErased: forget the person's identifiers
         *_topic("serving", RAW_PREFIX, "read", prefixed=True),
         *[g for t in (CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC) for g in _topic("serving", t, "read")],
-        *[g for t in (CUSTOMER_360_TOPIC, FINDINGS_TOPIC, COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, DLQ_TOPIC)
-          for g in _topic("serving", t, "read", "write")],
+        *[g for t in (CUSTOMER_360_TOPIC, FINDINGS_TOPIC, COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, DLQ_TOPIC,
+                      ERASURES_TOPIC) for g in _topic("serving", t, "read", "write")],
         *_group("serving", "touchstream-serving"),
         # Fold workers read customer-events and write it too (events handed to another partition's worker).
         *[g for t in (CUSTOMER_EVENTS_TOPIC, CUSTOMER_360_TOPIC, FINDINGS_TOPIC, DLQ_TOPIC)
           for g in _topic("fold", t, "read", "write")],
+        *_topic("fold", ERASURES_TOPIC, "read"),   # SubjectErased: drop the person's folded state
         *_group("fold", "touchstream-fold"),
         # The operator publishes (CLI, local SDK) and reads everything (catch-up, replay, subscribing).
         *_topic("operator", RAW_PREFIX, "write", prefixed=True),

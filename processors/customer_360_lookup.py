@@ -109,6 +109,13 @@ class LiveCustomer360:
         with self.lock:
             self._sink.handle(records)
 
+    def forget(self, customers: set[str]) -> None:
+        """After an erasure, under ``lock``: no cache may still hold the person, or the next batch would
+        write them back; the sink refolds whom it needs from DuckDB, which no longer has them."""
+        self._sink.cache.clear()
+        self._sink.claim_cache.clear()
+        self.cache.clear()
+
     def lookup(self, text: str) -> dict | None:
         store = self.store
         return self.cache.lookup(text.strip(), store.resolve, store.profile)

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Callable
 
 from touchstream.processors.customer_360 import Customer360Sink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
@@ -43,6 +44,9 @@ class Rebuild:
         self.live, self.settings, self.refused = live, settings, refused
         self._thread: threading.Thread | None = None
         self._status: dict = {"state": "idle"}
+        # Told the new version's tables in a transaction just before the switch: erasures are applied
+        # again there (the replayed customer-events still name erased customers by id).
+        self.before_switch: Callable[[object], None] = lambda con: None
 
     def status(self) -> dict:
         return dict(self._status)
@@ -71,6 +75,10 @@ class Rebuild:
                 self._replay(sink)
             with self.live.lock:
                 self._replay(sink)
+                with store.db.transaction() as con:
+                    self.before_switch(con)
+                sink.cache.clear()   # it may hold profiles the erasures just anonymised
+                sink.claim_cache.clear()
                 old = self.live.sink
                 store.activate(version)
                 sink.output, sink.dead_letters = old.output, old.dead_letters

@@ -38,9 +38,9 @@ from touchstream.projections.identity_normalise import normalise
 VERSIONED = re.compile(r"^customer_360_v(\d+)$")
 REWRITTEN = pa.schema([("key", pa.string()), ("text", pa.string()), ("fp", pa.string()), ("owned", pa.bool_()),
                        ("data", pa.binary())])
-ERASURES = pa.schema([("erasure_id", pa.string()), ("customer_id", pa.string()),
+ERASURES = pa.schema([("erasure_id", pa.string()), ("customer_ids", pa.list_(pa.string())),
                       ("requested_at", pa.timestamp("ms", tz="UTC")), ("erased_at", pa.timestamp("ms", tz="UTC")),
-                      ("rows_by_table", pa.string()), ("kids_deleted", pa.int32())])
+                      ("rows_by_table", pa.string()), ("kids_deleted", pa.int32()), ("refs", pa.list_(pa.string()))])
 
 
 def ensure_schema(con) -> None:
@@ -48,14 +48,40 @@ def ensure_schema(con) -> None:
     con.execute(load_sql("erasure"))
 
 
-def record_erasure(con, erasure_id: str, customer_id: str, requested_at: datetime, rows: dict[str, int],
-                   kids_deleted: int) -> None:
-    """The erasure report's row: when, how many rows per table and how many data keys; no personal value."""
+def record_erasure(con, erasure_id: str, customer_ids: list[str], requested_at: datetime, rows: dict[str, int],
+                   kids_deleted: int, *, refs: Iterable[str] = (), erased_at: datetime | None = None) -> None:
+    """The erasure report's row: when, how many rows per table and how many data keys; no personal value
+    (``refs``: the pseudonyms of the subjects whose keys were deleted, by which the audit knows them)."""
     ensure_schema(con)
     insert_rows(con, "erasures", [{
-        "erasure_id": erasure_id, "customer_id": customer_id, "requested_at": requested_at,
-        "erased_at": datetime.now(timezone.utc), "rows_by_table": json.dumps(dict(sorted(rows.items()))),
-        "kids_deleted": kids_deleted}], ERASURES, "ON CONFLICT DO NOTHING")
+        "erasure_id": erasure_id, "customer_ids": sorted(customer_ids), "requested_at": requested_at,
+        "erased_at": erased_at or datetime.now(timezone.utc), "rows_by_table": json.dumps(dict(sorted(rows.items()))),
+        "kids_deleted": kids_deleted, "refs": sorted(refs)}], ERASURES, "ON CONFLICT DO NOTHING")
+
+
+def erasure_status(db, erasure_id: str) -> dict | None:
+    """The erasure's recorded row as a dict, or None if it has not been carried out here."""
+    cur = db.cursor()
+    try:
+        if not _exists(cur, "erasures"):
+            return None
+        cur.execute("SELECT * FROM erasures WHERE erasure_id = ?", [erasure_id])
+        row = cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+    finally:
+        cur.close()
+
+
+def claims_of(con, customer_ids: Iterable[str]) -> list[Identifier]:
+    """Every identifier (kind, normalised value) the 360, in any version, gives one of ``customer_ids``."""
+    ids, found = sorted(set(customer_ids)), set()
+    for v in _versions(con):
+        for (identifier,) in con.execute(f"SELECT identifier FROM c360_identity_v{v} WHERE list_contains(?, customer_id)",
+                                         [ids]).fetchall():
+            kind, _, value = identifier.partition(":")
+            if kind != "erased":
+                found.add((kind, value))
+    return sorted(found)
 
 
 class AvroValues:
@@ -77,12 +103,16 @@ class AvroValues:
         return out.getvalue()
 
 
-def erase_customer(con, customer_id: str, identifiers: Iterable[Identifier], *, registry) -> dict[str, int]:
+def erase_customer(con, customer_id: str, identifiers: Iterable[Identifier], *, registry,
+                   replacement: str | None = None) -> dict[str, int]:
     """Forget the customer in every DuckDB table, inside the caller's transaction; returns the rows
     deleted or changed per table (only tables with changes). ``identifiers``: (kind, normalised value)
-    pairs; the 360's own claims of the customer are added to them."""
+    pairs; the 360's own claims of the customer are added to them. ``replacement``: the id that takes
+    the person's place (default: a random one)."""
     versions = _versions(con)
-    subject = _with_claims(con, Subject(customer_id, tuple(identifiers)), versions)
+    subject = Subject(customer_id, tuple(identifiers), **({"replacement": replacement} if replacement else {}))
+    subject = Subject(customer_id, tuple(sorted({*subject.identifiers, *claims_of(con, subject.customer_ids)})),
+                      subject.replacement)
     rows = _person_rows(con, subject, versions)
     subject = subject.with_spellings(v for row in rows for v in row[3:])
     values, counts = AvroValues(registry), {}
@@ -129,17 +159,6 @@ def _versions(con) -> list[int]:
     return sorted(int(m.group(1)) for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
                   if (m := VERSIONED.match(t)))
 
-
-def _with_claims(con, subject: Subject, versions: list[int]) -> Subject:
-    """The subject with every identifier the 360 gives any of their customer ids (kind:value)."""
-    found, ids = set(subject.identifiers), list(subject.customer_ids)
-    for v in versions:
-        for (identifier,) in con.execute(f"SELECT identifier FROM c360_identity_v{v} WHERE list_contains(?, customer_id)",
-                                         [ids]).fetchall():
-            kind, _, value = identifier.partition(":")
-            if kind != "erased":
-                found.add((kind, value))
-    return Subject(subject.customer_id, tuple(sorted(found)), subject.replacement, subject.spellings)
 
 
 def _person_rows(con, subject: Subject, versions: list[int]) -> list[tuple]:

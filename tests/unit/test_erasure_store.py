@@ -133,7 +133,7 @@ def test_erasure_forgets_the_customer_everywhere_and_keeps_the_kpis(store):
 
     with store.transaction() as tx:
         changed = erase_customer(tx, customer, identifiers, registry=REGISTRY)
-        record_erasure(tx, "er-1", customer, datetime(2026, 12, 7, tzinfo=timezone.utc), changed, kids_deleted=5)
+        record_erasure(tx, "er-1", [customer], datetime(2026, 12, 7, tzinfo=timezone.utc), changed, kids_deleted=5)
 
     assert find_subject(con, customer, identifiers + spellings) == {}
     assert set(before) <= set(changed) and changed["c360_state_v1"] == 1 and changed["dead_letters"] == 1
@@ -147,7 +147,7 @@ def test_erasure_forgets_the_customer_everywhere_and_keeps_the_kpis(store):
     with store.transaction() as tx:
         assert erase_customer(tx, customer, identifiers, registry=REGISTRY) == {}
     report = con.execute("SELECT * FROM erasures").fetchall()
-    assert len(report) == 1 and report[0][1] == customer
+    assert len(report) == 1 and report[0][1] == [customer]
     assert not any(v.lower() in repr(report).lower() for _, v in identifiers if v != customer)
 
 

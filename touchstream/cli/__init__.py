@@ -14,8 +14,8 @@ import sys
 from touchstream.config import Settings
 
 # Order is the order shown in --help.
-COMMANDS = ("stack", "publish", "query", "customer", "complaints", "kpis", "export", "rebuild", "retention", "keys",
-            "demo", "bench")
+COMMANDS = ("stack", "publish", "query", "customer", "complaints", "kpis", "export", "rebuild", "retention", "erase",
+            "keys", "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,9 +21,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _call(method: str, url: str, settings) -> dict:
+def _call(method: str, url: str, settings, body: dict | None = None, timeout: float = 30) -> dict:
     try:
-        response = httpx.request(method, url, headers=auth_headers(settings), timeout=30)
+        response = httpx.request(method, url, headers=auth_headers(settings), json=body, timeout=timeout)
     except httpx.HTTPError as exc:
         raise CliError(f"query service not reachable at {url} ({exc}); is `touchstream up` running?") from None
     if response.status_code >= 400:

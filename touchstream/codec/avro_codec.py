@@ -80,6 +80,11 @@ class AvroCodec:
         self._local = {s.record_name: s for s in load_latest().values()}
         self._sealer = None if keys is None else Sealer(keys)
 
+    @property
+    def registry(self):
+        """The schema registry client (``get_schema(id)``): for rewriting stored Avro copies."""
+        return self._client
+
     def schema_id(self, schema: EventSchema) -> int:
         """Registry id of ``schema`` (registered on first use when auto_register is on)."""
         cached = self._ids.get(schema.subject)

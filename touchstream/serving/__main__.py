@@ -30,6 +30,9 @@ from touchstream.processors.complaint_resolution import ComplaintSink
 from touchstream.processors.customer_360_lookup import LiveCustomer360
 from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.customer_360_rows import ProfileRowsSink
+from touchstream.processors.erasure_stage import SINK_NAME as ERASURE_SINK
+from touchstream.processors.erasure_stage import SWEEP_INTERVAL as ERASURE_SWEEP_INTERVAL
+from touchstream.processors.erasure_stage import ErasureStage
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.raw_fanout import RawFanout, RecentDecodes, SharingCodec
 from touchstream.processors.topic_output import TopicOutput
@@ -42,9 +45,11 @@ from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.dead_letters import DeadLetterProducer
 from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.serving.http_app import build_api
+from touchstream.serving.erasure_api import erasure_router
 from touchstream.serving.masked_views import install_masked_schema
 from touchstream.serving.retention_api import RETENTION_INTERVAL, expiring_on_write, retention_expiry, retention_router
-from touchstream.topics import CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, load_topics, raw_topics
+from touchstream.topics import (CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, ERASURES_TOPIC, load_topics,
+                                raw_topics)
 
 WORKERS_REBUILD = ("the customer-360 is folded by fold workers (TOUCHSTREAM_FOLD_WORKERS): stop them, delete "
                    "data/fold and start them again to rebuild it from offset 0")
@@ -55,7 +60,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env().for_service("serving")   # its Kafka principal
     store = DuckDBStore(settings.duckdb_path)
-    codec = AvroCodec(settings.registry_url, auto_register=False, keys=TopicKeyRing(settings))
+    ring = TopicKeyRing(settings)   # serving opens what it reads, seals what it derives, and deletes on erasure
+    codec = AvroCodec(settings.registry_url, auto_register=False, keys=ring)
     recent = RecentDecodes()   # raw records decoded once: the 360 finds identity's forwards of them here
     expiry = retention_expiry(settings, store)   # topics.toml [retention]: on write, every few minutes, on request
     sink = expiring_on_write(interaction_log.InteractionLogSink(
@@ -83,6 +89,9 @@ def main() -> None:
     timer_task(app, COMPLAINT_SINK, complaints.tick, interval=2.0)   # SLA clocks move on while records pause
     timer_task(app, "retention", expiry.tick, interval=RETENTION_INTERVAL)
     decisions = IdentityDecisionSink(store, codec, DeadLetterProducer(settings, consumer="identity_decisions"))
+    erasures = ErasureStage(store, codec, ring, TopicOutput(settings, client_id="touchstream-erasures"),
+                            DeadLetterProducer(settings, consumer=ERASURE_SINK), live)
+    timer_task(app, "erasure_sweep", erasures.sweep, interval=ERASURE_SWEEP_INTERVAL)
     ready, waiting = threading.Event(), set()
 
     def source(name: str, topics: list[str], stage, batch: int = 5000, assigned=lambda partitions: None):
@@ -100,6 +109,7 @@ def main() -> None:
         source("raw", raw, fanout, batch=2000, assigned=complaints.expect),
         source("customer_360", [CUSTOMER_EVENTS_TOPIC], live),
         source("identity_decisions", [DECISIONS_TOPIC], decisions),
+        source("erasures", [ERASURES_TOPIC], erasures, batch=100),
     ]
     if workers:
         rows = ProfileRowsSink(profiles, codec, DeadLetterProducer(settings, consumer="customer_360_rows"))
@@ -111,9 +121,11 @@ def main() -> None:
     ensure_operator_key(settings)             # the local CLI's key ($TOUCHSTREAM_HOME/operator.key)
     with store.transaction() as con:          # after every sink and view script: the analysts' masked views
         install_masked_schema(con, pii_salt(settings))
-    api = build_api(store, ready=ready, profiles=live, rebuild=Rebuild(live, settings, refused=WORKERS_REBUILD if workers else None), complaints=complaints,
-                    keys=keys)
+    rebuild = Rebuild(live, settings, refused=WORKERS_REBUILD if workers else None)
+    rebuild.before_switch = erasures.reapply   # a rebuilt 360 forgets the erased customers before it is seen
+    api = build_api(store, ready=ready, profiles=live, rebuild=rebuild, complaints=complaints, keys=keys)
     api.include_router(retention_router(expiry, keys))
+    api.include_router(erasure_router(erasures, keys))
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

@@ -17,6 +17,12 @@ sees every raw partition. Per batch it decodes each record, lets the pure
 Offsets advance only after Kafka acknowledged the outputs. The state is saved
 as the facts each batch changed (``identity_store``); records after the last
 save that were already published are re-observed silently at start (``catch_up``).
+
+Erasure (issue 17): ``forget`` is handed the erasure ledger's batches (its own source and consumer
+group) and, under the lock the raw batches take, forgets the customers of each ``SubjectErased``
+not applied yet (``projections/identity_forget``): it announces every customer whose identifiers
+changed (a forgotten one with none: it no longer exists), makes the forgetting durable in one
+store transaction, and only then returns, so the ledger's offset is committed after it.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from typing import Callable
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.envelope import MAX_CLOCK_SKEW
 from touchstream.processors.decoding import decode_batch, decode_checked
+from touchstream.processors.identity_erasures import erasures_in
 from touchstream.processors.identity_store import IdentityStateStore, Saved
 from touchstream.processors.partition_merge import Item, PartitionMerge
 from touchstream.processors.records import CommittedOffsets, RawRecord
+from touchstream.projections.identity_forget import changed_customers, clear_caches, strip
 from touchstream.projections.identity_journal import Facts
 from touchstream.projections.identity_resolution import (
     CustomerMerged, CustomerSplit, IdentityFinding, IdentityResolver, IdentityUnlinked,
@@ -111,13 +119,15 @@ class IdentityStage:
     def __init__(self, resolver: IdentityResolver, codec: AvroCodec, output, dead_letters,
                  store: IdentityStateStore | None = None, saved: Saved | None = None,
                  *, every_seconds: float = 1.0, every_records: int = 50_000, max_skew: timedelta = MAX_CLOCK_SKEW,
-                 settle: float = 0.5):
+                 settle: float = 0.5, keys=None):
         self.resolver, self.codec, self.output, self.dead_letters = resolver, codec, output, dead_letters
+        self.keys = keys   # the codec's key ring: re-read at an erasure, so no deleted key opens a value again
         self.max_skew = max_skew   # how far event and recorded time may lead the broker's receipt
         self.settle = settle       # seconds a record waits after the broker appended it (``partition_merge``)
         self.store, self._unsaved = store, Facts()   # facts drained from the resolver whose save did not commit
         saved = saved or Saved(epoch=1)
         self.epoch, self.counter, self.offsets = saved.epoch, saved.counter, CommittedOffsets(saved.offsets)
+        self.erasures = {erasure_id for _cid, erasure_id in saved.forgotten}   # applied: a repeat is skipped
         self.every_seconds, self.every_records = every_seconds, every_records
         self._since_save, self._saved_at = 0, time.monotonic()
         self._lock = threading.Lock()
@@ -126,13 +136,15 @@ class IdentityStage:
         self.ends_known_at: Callable[[], float | None] = time.time   # when the source's ends were given
         derived = load_derived()
         self._membership, self._decided = derived["customer_membership_changed"], derived["identity_decided"]
-        self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0, "duplicates": 0}
+        self.stats = {"events": 0, "unattributed": 0, "decisions": 0, "memberships": 0, "dead": 0, "duplicates": 0,
+                      "erasures": 0}
 
     @classmethod
     def restore(cls, store: IdentityStateStore, config, codec, output, dead_letters, **kw) -> "IdentityStage":
         """A stage as a start finds it: the store's facts re-derived, under a fresh epoch it already persisted."""
         saved = store.load()
-        resolver = IdentityResolver.from_facts(saved.facts, config, journal=True)
+        forgotten = [cid for cid, _erasure_id in saved.forgotten]
+        resolver = IdentityResolver.from_facts(saved.facts, config, journal=True, forgotten=forgotten)
         return cls(resolver, codec, output, dead_letters, store, saved, **kw)
 
     def _seq(self) -> int:
@@ -194,16 +206,7 @@ class IdentityStage:
             self.output.send(DECISIONS_TOPIC, key, self.codec.encode_sealed(self._decided, body))
         self.stats["decisions"] += len(resolution.decisions)
         group = sorted({*affected_customers(resolution.decisions), *resolution.moved})
-        for customer in group:
-            members = [{"kind": n.kind, "value": n.value} for n in self.resolver.members_of(customer)]
-            body = {"customer_id": customer, "identifiers": members, "seq": self._seq(),
-                    "decided_by": event["envelope"]["event_id"]}
-            value = self.codec.encode_sealed(self._membership, body)
-            # Keyed by every customer of the change, not only its own: the partition of a customer that
-            # lost an identifier learns who holds it now (a fold worker there hands its events over).
-            for key in (customer, *(other for other in group if other != customer)):
-                self.output.send(CUSTOMER_EVENTS_TOPIC, key, value, [(KIND, b"membership")])
-            self.stats["memberships"] += 1
+        self._announce(group, self.resolver, event["envelope"]["event_id"])
         if resolution.customer_id is None:   # every hint blocked or absent: kept in the log, in no profile
             self.stats["unattributed"] += 1
             return
@@ -213,6 +216,53 @@ class IdentityStage:
                    (ORIGIN, f"{record.topic}/{record.partition}/{record.offset}".encode())]
         self.output.send(CUSTOMER_EVENTS_TOPIC, resolution.customer_id, record.value, headers)
         self.stats["events"] += 1
+
+    def _announce(self, group: list[str], resolver: IdentityResolver, decided_by: str) -> None:
+        """A ``CustomerMembershipChanged`` per customer of ``group``: the identifiers ``resolver`` gives it now
+        (none: it no longer exists). ``decided_by``: the event observed, or the erasure id."""
+        for customer in group:
+            members = [{"kind": n.kind, "value": n.value} for n in resolver.members_of(customer)]
+            body = {"customer_id": customer, "identifiers": members, "seq": self._seq(), "decided_by": decided_by}
+            value = self.codec.encode_sealed(self._membership, body)
+            # Keyed by every customer of the change, not only its own: the partition of a customer that
+            # lost an identifier learns who holds it now (a fold worker there hands its events over).
+            for key in (customer, *(other for other in group if other != customer)):
+                self.output.send(CUSTOMER_EVENTS_TOPIC, key, value, [(KIND, b"membership")])
+            self.stats["memberships"] += 1
+
+    def forget(self, records: list[RawRecord]) -> None:
+        """The erasure ledger's batch: forget the customers of each ``SubjectErased`` (``forget_customers``)."""
+        for erased in erasures_in(self.codec, records, self.dead_letters):
+            self.forget_customers(erased.erasure_id, erased.customer_ids)
+
+    def forget_customers(self, erasure_id: str, customer_ids) -> bool:
+        """Forget ``customer_ids`` (``projections/identity_forget``) unless this erasure was applied; True if it
+        was applied now. Order: the facts observed so far saved; the changed customers announced and acked;
+        the forgetting saved in one transaction; only then the resolver swapped, so a failure anywhere
+        leaves the erasure to be applied again whole."""
+        with self._lock:
+            if erasure_id in self.erasures:
+                return False
+            if self.keys is not None:
+                self.keys.refresh()   # serving deleted the keys before it published the erasure
+            self._save()
+            gone = self.resolver.forgetting(erasure_id, customer_ids)
+            after = self.resolver.without(gone)
+            changed = changed_customers(self.resolver.assignment(), after.assignment())
+            self._announce(changed, after, erasure_id)
+            self.output.flush()
+            if self.store is not None:
+                self.store.forget(gone, self.counter)
+            self.resolver = after
+            self.erasures.add(erasure_id)
+            for item in self.merge.held_items():   # decoded before the keys were deleted: as if after
+                if item.event is not None:
+                    strip(item.event, gone.nodes, after.config.default_region)
+            clear_caches()
+            self.stats["erasures"] += 1
+            log.info("identity forgot erasure %s: %d identifier(s), %d customer(s) announced",
+                     erasure_id, len(gone.nodes), len(changed))
+            return True
 
     def catch_up(self, records: list[RawRecord]) -> int:
         """Re-observe silently the records whose outputs were published before the last stop

@@ -18,6 +18,11 @@ Backends: ``identity_store_memory`` (tests), ``identity_store_sqlite`` (the serv
 Every backend passes ``tests/unit/test_identity_store_contract.py``.
 ``identity_store_sqlite.open_identity_store`` opens the service's store and migrates a
 version-1 JSON checkpoint into it once (``identity_store_migration``).
+
+An erasure (``forget``) is the one change that deletes rows: every fact row naming an identifier
+of the erased customers, in one transaction with the suppression list it adds (the erased customer
+ids, each with the erasure id; ``projections/identity_forget``). The suppression list is the only
+place the store keeps those ids, and a load hands it back so the resolver keeps suppressing them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
+from touchstream.projections.identity_forget import Forgetting
 from touchstream.projections.identity_journal import Facts
 
 Offsets = dict[tuple[str, int], int]   # next offset per raw partition
@@ -39,6 +45,7 @@ class Saved:
     counter: int = 0
     offsets: Offsets = field(default_factory=dict)
     facts: Facts = field(default_factory=Facts)
+    forgotten: list = field(default_factory=list)   # on load: (customer_id, erasure_id) rows of the suppression list
 
 
 class IdentityStateStore(abc.ABC):
@@ -58,8 +65,15 @@ class IdentityStateStore(abc.ABC):
         stored is kept once), set the offsets given (others are kept), the epoch and the counter."""
 
     @abc.abstractmethod
+    def forget(self, gone: Forgetting, counter: int) -> None:
+        """In one transaction: delete every fact row naming one of ``gone.nodes`` (a node's own row, link
+        evidence and unlinks with it at either end, findings about it), add ``gone.rows()`` to the suppression
+        list (a row already there is kept once) and set the counter. Afterwards no copy the backend keeps
+        may hold those identifiers or ids outside the suppression list."""
+
+    @abc.abstractmethod
     def _read(self) -> Saved:
-        """All fact rows (iterables), the offsets and the counter."""
+        """All fact rows (iterables), the suppression list, the offsets and the counter."""
 
     @abc.abstractmethod
     def _last_epoch(self) -> int:
@@ -71,7 +85,7 @@ class IdentityStateStore(abc.ABC):
 
     @abc.abstractmethod
     def empty(self) -> bool:
-        """Nothing saved yet: no facts, no offsets, no epoch."""
+        """Nothing saved yet: no facts, no suppression list, no offsets, no epoch."""
 
     def close(self) -> None:
         """Release the backend (a no-op in memory)."""

@@ -6,6 +6,7 @@ of every start to ``epoch``. Found at start, they are written into the store in 
 save, then renamed ``*.migrated`` (kept, not deleted: the only copy of the old state
 until the store has proven itself). A store that already holds state is never
 overwritten: the files are only renamed (a crash between that save and the renames).
+An erasure removes the renamed files (``drop_migrated``): they hold the person too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def read_json_checkpoint(folder: Path) -> Saved:
     if epoch_path.exists():
         saved.epoch = max(saved.epoch, int(epoch_path.read_text()))
     return saved
+
+
+def drop_migrated(folder: Path) -> list[Path]:
+    """Remove the migrated version-1 files under ``folder`` (an erasure: the old state holds the person
+    and the store has been in use since); the paths removed."""
+    gone = [folder / f"{name}.migrated" for name in (CHECKPOINT, EPOCH) if (folder / f"{name}.migrated").exists()]
+    for path in gone:
+        path.unlink()
+    if gone:
+        log.info("identity: migrated version-1 checkpoint removed by an erasure: %s", ", ".join(map(str, gone)))
+    return gone
 
 
 def migrate_json_checkpoint(folder: Path, store: IdentityStateStore) -> bool:

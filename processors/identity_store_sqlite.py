@@ -14,10 +14,18 @@ cut could hand out again.
 The file holds every identifier seen (personal data): the folder is 0700 and the
 database 0600 whatever the umask (``touchstream.private_files``); SQLite gives its
 ``-wal`` and ``-shm`` files the database's mode.
+
+An erasure (``forget``) deletes the rows naming the person's identifiers with ``secure_delete``
+on (SQLite overwrites the deleted content instead of leaving it in free pages), then checkpoints
+the WAL and truncates it (older page images in the WAL still held them), and removes a migrated
+version-1 checkpoint kept beside the store (``identity_store_migration.drop_migrated``): it is
+the old state whole, person included, and the store has been in use since. Only the
+``forgotten`` table (the suppression list) keeps the erased customer ids.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -26,7 +34,8 @@ from typing import Iterator
 
 from touchstream.private_files import FILE_MODE, private_dir
 from touchstream.processors.identity_store import IdentityStateStore, Saved
-from touchstream.processors.identity_store_migration import migrate_json_checkpoint
+from touchstream.processors.identity_store_migration import drop_migrated, migrate_json_checkpoint
+from touchstream.projections.identity_forget import Forgetting
 from touchstream.projections.identity_journal import FACT_KINDS, Facts
 
 LINK = "kind_a TEXT, value_a TEXT, kind_b TEXT, value_b TEXT, at INTEGER, event_id TEXT, trust TEXT, reason TEXT"
@@ -41,6 +50,8 @@ CREATE TABLE IF NOT EXISTS nodes (kind TEXT, value TEXT, first_seen INTEGER NOT 
 CREATE TABLE IF NOT EXISTS evidence ({LINK}, {LINK_KEY}) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS separations ({LINK}, {LINK_KEY}) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reported (rule TEXT, kind TEXT, value TEXT, PRIMARY KEY (rule, kind, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS forgotten (customer_id TEXT, erasure_id TEXT, PRIMARY KEY (customer_id, erasure_id))
+    WITHOUT ROWID;
 """
 WRITE = {
     "events": "INSERT OR IGNORE INTO events VALUES (?)",
@@ -52,6 +63,14 @@ WRITE = {
 }
 READ = {kind: f"SELECT * FROM {kind}" for kind in FACT_KINDS}
 SET_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+# The identifiers to forget come as one JSON parameter ([[kind, value], ...]): no temporary table holds them.
+GONE = "WITH gone(kind, value) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+IN_GONE = "IN (SELECT kind, value FROM gone)"
+FORGET = [f"{GONE} DELETE FROM nodes WHERE (kind, value) {IN_GONE}",
+          *(f"{GONE} DELETE FROM {t} WHERE (kind_a, value_a) {IN_GONE} OR (kind_b, value_b) {IN_GONE}"
+            for t in ("evidence", "separations")),
+          f"{GONE} DELETE FROM reported WHERE (kind, value) {IN_GONE}"]
+ADD_FORGOTTEN = "INSERT OR IGNORE INTO forgotten VALUES (?, ?)"
 SET_OFFSET = "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)"
 FILE_NAME = "identity.sqlite"
 
@@ -81,6 +100,20 @@ class SqliteIdentityStore(IdentityStateStore):
             db.executemany(SET_OFFSET, [(t, p, o) for (t, p), o in delta.offsets.items()])
             db.executemany(SET_META, [("epoch", delta.epoch), ("counter", delta.counter)])
 
+    def forget(self, gone: Forgetting, counter: int) -> None:
+        nodes = json.dumps(sorted([n.kind, n.value] for n in gone.nodes))
+        self._db.execute("PRAGMA secure_delete=ON")
+        try:
+            with self._transaction() as db:
+                for sql in FORGET:
+                    db.execute(sql, (nodes,))
+                db.executemany(ADD_FORGOTTEN, gone.rows())
+                db.execute(SET_META, ("counter", counter))
+        finally:
+            self._db.execute("PRAGMA secure_delete=OFF")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        drop_migrated(self.folder)
+
     def _read(self) -> Saved:
         """The facts as open cursors: a restore reads each row once and never holds them all
         (at 300k events the peak RSS of a restore was 362 MB with the rows fetched first, 283 MB streamed)."""
@@ -89,7 +122,8 @@ class SqliteIdentityStore(IdentityStateStore):
         offsets = {(t, p): o for t, p, o in db.execute("SELECT topic, partition, next FROM offsets")}
         facts = Facts(*(db.execute(READ[kind]) for kind in FACT_KINDS))
         facts.events = (row[0] for row in facts.events)
-        return Saved(meta.get("epoch", 0), meta.get("counter", 0), offsets, facts)
+        forgotten = db.execute("SELECT customer_id, erasure_id FROM forgotten").fetchall()
+        return Saved(meta.get("epoch", 0), meta.get("counter", 0), offsets, facts, forgotten)
 
     def _last_epoch(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
@@ -105,7 +139,7 @@ class SqliteIdentityStore(IdentityStateStore):
 
     def empty(self) -> bool:
         return not any(self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
-                       for table in ("meta", "offsets", *FACT_KINDS))
+                       for table in ("meta", "offsets", "forgotten", *FACT_KINDS))
 
     def close(self) -> None:
         self._db.close()

@@ -96,5 +96,9 @@ class PartitionMerge:
         return {tp: (q[0].record.offset if q else self._next[tp])
                 for tp, q in self._queues.items() if q or tp in self._next}
 
+    def held_items(self) -> list[Item]:
+        """The items buffered, not released yet (an erasure blanks the hints of their events in place)."""
+        return [item for queue in self._queues.values() for item in queue]
+
     def held(self) -> int:
         return sum(len(q) for q in self._queues.values())

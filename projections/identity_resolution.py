@@ -18,6 +18,8 @@ API::
     resolver = IdentityResolver(config, journal=True)
     resolver.changes()               # Facts: rows added or changed since the last call (``identity_journal``)
     IdentityResolver.from_facts(store_facts, config, journal=True)   # restore from rows
+    gone = resolver.forgetting("erasure-1", ["CU-42"])   # an erasure: what goes (``identity_forget``)
+    resolver = resolver.without(gone)  # the facts that remain, CU-42 suppressed as a customer_id hint
 
 Rules this module adds to ``identity_graph``'s replay:
 
@@ -31,7 +33,8 @@ Rules this module adds to ``identity_graph``'s replay:
   earliest-seen identifier keyed with the installation's secret (``IdentityConfig.anonymous_id_key``);
   derived from the events and that key alone, so a replay with the same key gives the same ids.
 - a repeated event_id changes nothing (same answer, no decisions); blocked values are
-  dropped before anything else (one ``blocked_value`` finding per value).
+  dropped before anything else (one ``blocked_value`` finding per value); a customer_id hint
+  that names a forgotten (erased) customer is dropped silently, as if absent (``identity_forget``).
 
 Normalisation, ``IdentityConfig`` and the trust table live in ``identity_normalise``, the
 decision events and the decision diff in ``identity_decisions`` (both re-exported here), and
@@ -41,6 +44,8 @@ what one event says (its explicit identifiers, trust and links) in ``identity_li
 from __future__ import annotations
 
 from typing import Iterable, NamedTuple
+
+from touchstream.projections import identity_forget
 
 from touchstream.projections.identity_decisions import (  # noqa: F401  (re-exported)
     Cause, CustomerMerged, CustomerSplit, IdentityFinding, IdentityLinked, IdentityUnlinked, decide,
@@ -70,8 +75,9 @@ class Resolution(NamedTuple):
 class IdentityResolver:
     """Resolves every event's identity hints to a canonical customer id, as events arrive."""
 
-    def __init__(self, config: IdentityConfig | None = None, *, journal: bool = False):
+    def __init__(self, config: IdentityConfig | None = None, *, journal: bool = False, forgotten: Iterable[str] = ()):
         self.config = config or IdentityConfig()
+        self.forgotten = frozenset(Identifier(CUSTOMER_ID, cid) for cid in forgotten)   # erased: never a hint again
         self._graph = IdentityGraph(self.config.rules)
         self._events: set[str] = set()
         self._node_trust: dict[Identifier, Trust] = {}
@@ -114,12 +120,12 @@ class IdentityResolver:
     def _identifiers(self, items: Iterable, event_id: str, decisions: list | None) -> list[Identifier]:
         """Normalised, deduplicated, blocked ones dropped (reported once each when ``decisions`` is given)."""
         out: list[Identifier] = []
-        region, blocked = self.config.default_region, self.config.blocked
+        region, blocked, forgotten = self.config.default_region, self.config.blocked, self.forgotten
         for kind, value in items:
             if value is None:
                 continue
             node, note = normalise(kind, value, region)
-            if node is None or node in out:
+            if node is None or node in out or (forgotten and node in forgotten):
                 continue
             rule = "blocked_value" if blocked(node) else note
             if rule:   # rare: a blocked value, or a note (then ``rule`` is the note)
@@ -232,12 +238,24 @@ class IdentityResolver:
                      sorted(link_row(s.pair, s) for s in {s for seps in g.separations.values() for s in seps}),
                      sorted(reported_row(rule, node) for rule, node in self._reported))
 
+    def forgetting(self, erasure_id: str, customer_ids: Iterable[str]) -> identity_forget.Forgetting:
+        """What forgetting these customers drops (``identity_forget.plan``); nothing changes yet."""
+        return identity_forget.plan(erasure_id, customer_ids, self._graph.members, self._graph.canonical)
+
+    def without(self, gone: identity_forget.Forgetting) -> "IdentityResolver":
+        """A resolver of the facts naming none of ``gone.nodes``, with ``gone.ids`` suppressed too; this one
+        is left as it was (a caller swaps them once the forgetting is durable). Its journal starts empty."""
+        facts = identity_forget.without(self.facts(), gone.nodes)
+        ids = {node.value for node in self.forgotten} | gone.ids
+        return IdentityResolver.from_facts(facts, self.config, journal=self._journal is not NO_JOURNAL, forgotten=ids)
+
     @classmethod
     def from_facts(cls, facts: Facts, config: IdentityConfig | None = None, *,
-                   journal: bool = False) -> "IdentityResolver":
+                   journal: bool = False, forgotten: Iterable[str] = ()) -> "IdentityResolver":
         """The resolver the facts describe; the customers are re-derived. Separations go in before the
-        evidence, so evidence an unlink voided is refused again however the rows were kept."""
-        resolver = cls(config, journal=journal)
+        evidence, so evidence an unlink voided is refused again however the rows were kept.
+        ``forgotten``: the suppression list (erased customer ids)."""
+        resolver = cls(config, journal=journal, forgotten=forgotten)
         g = resolver._graph
         resolver._events = set(facts.events)
         for kind, value, at, trust, note in facts.nodes:

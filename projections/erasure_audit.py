@@ -54,6 +54,7 @@ class Recogniser:
         self.customer_ids = frozenset(c.lower() for c in customer_ids if c)
         self.terms = frozenset(t.lower() for t in terms if t)
         self._known = _known or lru_cache(maxsize=cache)(self._lookup)
+        self._short = lru_cache(maxsize=cache)(self._mentions)
 
     def without_customer_ids(self) -> "Recogniser":
         """The same search minus the customer ids: for what names them by design (the erasure ledger,
@@ -68,8 +69,13 @@ class Recogniser:
         return Recogniser(self.refs, customer_ids, self.ref, self.terms, opener=opener, _known=self._known)
 
     def mentions(self, text: str) -> bool:
-        """Whether ``text``, its sealed values opened where their keys remain, names the person."""
-        text = self.readable(text)
+        """Whether ``text``, its sealed values opened where their keys remain, names the person. A short
+        text's verdict is remembered: a decoded record's values repeat (field names, types, codes)."""
+        if PREFIX in text:
+            return self._mentions(self.readable(text))
+        return self._short(text) if len(text) <= MAX_TOKEN else self._mentions(text)
+
+    def _mentions(self, text: str) -> bool:
         low = text.lower()
         if any(c in low for c in self.customer_ids) or any(t in low for t in self.terms):
             return True

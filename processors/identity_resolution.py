@@ -42,7 +42,7 @@ from touchstream.processors.identity_erasures import erasures_in
 from touchstream.processors.identity_store import IdentityStateStore, Saved
 from touchstream.processors.partition_merge import Item, PartitionMerge
 from touchstream.processors.records import CommittedOffsets, RawRecord
-from touchstream.projections.identity_forget import changed_customers, clear_caches, strip
+from touchstream.projections.identity_forget import clear_caches, strip
 from touchstream.projections.identity_journal import Facts
 from touchstream.projections.identity_resolution import (
     CustomerMerged, CustomerSplit, IdentityFinding, IdentityResolver, IdentityUnlinked,
@@ -106,6 +106,10 @@ def affected_customers(decisions: list) -> list[str]:
         elif isinstance(d, IdentityUnlinked):
             out.add(d.customer_id)
     return sorted(out)
+
+
+class ForgetFailed(RuntimeError):
+    """An erasure forgotten in memory but not announced or not saved: only a restart may apply it again."""
 
 
 class IdentityStage:
@@ -237,9 +241,10 @@ class IdentityStage:
 
     def forget_customers(self, erasure_id: str, customer_ids) -> bool:
         """Forget ``customer_ids`` (``projections/identity_forget``) unless this erasure was applied; True if it
-        was applied now. Order: the facts observed so far saved; the changed customers announced and acked;
-        the forgetting saved in one transaction; only then the resolver swapped, so a failure anywhere
-        leaves the erasure to be applied again whole."""
+        was applied now. Order: the facts observed so far saved; the resolver forgets in place; the changed
+        customers are announced and acked; the forgetting is saved in one transaction. A failure after the
+        resolver forgot is ``ForgetFailed``, never an outage to wait out: the source stops the process, and
+        the restart, from the store that still holds the person, applies the erasure again whole."""
         with self._lock:
             if erasure_id in self.erasures:
                 return False
@@ -247,17 +252,18 @@ class IdentityStage:
                 self.keys.refresh()   # serving deleted the keys before it published the erasure
             self._save()
             gone = self.resolver.forgetting(erasure_id, customer_ids)
-            after = self.resolver.without(gone)
-            changed = changed_customers(self.resolver.assignment(), after.assignment())
-            self._announce(changed, after, erasure_id)
-            self.output.flush()
-            if self.store is not None:
-                self.store.forget(gone, self.counter)
-            self.resolver = after
+            changed = self.resolver.forget(gone)
+            try:
+                self._announce(changed, self.resolver, erasure_id)
+                self.output.flush()
+                if self.store is not None:
+                    self.store.forget(gone, self.counter)
+            except Exception as exc:
+                raise ForgetFailed(f"erasure {erasure_id}: {type(exc).__name__}: {exc}") from exc
             self.erasures.add(erasure_id)
             for item in self.merge.held_items():   # decoded before the keys were deleted: as if after
                 if item.event is not None:
-                    strip(item.event, gone.nodes, after.config.default_region)
+                    strip(item.event, gone.nodes, self.resolver.config.default_region)
             clear_caches()
             self.stats["erasures"] += 1
             log.info("identity forgot erasure %s: %d identifier(s), %d customer(s) announced",

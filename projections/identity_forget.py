@@ -9,9 +9,11 @@ the customer back) and tell the folds which customers changed.
 What goes (``plan``): every identifier whose canonical customer is erased, and every ``customer_id``
 identifier whose value is one of the erased ids (wherever it sits). Every fact row that names one of
 them goes with it: the identifier's own row, the link evidence and unlinks of which it is an end, the
-findings reported about it. The customers left are re-derived from the facts that remain
-(``IdentityResolver.from_facts``), so they are what those facts give, however the state was reached.
-Event ids stay (they name no identifier), so an erased event read again is a duplicate.
+findings reported about it. The customers left are derived again where the dropped facts touched
+them (``IdentityGraph.remove``: the regions of the identifiers left beside them, replayed whole), which
+equals deriving everything from the facts that remain (``without``, ``IdentityResolver.from_facts``; the
+tests check it) at the cost of those regions only. Event ids stay (they name no identifier), so an
+erased event read again is a duplicate.
 
 The suppression list (``Forgetting.ids``) holds the erased customer ids and every ``customer_id``
 value among the identifiers forgotten (a customer merged from two CRM ids is erased as both).

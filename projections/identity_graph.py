@@ -98,6 +98,39 @@ class IdentityGraph:
             self.adjacent[a].discard(b)
             self.adjacent[b].discard(a)
 
+    def remove(self, nodes: set) -> set:
+        """Drop ``nodes`` with every fact naming them (sightings, evidence, unlinks) and what was derived for
+        them (an erasure); returns the identifiers left that shared evidence, an unlink or a derived link with
+        one of them: their regions must be derived again, whole (``rederive(left, replay=True)``)."""
+        left: set = set()
+        for node in nodes:
+            for other in self.adjacent.pop(node, ()):
+                self.evidence.pop(pair_of(node, other), None)
+                if other not in nodes:
+                    self.adjacent[other].discard(node)
+                    left.add(other)
+            for sep in self.separations.pop(node, ()):
+                left.update(other for other in sep.pair if other not in nodes)
+                for other in sep.pair:
+                    kept = [s for s in self.separations.get(other, ()) if s != sep]
+                    if kept:
+                        self.separations[other] = kept
+                    else:
+                        self.separations.pop(other, None)
+            for pair in self.links.pop(node, {}):
+                for other in pair:
+                    if other not in nodes and self.links.get(other, {}).pop(pair, None) is not None:
+                        left.add(other)
+            cid = self.canonical.pop(node, None)
+            if cid is not None:
+                self.members[cid].discard(node)
+                if not self.members[cid]:
+                    del self.members[cid]
+            self.first_seen.pop(node, None)
+            self.quarantined.pop(node, None)
+        self._separation_keys = sorted(s.key for s in {s for seps in self.separations.values() for s in seps})
+        return left
+
     # -- derivation ----------------------------------------------------------------
     def regions(self, seeds: Iterable[Identifier]) -> list[list]:
         """Connected parts of the evidence graph around ``seeds`` (each listed once)."""
@@ -118,8 +151,9 @@ class IdentityGraph:
             out.append(part)
         return out
 
-    def rederive(self, seeds: Iterable[Identifier]) -> tuple[Derivation, Derivation]:
+    def rederive(self, seeds: Iterable[Identifier], *, replay: bool = False) -> tuple[Derivation, Derivation]:
         """Replay every region around ``seeds`` and apply it; returns (before, after) over all of them.
+        ``replay``: never the closed form (after ``remove``, a region's derived state is not its derivation).
 
         One pair for all regions: an unlink can leave the two sides of one old customer in
         two regions, and only together do they read as a split. When only the seeds changed
@@ -127,7 +161,7 @@ class IdentityGraph:
         """
         seeds = [seed for seed in seeds if seed in self.first_seen]
         regions = self.regions(seeds)
-        if self.closed_form and len(regions) == 1:
+        if self.closed_form and not replay and len(regions) == 1:
             grown = self._grow(regions[0], seeds)
             if grown is not None:
                 return grown

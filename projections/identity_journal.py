@@ -92,6 +92,14 @@ class Journal:
     def reported(self, rule: str, node: Identifier) -> None:
         self.findings.append((rule, node))
 
+    def forget(self, nodes) -> None:
+        """Drop what names ``nodes`` (an erasure: a store deletes those facts, it must not be handed them)."""
+        for node in nodes:
+            self.nodes.pop(node, None)
+        self.links = [(pair, ev) for pair, ev in self.links if pair[0] not in nodes and pair[1] not in nodes]
+        self.separations = [s for s in self.separations if s.pair[0] not in nodes and s.pair[1] not in nodes]
+        self.findings = [(rule, node) for rule, node in self.findings if node not in nodes]
+
     def drain(self, node_row) -> Facts:
         """The changes as rows (``node_row(node)`` reads a node's current row), and an empty journal."""
         facts = Facts([*self.events], [node_row(n) for n in self.nodes],

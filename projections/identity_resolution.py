@@ -19,7 +19,7 @@ API::
     resolver.changes()               # Facts: rows added or changed since the last call (``identity_journal``)
     IdentityResolver.from_facts(store_facts, config, journal=True)   # restore from rows
     gone = resolver.forgetting("erasure-1", ["CU-42"])   # an erasure: what goes (``identity_forget``)
-    resolver = resolver.without(gone)  # the facts that remain, CU-42 suppressed as a customer_id hint
+    resolver.forget(gone)            # -> customers to announce; CU-42 suppressed as a customer_id hint from now
 
 Rules this module adds to ``identity_graph``'s replay:
 
@@ -242,12 +242,20 @@ class IdentityResolver:
         """What forgetting these customers drops (``identity_forget.plan``); nothing changes yet."""
         return identity_forget.plan(erasure_id, customer_ids, self._graph.members, self._graph.canonical)
 
-    def without(self, gone: identity_forget.Forgetting) -> "IdentityResolver":
-        """A resolver of the facts naming none of ``gone.nodes``, with ``gone.ids`` suppressed too; this one
-        is left as it was (a caller swaps them once the forgetting is durable). Its journal starts empty."""
-        facts = identity_forget.without(self.facts(), gone.nodes)
-        ids = {node.value for node in self.forgotten} | gone.ids
-        return IdentityResolver.from_facts(facts, self.config, journal=self._journal is not NO_JOURNAL, forgotten=ids)
+    def forget(self, gone: identity_forget.Forgetting) -> list[str]:
+        """Drop every fact naming ``gone.nodes``, derive again the regions they touched, and suppress
+        ``gone.ids`` from now on; the customers whose identifiers changed, sorted (an erased one has none).
+        Equals ``from_facts`` of the facts left (``identity_forget.without``), without re-deriving the rest."""
+        nodes, graph = gone.nodes, self._graph
+        erased = {graph.canonical[node] for node in nodes if node in graph.canonical}
+        before, after = graph.rederive(graph.remove(nodes), replay=True)
+        for node in nodes:
+            self._node_trust.pop(node, None)
+            self._notes.pop(node, None)
+        self._reported = {(rule, node) for rule, node in self._reported if node not in nodes}
+        self._journal.forget(nodes)
+        self.forgotten |= {Identifier(CUSTOMER_ID, cid) for cid in gone.ids}
+        return sorted(erased | set(identity_forget.changed_customers(before.canonical, after.canonical)))
 
     @classmethod
     def from_facts(cls, facts: Facts, config: IdentityConfig | None = None, *,

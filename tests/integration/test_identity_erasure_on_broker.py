@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import uuid
 from datetime import datetime, timezone
 
@@ -19,6 +18,7 @@ import pytest
 
 from tests.integration.pipeline_helpers import wait_for
 from tests.integration.test_privacy_on_broker import records_of
+from tests.unit.test_identity_erasure import text_cells
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.publishing.publisher import Publisher
 from touchstream.processors.topic_output import TopicOutput
@@ -36,19 +36,6 @@ def visit(tag: str, n: int, identity: dict) -> dict:
                          "content": "inquiry", "initiated_by": "customer", "occurred_at": f"2026-03-01T09:0{n}:00Z",
                          "identity": identity, "correlation_id": tag},
             "url": f"https://shop.example/p/{n}"}
-
-
-def text_cells(path) -> dict[str, list[str]]:
-    """Every TEXT cell of every table of the running identity's store (read-only: WAL readers don't block it)."""
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        out = {}
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})") if c[2].upper() == "TEXT"]
-            out[table] = [v for c in columns for (v,) in db.execute(f"SELECT {c} FROM {table}") if v is not None]
-        return out
-    finally:
-        db.close()
 
 
 def naming(path, terms: list[str]) -> dict[str, int]:

@@ -16,20 +16,23 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.event_builders import linked, plain_event
 from tests.local_codec import LocalCodec
 from tests.pipeline_harness import NEVER, raw_logs, validated
-from tests.unit.test_identity_resolution import FAST, WORLD_A, WORLD_B, configs, norm, specs, stream
+from tests.unit.test_identity_resolution import FAST, SHARED, WORLD_A, WORLD_B, configs, norm, specs, stream
 from touchstream.processors.identity_erasures import ERASED, REQUESTED
-from touchstream.processors.identity_resolution import CUSTOMER, KIND, IdentityStage
+from touchstream.processors.identity_resolution import CUSTOMER, KIND, ForgetFailed, IdentityStage
 from touchstream.processors.identity_store_migration import CHECKPOINT
 from touchstream.processors.identity_store_sqlite import open_identity_store
+from touchstream.processors.outages import outage_of
 from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput
 from touchstream.projections.identity_facts import CUSTOMER_ID
+from touchstream.projections.identity_forget import without
 from touchstream.projections.identity_resolution import IdentityConfig, IdentityResolver
 from touchstream.schemas import load_derived
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, ERASURES_TOPIC
@@ -98,8 +101,9 @@ def stage_in(folder: Path, output: MemoryOutput | None = None, letters=None) -> 
 
 
 def text_cells(path: Path) -> dict[str, list[str]]:
-    """Every value of every TEXT column of every table, by table: what an audit searches."""
-    db = sqlite3.connect(path)
+    """Every value of every TEXT column of every table, by table: what an audit searches (read-only: a running
+    identity's store may be read so, WAL readers do not block it)."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         out = {}
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
@@ -243,22 +247,21 @@ def test_the_same_erasure_twice_changes_nothing_the_second_time(tmp_path):
     assert restarted.stats["erasures"] == 0
 
 
-def test_a_failed_store_write_leaves_the_erasure_to_be_applied_again(tmp_path):
+def test_a_failed_store_write_stops_the_stage_and_the_restart_applies_the_erasure_again(tmp_path):
     stage, _output = observed_anna(tmp_path)
-    store, real = stage.store, stage.store.forget
 
     def failing(gone, counter):
         raise OSError("disk full")
 
-    store.forget = failing
-    try:
+    stage.store.forget = failing
+    with pytest.raises(ForgetFailed) as failed:
         stage.forget([erased("er-1", ANNA)])
-    except OSError:
-        pass
-    assert stage.resolver.customer_of("email", ANNA_EMAIL) == ANNA and "er-1" not in stage.erasures
-    store.forget = real
-    stage.forget([erased("er-1", ANNA)])
-    assert stage.resolver.customer_of("email", ANNA_EMAIL) is None
+    assert outage_of(failed.value, rerunnable=True) is None   # fail-stop, never waited out as an outage
+    assert "er-1" not in stage.erasures and found(text_cells(tmp_path / "identity.sqlite"), ANNA_VALUES)
+    restarted = stage_in(tmp_path)   # from the store, which still holds her
+    assert restarted.resolver.customer_of("email", ANNA_EMAIL) == ANNA
+    restarted.forget([erased("er-1", ANNA)])
+    assert restarted.resolver.customer_of("email", ANNA_EMAIL) is None
     assert found(text_cells(tmp_path / "identity.sqlite"), ANNA_VALUES[2:]) == []
 
 
@@ -321,7 +324,10 @@ def test_forgetting_then_observing_equals_observing_without_the_persons_hints(a,
     seen_a = {node for node in map(norm, ((k, v) for k, vs in WORLD_A.items() for v in vs))
               if node in set(map(norm, _hints_of(before)))}
     assert gone.nodes == seen_a   # the premise: A's identifiers are exactly what the erasure drops
-    live = live.without(gone)
+    left = without(live.facts(), gone.nodes)
+    live.forget(gone)
+    derived = IdentityResolver.from_facts(left, config, forgotten=gone.ids)   # in place = from the facts left
+    assert (live.facts(), live.assignment(), live.findings()) == (left, derived.assignment(), derived.findings())
     for event in later:
         live.observe(event)
 
@@ -360,4 +366,26 @@ def test_the_memory_and_the_sqlite_store_forget_the_same_rows(tmp_path):
         saved = store.load()
         loaded.append((rows(saved.facts), sorted(map(tuple, saved.forgotten)), saved.counter))
     assert loaded[0] == loaded[1]
-    assert loaded[0][0] == rows(resolver.without(gone).facts()) and loaded[0][1] == [(ANNA, "er-1"), (ANNA_2, "er-1")]
+    assert loaded[0][0] == rows(without(resolver.facts(), gone.nodes))
+    assert loaded[0][1] == [(ANNA, "er-1"), (ANNA_2, "er-1")]
+
+
+@FAST
+@given(spec_list=specs(SHARED, max_size=24), config=configs, data=st.data())
+def test_forgetting_in_place_equals_deriving_from_the_facts_left(spec_list, config, data):
+    """Any stream (shared identifiers, unlinks, guard rails hit), any customers forgotten: the resolver that
+    forgot in place equals one derived from the facts that remain, and the customers it says changed are
+    exactly those whose identifiers differ."""
+    live = IdentityResolver(config, journal=True)
+    for event in stream(spec_list):
+        live.observe(event)
+    customers = sorted(live.customers())
+    chosen = data.draw(st.lists(st.sampled_from(customers), unique=True, max_size=3) if customers else st.just([]))
+    gone = live.forgetting("er-1", chosen)
+    before, left = live.customers(), without(live.facts(), gone.nodes)
+    changed = live.forget(gone)
+    derived = IdentityResolver.from_facts(left, config, forgotten=gone.ids)
+    assert (live.facts(), live.assignment(), live.findings()) == (left, derived.assignment(), derived.findings())
+    after = live.customers()
+    assert changed == sorted(c for c in {*before, *after} if before.get(c) != after.get(c))
+    assert not {str(n) for n in gone.nodes} & set(live.assignment()) and not set(chosen) & set(after)

@@ -10,8 +10,8 @@ matches its terms.
 
 Why sealed values are opened first: a sealed value (``tsenc1:<kid>:<data>``) is readable exactly when its
 key still exists; ``opener`` (the key ring's or codec's) opens it with the remaining keys, and a value
-whose key is gone (``opener`` answers None) reads as nothing. Without an opener no sealed value is
-readable. Its kid names the subject's ref, which is a pseudonym, so the token's prefix is dropped.
+whose key is gone (``opener`` answers None) reads as nothing: it is dropped, kid (which names the subject's
+ref) and data alike. Without an opener no sealed value is readable.
 
 Pure: no I/O. The scanners over Kafka, SQLite and DuckDB are ``processors.erasure_audit_scan``.
 """
@@ -29,6 +29,7 @@ KINDS = ("email", "phone", "cookie_id", "device_id", "loyalty_card", "account_nu
 OTHER_KINDS = tuple(k for k in KINDS if k not in ("email", "phone"))   # any string may be one of these
 MAX_TOKEN = 256          # longer strings are text, not an identifier: only their tokens are tried
 CACHE = 1 << 18          # tokens whose verdict is remembered (most recur: field names, event types)
+SHORT_CACHE = 1 << 16    # short texts whose verdict is remembered (at most MAX_TOKEN characters each)
 MAX_PHONE_GROUPS = 8     # digit groups one phone number may be written in ("+31 (0)6 12 34 56 78")
 SEALED = re.compile(re.escape(PREFIX) + r"([A-Za-z0-9._-]+):([A-Za-z0-9+/]+={0,2})")
 EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -54,7 +55,7 @@ class Recogniser:
         self.customer_ids = frozenset(c.lower() for c in customer_ids if c)
         self.terms = frozenset(t.lower() for t in terms if t)
         self._known = _known or lru_cache(maxsize=cache)(self._lookup)
-        self._short = lru_cache(maxsize=cache)(self._mentions)
+        self._short = lru_cache(maxsize=min(cache, SHORT_CACHE))(self._mentions)
 
     def without_customer_ids(self) -> "Recogniser":
         """The same search minus the customer ids: for what names them by design (the erasure ledger,
@@ -97,8 +98,10 @@ class Recogniser:
         return False
 
     def readable(self, text: str) -> str:
-        """``text`` with every sealed value replaced by its plaintext, or by its data alone (no prefix,
-        so no kid) when it does not open: random characters that name no one."""
+        """``text`` with every sealed value replaced by its plaintext, or by a space when it does not open.
+        Why its data goes too: random base64 can hold a short customer id, in any case, by chance. In raw
+        Avro bytes a dead value may take the start of the next string with it (it cannot be told where its
+        data ends); the decoded record, searched as well, has that string whole."""
         if PREFIX not in text:
             return text
         return SEALED.sub(self._open_match, text)
@@ -113,7 +116,7 @@ class Recogniser:
             if plain is None or plain.startswith(PREFIX):
                 break            # the key is gone (or the opener has no keys): nothing here is readable
             return f" {plain} {blob[cut:]}"
-        return f" {blob}"
+        return " "
 
     def _lookup(self, token: str) -> bool:
         """Whether ``token``, read as any kind of identifier it could be, is an erased subject."""

@@ -135,6 +135,13 @@ def test_the_kid_of_a_sealed_value_is_not_a_mention():
     assert found.mentions(f"cookie {kid}")   # the same string in clear is a cookie the test erased
 
 
+def test_the_data_of_a_dead_sealed_value_is_not_read_as_text():
+    """Random base64 may spell a short customer id by chance; once the key is gone none of it is read."""
+    token = f"tsenc1:{'0' * 20}.abcdef:" + "Qx9" * 4 + "cUsT42" + "Zk/+" * 8
+    found = Recogniser(set(), {"cust42"}, RING.ref, opener=lambda _token: None)
+    assert not found.mentions(f"anchor {token}") and found.mentions(f"anchor {token} CUST42")
+
+
 # -- the database scanners ---------------------------------------------------------------------------------
 def test_sqlite_every_table_read_only_with_allowed_tables(tmp_path):
     path = tmp_path / "identity.sqlite"

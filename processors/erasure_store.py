@@ -59,6 +59,23 @@ def record_erasure(con, erasure_id: str, customer_ids: list[str], requested_at: 
         "kids_deleted": kids_deleted, "refs": sorted(refs)}], ERASURES, "ON CONFLICT DO NOTHING")
 
 
+def record_export(con, export_id: str, snapshot_at: datetime, taken_by: str, pii: bool, relations: list[str]) -> None:
+    """A Parquet snapshot was handed out: the erasure report lists the ones taken before an erasure."""
+    ensure_schema(con)
+    con.execute("INSERT INTO exports VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [export_id, snapshot_at, taken_by, pii, sorted(relations)])
+
+
+def exports_before(con, moment: datetime) -> list[dict]:
+    """The snapshots taken before ``moment`` (oldest first), as the erasure report lists them."""
+    if not _exists(con, "exports"):
+        return []
+    cur = con.execute("SELECT export_id, snapshot_at, taken_by, pii, relations FROM exports WHERE snapshot_at < ? "
+                      "ORDER BY snapshot_at, export_id", [moment])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
 def erasure_status(db, erasure_id: str) -> dict | None:
     """The erasure's recorded row as a dict, or None if it has not been carried out here."""
     cur = db.cursor()

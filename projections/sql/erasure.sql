@@ -11,3 +11,13 @@ CREATE TABLE IF NOT EXISTS erasures (
     kids_deleted    INTEGER NOT NULL,       -- data keys deleted from the key topic
     refs            VARCHAR[] NOT NULL      -- pseudonyms of the erased subjects (the audit recognises their values by them)
 );
+
+-- Exports (issue 17): one row per Parquet snapshot handed out by GET /export, so that an erasure report
+-- can list the snapshots taken before it (they are copies outside Touchstream's reach: re-export them).
+CREATE TABLE IF NOT EXISTS exports (
+    export_id       VARCHAR PRIMARY KEY,
+    snapshot_at     TIMESTAMPTZ NOT NULL,   -- the instant the files describe
+    taken_by        VARCHAR NOT NULL,       -- the API key's system (never the key)
+    pii             BOOLEAN NOT NULL,       -- true: personal values included; false: customer ids only
+    relations       VARCHAR[] NOT NULL
+);

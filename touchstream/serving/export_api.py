@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 import zipfile
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
+from touchstream.processors.erasure_store import record_export
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.serving.access import require
 from touchstream.serving.export_pii import hint_columns, mask_json, payload_rows, profile_rows
@@ -54,6 +56,7 @@ CHUNK = 1 << 20
 NULL_IDENTIFIERS = "list_transform(identifiers, lambda i: struct_pack(kind := i.kind, value := NULL::VARCHAR))"
 EXCLUDED = ("sink_offsets", "projection_versions", "complaint_sla_watermark", "complaint_sla_partitions",
             "complaint_sla_agenda", "complaint_case_hints",   # hints: the sink's own index of identifiers
+            "erasures", "exports",   # privacy bookkeeping: who was forgotten (customer ids), which snapshots were taken
             # the KPI views' shortcuts, whose rows the exported relations hold: customer_360 with its channel
             # and finding lists, complaint_loyalty_cases without its later interactions
             "customer_360_lists", "complaint_case_paths",
@@ -272,6 +275,9 @@ def export_router(store: DuckDBStore, keys=None) -> APIRouter:
             raise HTTPException(status_code=400, detail=str(exc)) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)   # the open zip lives on until the stream closes it
+        with store.transaction() as con:   # the erasure report lists the snapshots taken before it
+            record_export(con, uuid.uuid4().hex, datetime.fromisoformat(manifest["snapshot_at"]), caller.system, pii,
+                          list(manifest["tables"]))
         stamp = manifest["snapshot_at"][:19].replace(":", "").replace("-", "")
         return StreamingResponse(_stream(handle), media_type="application/zip", headers={
             "Content-Length": str(os.fstat(handle.fileno()).st_size),

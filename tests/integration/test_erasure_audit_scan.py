@@ -15,8 +15,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.conftest import unique_name
 from tests.event_builders import plain_event
+from tests.keyring_contract import MASTER
 from tests.local_codec import LocalCodec
 from touchstream.events.catalogue import Catalogue
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.privacy.subjects import subject
 from touchstream.processors.erasure_audit_scan import scan_topics
@@ -25,9 +27,9 @@ from touchstream.projections.erasure_audit import Recogniser
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
-def create(broker, topics: dict[str, int]) -> None:
+def create(broker, topics: dict[str, int], config: dict | None = None) -> None:
     admin = AdminClient(broker.confluent())   # kept alive until the topics exist
-    for future in admin.create_topics([NewTopic(t, n, 1) for t, n in topics.items()]).values():
+    for future in admin.create_topics([NewTopic(t, n, 1, config=config or {}) for t, n in topics.items()]).values():
         future.result(30)
 
 
@@ -98,3 +100,33 @@ def test_scan_topics_counts_what_is_readable_before_and_after_the_keys_are_erase
 
     everywhere = scan_topics(settings, codec, recognise, topics, access=broker, timeout=60)
     assert everywhere.hits == {events: 2, ledger: 2, txn: 1}   # the ledger names the customer id by design
+
+
+def test_the_audit_reads_with_the_keys_its_ring_knows_remain(broker, settings):
+    """Two ``TopicKeyRing``s on one key topic are two processes: the audit's ring loaded the person's key
+    before another process erased it, so it opens their values until it is refreshed (why the caller
+    refreshes the codec's ring before a scan), and not after."""
+    word = uuid.uuid4().hex[:10]
+    email, events, keys = f"ida.{word}@example.com", unique_name("audit-sealed"), unique_name("audit-keys")
+    create(broker, {events: 1})
+    create(broker, {keys: 1}, {"cleanup.policy": "compact"})   # as the stack's key topic
+    writer, audit = (TopicKeyRing(settings, MASTER, topic=keys, access=broker, timeout=20) for _ in range(2))
+    try:
+        producer = Producer(broker.confluent())
+        producer.produce(events, *sealed_complaint(LocalCodec(keys=writer), writer, email, "06 5555 0101", word))
+        assert producer.flush(30) == 0
+        codec = LocalCodec(keys=audit)
+        erased = {writer.ref(subject("email", email))}
+        recognise = Recogniser(erased, set(), writer.ref)
+
+        def hits():
+            return scan_topics(settings, codec, recognise, [events], access=broker, timeout=60).hits
+
+        assert hits() == {events: 1}
+        assert writer.erase(erased)
+        assert hits() == {events: 1}   # the audit's ring still holds the key it loaded before
+        audit.refresh()
+        assert hits() == {}
+    finally:
+        writer.close()
+        audit.close()

@@ -200,3 +200,20 @@ def test_files_count_the_lines_that_mention(tmp_path):
     clean = tmp_path / "clean.json"
     clean.write_text(json.dumps({"nodes": [["email", "a@b.org"]]}))
     assert scan_files([checkpoint, clean, tmp_path / "absent.json"], recogniser()) == {str(checkpoint): 2}
+
+
+@pytest.mark.parametrize("secure_delete", ["OFF", "FAST"])
+def test_files_find_what_a_database_freed_but_did_not_zero(tmp_path, secure_delete):
+    """A deleted row's text stays in the file's free pages unless SQLite zeroes them (``secure_delete``):
+    the rows are gone, the copy is not; reading the file itself finds it."""
+    path = tmp_path / "checkpoint.sqlite"
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA secure_delete = {secure_delete}")
+    con.execute("CREATE TABLE nodes (value TEXT)")
+    con.executemany("INSERT INTO nodes VALUES (?)", [(EMAIL.lower(),), *((f"p{i}@x.org",) for i in range(500))])
+    con.commit()
+    con.execute("DELETE FROM nodes WHERE value = ?", [EMAIL.lower()])
+    con.commit()
+    con.close()
+    assert scan_sqlite(path, recogniser()) == {}
+    assert bool(scan_files([path], recogniser())) == (secure_delete == "OFF")

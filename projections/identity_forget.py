@@ -28,7 +28,9 @@ the forgotten identifiers (``strip``), as if they had been decoded after the key
 One difference remains, documented rather than hidden: a link between two identifiers that survive,
 made by an event that also carried a forgotten customer_id that did not join them (a refused or
 capped link), keeps the trust that customer_id gave it, where a replay would give the trust of the
-event without it.
+event without it. And a person who comes back after the erasure (an identifier of theirs sealed under
+a new key) is a new customer; without a customer_id it is named, as before, after its earliest
+identifier, so it may get the anonymous id the erased one had.
 
 Idempotent by erasure id: a ``SubjectErased`` already applied is skipped (``IdentityStage.forget``);
 applying its plan again would find nothing to drop anyway. Pure: no I/O.

@@ -24,6 +24,8 @@ from tests.event_builders import linked, plain_event
 from tests.local_codec import LocalCodec
 from tests.pipeline_harness import NEVER, raw_logs, validated
 from tests.unit.test_identity_resolution import FAST, SHARED, WORLD_A, WORLD_B, configs, norm, specs, stream
+from touchstream.privacy.keyring import MemoryKeyRing
+from touchstream.privacy.sealer import Sealer
 from touchstream.processors.identity_erasures import ERASED, REQUESTED
 from touchstream.processors.identity_resolution import CUSTOMER, KIND, ForgetFailed, IdentityStage
 from touchstream.processors.identity_store_migration import CHECKPOINT
@@ -389,3 +391,52 @@ def test_forgetting_in_place_equals_deriving_from_the_facts_left(spec_list, conf
     after = live.customers()
     assert changed == sorted(c for c in {*before, *after} if before.get(c) != after.get(c))
     assert not {str(n) for n in gone.nodes} & set(live.assignment()) and not set(chosen) & set(after)
+
+
+# -- a rebuild from the log after the erasure -----------------------------------------------------------
+def sealed(events: list[dict], ring, codec, logs: dict) -> list[RawRecord]:
+    """The records ``events`` make on the raw topics with their personal values sealed, as the collector
+    sends them (one partition per topic), appended to ``logs``."""
+    sealer, out = Sealer(ring), []
+    for event in validated(events):
+        [(record, key)] = sealer.seal_events([(event.schema.subject, event.schema.schema, event.record)])
+        log = logs[(event.topic, 0)]
+        log.append(RawRecord(event.topic, 0, len(log), key, codec.encode(event.schema, record), []))
+        out.append(log[-1])
+    return out
+
+
+def test_a_rebuild_from_the_log_after_the_erasure_reaches_the_state_the_live_run_reached(tmp_path):
+    """The live run observes Anna, then serving deletes her keys and publishes SubjectErased, then more
+    events come (her customer id again, her e-mail again under a new key, Bert). A rebuild from offset 0
+    reads the ledger first, then every raw record, her old values now unreadable: same facts, same
+    customers, same rows in the store."""
+    ring, logs = MemoryKeyRing(), defaultdict(list)
+    codec = LocalCodec(keys=ring)
+
+    def stage(name: str) -> IdentityStage:
+        return IdentityStage.restore(open_identity_store(tmp_path / name), IdentityConfig(), codec, MemoryOutput(),
+                                     Letters(), keys=ring, **NEVER)
+
+    live = stage("live")
+    before = sealed(people(), ring, codec, logs)
+    live.handle(before)
+    ring.erase({ring.ref(f"{kind}:{value}") for kind, value, _trust in live.resolver.identifiers_of(ANNA)})
+    ledger = [erased("er-1", ANNA, ANNA_2)]   # as serving lists them: the canonical id and the one merged in
+    live.forget(ledger)
+    after = sealed([plain_event("web.page_viewed", at(30), {"customer_id": ANNA, "cookie_id": "ck-new-1"}),
+                    plain_event("web.page_viewed", at(31), {"email": ANNA_EMAIL, "cookie_id": "ck-back-2"}),
+                    plain_event("web.page_viewed", at(32), {"customer_id": BERT, "cookie_id": "ck-bert-3"})],
+                   ring, codec, logs)
+    live.handle(after)
+    rebuilt = stage("rebuilt")
+    rebuilt.forget(ledger)   # the service reads the whole ledger before the first raw record
+    rebuilt.handle(before + after)
+    for s in (live, rebuilt):
+        s.save()
+    assert rebuilt.resolver.facts() == live.resolver.facts()
+    assert rebuilt.resolver.assignment() == live.resolver.assignment()
+    assert live.resolver.customer_of("email", ANNA_EMAIL) not in (None, ANNA)   # back, as someone new
+    live_rows, rebuilt_rows = ({t: rows for t, rows in dump(tmp_path / name / "identity.sqlite").items()
+                                if t != "meta"} for name in ("live", "rebuilt"))
+    assert live_rows == rebuilt_rows

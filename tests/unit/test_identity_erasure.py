@@ -4,26 +4,22 @@ Why: the erasure deletes the person's data keys, but identity keeps their identi
 in memory and in ``identity.sqlite``. When it reads ``SubjectErased`` every copy must go (the audit
 searches every TEXT column of every table, and here the file's bytes too), the erased customer ids
 must not come back through a later event's plaintext ``customer_id`` hint, a repeated erasure must
-change nothing, and forgetting what was observed must equal observing it without the person.
+change nothing, and a rebuild from the log after the erasure must reach the state the live run
+reached (the properties over generated streams: ``test_identity_forget_properties``).
 """
 
 from __future__ import annotations
 
-import copy
-import random
 import sqlite3
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tests.event_builders import linked, plain_event
 from tests.local_codec import LocalCodec
 from tests.pipeline_harness import NEVER, raw_logs, validated
-from tests.unit.test_identity_resolution import FAST, SHARED, WORLD_A, WORLD_B, configs, norm, specs, stream
 from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.privacy.sealer import Sealer
 from touchstream.processors.identity_erasures import ERASED, REQUESTED
@@ -33,9 +29,7 @@ from touchstream.processors.identity_store_sqlite import open_identity_store
 from touchstream.processors.outages import outage_of
 from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput
-from touchstream.projections.identity_facts import CUSTOMER_ID
-from touchstream.projections.identity_forget import without
-from touchstream.projections.identity_resolution import IdentityConfig, IdentityResolver
+from touchstream.projections.identity_resolution import IdentityConfig
 from touchstream.schemas import load_derived
 from touchstream.topics import CUSTOMER_EVENTS_TOPIC, ERASURES_TOPIC
 
@@ -285,112 +279,6 @@ def test_an_unknown_customer_is_recorded_as_forgotten_and_suppressed_from_then_o
     stage.forget([erased("er-9", "CU-NEVER-SEEN")])
     stage.handle(raw_records([plain_event("web.page_viewed", at(1), {"customer_id": "CU-NEVER-SEEN"})]))
     assert stage.resolver.customers() == {} and stage.stats["unattributed"] == 1
-
-
-# -- the order: forgetting what was observed equals observing it without the person ------------------
-POST = {kind: WORLD_A[kind] + WORLD_B[kind] for kind in WORLD_A}   # after the erasure: anyone, Anna included
-
-
-def without_hints(event: dict, gone: set) -> dict:
-    """The event as if the hints and named identifiers in ``gone`` (normalised) were absent."""
-    out = copy.deepcopy(event)
-    hints = out["envelope"]["identity"]
-    for kind, value in list(hints.items()):
-        if value is not None and norm((kind, value)) in gone:
-            hints[kind] = None
-    for name in ("identifier", "identifier_a", "identifier_b"):
-        ident = out.get(name)
-        if isinstance(ident, dict) and norm((ident["kind"], ident["value"])) in gone:
-            out[name] = None
-    return out
-
-
-@FAST
-@given(a=specs(WORLD_A, max_size=12), b=specs(WORLD_B, max_size=12), post=specs(POST, max_size=12),
-       config=configs, seed=st.integers(0, 2**16))
-def test_forgetting_then_observing_equals_observing_without_the_persons_hints(a, b, post, config, seed):
-    """Person A's events (their own identifiers only) and others' are observed, then every customer holding
-    one of A's identifiers is forgotten, then more events come (A's customer ids and identifiers among them,
-    and copies of earlier events). That equals observing A's earlier events with none of their identifiers
-    and the later ones without the forgotten customer ids."""
-    rnd = random.Random(seed)
-    before = stream(a, "a") + stream(b, "b")
-    rnd.shuffle(before)
-    later = stream(post, "p") + rnd.sample(before, min(3, len(before)))
-    live = IdentityResolver(config, journal=True)
-    for event in before:
-        live.observe(event)
-    erased_ids = sorted({live.customer_of(*hint) for kind, values in WORLD_A.items() for hint in
-                         ((kind, v) for v in values)} - {None})
-    gone = live.forgetting("er-1", erased_ids)
-    seen_a = {node for node in map(norm, ((k, v) for k, vs in WORLD_A.items() for v in vs))
-              if node in set(map(norm, _hints_of(before)))}
-    assert gone.nodes == seen_a   # the premise: A's identifiers are exactly what the erasure drops
-    left = without(live.facts(), gone.nodes)
-    live.forget(gone)
-    derived = IdentityResolver.from_facts(left, config, forgotten=gone.ids)   # in place = from the facts left
-    assert (live.facts(), live.assignment(), live.findings()) == (left, derived.assignment(), derived.findings())
-    for event in later:
-        live.observe(event)
-
-    replay = IdentityResolver(config)
-    suppressed = {norm((CUSTOMER_ID, cid)) for cid in gone.ids}
-    for event in before:
-        replay.observe(without_hints(event, set(gone.nodes)))
-    for event in later:
-        replay.observe(without_hints(event, suppressed))
-    assert live.facts() == replay.facts()
-    assert live.assignment() == replay.assignment()
-
-
-def _hints_of(events: list[dict]):
-    for event in events:
-        yield from ((k, v) for k, v in event["envelope"]["identity"].items() if v is not None)
-        for name in ("identifier", "identifier_a", "identifier_b"):
-            if isinstance(event.get(name), dict):
-                yield event[name]["kind"], event[name]["value"]
-
-
-# -- both store backends forget alike ------------------------------------------------------------------
-def test_the_memory_and_the_sqlite_store_forget_the_same_rows(tmp_path):
-    from tests.unit.test_identity_store_contract import rows
-    from touchstream.processors.identity_store import Saved
-    from touchstream.processors.identity_store_memory import MemoryIdentityStore
-
-    resolver = IdentityResolver(journal=True)
-    for event in validated(people()):
-        resolver.observe(event.record)
-    gone = resolver.forgetting("er-1", [ANNA])
-    loaded = []
-    for store in (MemoryIdentityStore(), open_identity_store(tmp_path)):
-        store.save(Saved(1, 5, {}, resolver.facts()))
-        store.forget(gone, 9)
-        saved = store.load()
-        loaded.append((rows(saved.facts), sorted(map(tuple, saved.forgotten)), saved.counter))
-    assert loaded[0] == loaded[1]
-    assert loaded[0][0] == rows(without(resolver.facts(), gone.nodes))
-    assert loaded[0][1] == [(ANNA, "er-1"), (ANNA_2, "er-1")]
-
-
-@FAST
-@given(spec_list=specs(SHARED, max_size=24), config=configs, data=st.data())
-def test_forgetting_in_place_equals_deriving_from_the_facts_left(spec_list, config, data):
-    """Any stream (shared identifiers, unlinks, guard rails hit), any customers forgotten: the resolver that
-    forgot in place equals one derived from the facts that remain, and the customers it says changed are
-    exactly those whose identifiers differ."""
-    live = IdentityResolver(config, journal=True)
-    for event in stream(spec_list):
-        live.observe(event)
-    customers = sorted(live.customers())
-    chosen = data.draw(st.lists(st.sampled_from(customers), unique=True, max_size=3) if customers else st.just([]))
-    gone = live.forgetting("er-1", chosen)
-    before, left = live.customers(), without(live.facts(), gone.nodes)
-    changed = live.forget(gone)
-    derived = IdentityResolver.from_facts(left, config, forgotten=gone.ids)
-    assert (live.facts(), live.assignment(), live.findings()) == (left, derived.assignment(), derived.findings())
-    after = live.customers()
-    assert changed == sorted(c for c in {*before, *after} if before.get(c) != after.get(c))
-    assert not {str(n) for n in gone.nodes} & set(live.assignment()) and not set(chosen) & set(after)
 
 
 # -- a rebuild from the log after the erasure -----------------------------------------------------------

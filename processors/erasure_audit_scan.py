@@ -48,17 +48,18 @@ class TopicScan:
 
 def scan_topics(settings: Settings, codec, recognise: Recogniser, topics: list[str], *,
                 ignore_customer_ids: set[str] = frozenset(), access: KafkaAccess | None = None,
-                timeout: float = 120.0) -> TopicScan:
+                timeout: float = 120.0, group: str = "touchstream-erasure-audit") -> TopicScan:
     """Read every partition of ``topics`` from its first offset to its end now and count the records whose
     key, a header value, raw value or decoded-and-opened value (``codec.decode``) names the person.
     ``ignore_customer_ids``: topics searched for everything but the customer ids. ``access``: the login
-    (default the settings' principal). ``TimeoutError`` if the topics are not read to their ends in
+    (default the settings' principal); ``group``: a consumer group id the login may use (nothing is
+    committed, but the client still looks its coordinator up). ``TimeoutError`` if the topics are not read to their ends in
     ``timeout`` seconds: an audit that did not read everything proves nothing."""
     if recognise.opener is None:
         recognise = recognise.with_opener(codec.open_text)
     plain = recognise.without_customer_ids()
     consumer = Consumer((access or kafka_access(settings)).confluent(**{
-        "group.id": "touchstream-erasure-audit", "enable.auto.commit": False, "enable.partition.eof": True,
+        "group.id": group, "enable.auto.commit": False, "enable.partition.eof": True,
         "isolation.level": "read_uncommitted", "auto.offset.reset": "earliest"}))
     scan = TopicScan()
     try:

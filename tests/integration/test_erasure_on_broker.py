@@ -15,18 +15,20 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from tests.integration.pipeline_helpers import sql, wait_for
 from tests.integration.test_privacy_on_broker import complaint
 from touchstream.client import auth_headers
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.catalogue import Catalogue
+from touchstream.kafka_access import kafka_access
 from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.processors.replay import replay
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.publishing.publisher import Publisher
 from touchstream.serving.catchup import wait_pipeline
-from touchstream.topics import load_topics, raw_topic
+from touchstream.topics import DLQ_TOPIC, load_topics, raw_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 TABLES = {   # table -> its columns that may hold the person, read as text (concat: a NULL reads as "")
@@ -128,6 +130,12 @@ def test_an_erased_customer_is_readable_nowhere_and_a_rebuild_does_not_bring_the
     assert sql(stack, "SELECT count(*) FROM customer_identifiers WHERE value = ?", [other]) == [[1]]
     assert sql(stack, "SELECT count(*) FROM customer_360 WHERE customer_id = ?", [kept]) == [[1]]
 
+    report = audit(stack, status["erasure_id"])
+    assert report["clean"], report
+    assert report["topics"]["scanned"][raw_topic("complaint")] > 0 and DLQ_TOPIC in report["topics"]["scanned"]
+    assert {"interactions", "customer_360_v1", "complaint_cases", "dead_letters"} <= set(report["tables"]["scanned"])
+    assert any(f.endswith("identity.sqlite") for f in report["files"]["scanned"]), report["files"]
+
     headers = auth_headers(stack)
     started = httpx.post(f"{stack.query_url}/admin/rebuild/customer-360", headers=headers, timeout=30)
     assert started.status_code < 300, started.text
@@ -138,3 +146,18 @@ def test_an_erased_customer_is_readable_nowhere_and_a_rebuild_does_not_bring_the
     time.sleep(1)
     assert readable_rows(stack, terms) == {}, "the rebuild brought the person back"
     assert sql(stack, "SELECT count(*) FROM customer_360 WHERE customer_id = ?", [kept]) == [[1]]
+    assert audit(stack, status["erasure_id"])["clean"]
+
+    # A copy in clear that erasure could not reach (a buggy producer's): the audit finds it.
+    producer = Producer(kafka_access(stack, "admin").confluent())
+    producer.produce(DLQ_TOPIC, key=b"copy", value=f"could not deliver to {email.upper()}".encode())
+    producer.flush(30)
+    found = audit(stack, status["erasure_id"])
+    assert not found["clean"] and found["topics"]["found"] == {DLQ_TOPIC: 1}, found
+
+
+def audit(settings, erasure_id: str) -> dict:
+    answer = httpx.get(f"{settings.query_url}/erasures/{erasure_id}/report", headers=auth_headers(settings),
+                       timeout=600)
+    assert answer.status_code == 200, answer.text
+    return answer.json()

@@ -32,6 +32,7 @@ from touchstream.processors.customer_360_rebuild import Rebuild
 from touchstream.processors.customer_360_rows import ProfileRowsSink
 from touchstream.processors.erasure_stage import SINK_NAME as ERASURE_SINK
 from touchstream.processors.erasure_stage import SWEEP_INTERVAL as ERASURE_SWEEP_INTERVAL
+from touchstream.processors.erasure_report import ErasureReport
 from touchstream.processors.erasure_stage import ErasureStage
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.raw_fanout import RawFanout, RecentDecodes, SharingCodec
@@ -125,7 +126,8 @@ def main() -> None:
     rebuild.before_switch = erasures.reapply   # a rebuilt 360 forgets the erased customers before it is seen
     api = build_api(store, ready=ready, profiles=live, rebuild=rebuild, complaints=complaints, keys=keys)
     api.include_router(retention_router(expiry, keys))
-    api.include_router(erasure_router(erasures, keys))
+    report = ErasureReport(settings, store, codec, ring, settings.data_dir / "identity")
+    api.include_router(erasure_router(erasures, keys, audit=report))
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

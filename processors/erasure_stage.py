@@ -128,26 +128,36 @@ class ErasureStage:
 
     def _erase(self, record: RawRecord, request: dict) -> None:
         erasure_id = request["erasure_id"]
-        if erasure_status(self.store, erasure_id) is not None:   # carried out before a restart
-            self._done(record)
+        text = request["subject"]   # None once its key is gone: carried out before, or erased by another request
+        if text is None or erasure_status(self.store, erasure_id) is not None:
+            if text is None:   # its SubjectErased, if any, follows in the ledger and applies itself (_again)
+                self._forget(record, {**request, "customer_ids": [], "erased_at": self.clock(), "kids_deleted": 0,
+                                      "refs": []}, [])
+            else:
+                self._done(record)
             return
-        text = request["subject"]   # None once the subject's key is gone: it was erased by another request
-        customers, identifiers = self._resolve(text) if text else ([], [])
+        customers, identifiers = self._resolve(text)
         refs = {self.ring.ref(f"{k}:{v}") for k, v in identifiers}
         refs |= {self.ring.ref(s) for c in customers for s in (f"customer:{c}", f"customer_id:{c}")}
-        if text:
-            refs.add(self.ring.ref(sealing_subject(text)))
-        kids = self.ring.erase(refs)
+        refs.add(self.ring.ref(sealing_subject(text)))
+        self.ring.refresh()
         erased = {"erasure_id": erasure_id, "customer_ids": customers, "requested_at": request["requested_at"],
-                  "erased_at": self.clock(), "kids_deleted": len(kids), "refs": sorted(refs)}
+                  "erased_at": self.clock(), "kids_deleted": sum(len(self.ring.kids(r)) for r in refs),
+                  "refs": sorted(refs)}
+        # Published before a key is deleted: a crash after the deletion would leave a request nobody can read
+        # any more; this way the ledger already says whom it was about, and _again finishes it.
         self.output.send(ERASURES_TOPIC, erasure_id, self.codec.encode(self.erased_schema, erased))
         self.output.flush()
+        kids = self.ring.erase(refs)
         self._forget(record, erased, identifiers)
         log.info("erasure %s: %d customer id(s), %d data key(s) deleted", erasure_id, len(customers), len(kids))
 
     def _again(self, record: RawRecord, erased: dict) -> None:
-        """A ``SubjectErased`` this DuckDB has no record of (rebuilt from offset 0): forget them again."""
-        if erasure_status(self.store, erased["erasure_id"]) is None:
+        """A ``SubjectErased`` this DuckDB has no record of with its customers (rebuilt from offset 0, or a
+        crash between publishing it and carrying it out): its keys deleted (again) and the customers forgotten."""
+        row = erasure_status(self.store, erased["erasure_id"])
+        if row is None or (erased["customer_ids"] and not row["customer_ids"]):
+            self.ring.erase(erased["refs"])
             self._forget(record, erased, [])
         else:
             self._done(record)

@@ -56,7 +56,11 @@ def record_erasure(con, erasure_id: str, customer_ids: list[str], requested_at: 
     insert_rows(con, "erasures", [{
         "erasure_id": erasure_id, "customer_ids": sorted(customer_ids), "requested_at": requested_at,
         "erased_at": erased_at or datetime.now(timezone.utc), "rows_by_table": json.dumps(dict(sorted(rows.items()))),
-        "kids_deleted": kids_deleted, "refs": sorted(refs)}], ERASURES, "ON CONFLICT DO NOTHING")
+        "kids_deleted": kids_deleted, "refs": sorted(refs)}], ERASURES,
+        # a request found unreadable first (recorded with no customer) is completed by its SubjectErased
+        "ON CONFLICT (erasure_id) DO UPDATE SET customer_ids = excluded.customer_ids, erased_at = excluded.erased_at, "
+        "rows_by_table = excluded.rows_by_table, kids_deleted = excluded.kids_deleted, refs = excluded.refs "
+        "WHERE len(erasures.customer_ids) = 0")
 
 
 def record_export(con, export_id: str, snapshot_at: datetime, taken_by: str, pii: bool, relations: list[str]) -> None:

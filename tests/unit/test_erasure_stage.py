@@ -5,13 +5,14 @@ the person in no table; rows that name the erased id again are forgotten again, 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
 
 from tests.complaint_fill import CODEC
 from tests.local_codec import LocalCodec
-from tests.unit.test_erasure_store import _person, store  # noqa: F401 - the module's DuckDB fixture
+from tests.unit.test_erasure_store import _person, filled_store, store  # noqa: F401 - the module's DuckDB fixture
 from touchstream.privacy.keyring import MemoryKeyRing
 from touchstream.privacy.sealing import is_sealed
 from touchstream.processors.erasure_stage import ERASED, REQUESTED, ErasureStage, tombstone_id
@@ -104,3 +105,53 @@ def test_a_subject_nobody_has_is_recorded_with_no_customer(store, ring):  # noqa
     assert stage.status(erasure_id)["customer_ids"] == []
     with pytest.raises(ValueError, match="empty"):
         stage.request("  ", requested_by="operator")
+
+
+WALL_CLOCK = {"updated_at", "switched_at", "erased_at"}   # when a row was written, not what the log says
+
+
+def digest(db) -> str:
+    """Every base table's rows, sorted, but the columns that record the wall clock of a write."""
+    cur = db.cursor()
+    try:
+        tables = [t for (t,) in cur.execute("SELECT table_name FROM information_schema.tables WHERE table_type = "
+                                            "'BASE TABLE' AND table_schema = 'main' ORDER BY 1").fetchall()]
+        text = []
+        for t in tables:
+            columns = [c for (c,) in cur.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                                 "table_name = ? ORDER BY ordinal_position", [t]).fetchall()]
+            read = ", ".join(f'"{c}"' for c in columns if c not in WALL_CLOCK)
+            text.append(f"{t}: {sorted(map(repr, cur.execute(f'SELECT {read} FROM {t}').fetchall()))}")
+    finally:
+        cur.close()
+    return hashlib.sha256("\n".join(text).encode()).hexdigest()
+
+
+def test_a_duckdb_rebuilt_from_the_ledger_forgets_the_same_rows_as_the_live_one(tmp_path):
+    """Replay equals live for erasures: a second DuckDB filled alike reads the ledger from offset 0 after the
+    keys are gone (the request no longer opens) and ends with the very rows of the first, by hash."""
+    live_db, replay_db = filled_store(tmp_path / "live"), filled_store(tmp_path / "replay")
+    try:
+        assert digest(live_db) == digest(replay_db)
+        ring, output = MemoryKeyRing(), MemoryOutput()
+        customer, identifiers = _person(live_db.cursor())
+        for kind, value in identifiers:
+            ring.seal(ring.ref(f"{kind}:{value}"), "x")
+        ring.commit()
+        live = stage_over(live_db, ring, output)
+        live.request(customer, requested_by="operator")
+        live.handle(delivered(output))
+        ledger = delivered(output)
+        live.handle(ledger)           # it reads its own SubjectErased back, as its source would
+        assert len(ledger) == 2 and digest(live_db) != digest(replay_db)
+
+        replay = stage_over(replay_db, ring, MemoryOutput())
+        replay.handle(ledger[:1])     # the request: its subject's key is gone, so it names no one
+        assert digest(replay_db) != digest(live_db)
+        replay.handle(ledger[1:])     # SubjectErased: the customers forgotten, under the same replacing id
+        assert digest(replay_db) == digest(live_db)
+        erasure_id = live.codec.decode(ledger[1].value).record["erasure_id"]
+        assert replay.status(erasure_id)["customer_ids"] == live.status(erasure_id)["customer_ids"] == [customer]
+    finally:
+        live_db.close()
+        replay_db.close()

@@ -46,7 +46,13 @@ ORDER BY c.identifiers DESC, c.customer_id"""
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("erasure")
+    db = filled_store(tmp_path_factory.mktemp("erasure"))
+    yield db
+    db.close()
+
+
+def filled_store(folder):
+    """A DuckDB filled from the demo as serving fills it (deterministic: the same rows every time)."""
     valid, rnd, produced = validated(list(generate(40, 30, 7))), random.Random(3), MemoryOutput()
     topic = CustomerEventsTopic(produced)
     identify(identity_stage(folder / "identity", IdentityConfig(), CODEC, produced),
@@ -62,8 +68,7 @@ def store(tmp_path_factory):
         [RawRecord(t, 0, n, k, v, list(h)) for n, (t, k, v, h) in enumerate(decisions)])
     for name in ("complaint_customer_360", "analyst_views"):
         db.execute_script(load_sql(name))
-    yield db
-    db.close()
+    return db
 
 
 def _person(con, offset: int = 0, stored_state: bool = False) -> tuple[str, list[tuple[str, str]]]:

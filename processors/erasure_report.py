@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from touchstream.processors.erasure_audit_scan import scan_duckdb, scan_files, scan_sqlite, scan_topics
-from touchstream.processors.erasure_store import exports_before
+from touchstream.processors.erasure_log import exports_before
 from touchstream.projections.erasure import SKIPPED
 from touchstream.projections.erasure_audit import Recogniser
 from touchstream.topics import ERASURES_TOPIC, SCHEMAS_TOPIC, load_topics

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.privacy.keyring import KeyRing
-from touchstream.processors.erasure_store import (claims_of, ensure_schema, erase_customer, erasure_status,
-                                                  record_erasure)
+from touchstream.processors.erasure_log import ensure_schema, erasure_status, record_erasure
+from touchstream.processors.erasure_store import claims_of, erase_customer
 from touchstream.processors.records import CommittedOffsets, RawRecord
 from touchstream.projections.customer_360_store import candidates
 from touchstream.projections.duckdb_store import DuckDBStore

@@ -1,5 +1,5 @@
 """Erasure in DuckDB: forget one customer in every table (``erase_customer``), and the audit that
-looks for them afterwards (``find_subject``).
+looks for them afterwards (``find_subject``). The erasure log (``erasures``, ``exports``) is ``erasure_log``.
 
 Why in the caller's transaction: the Kafka side deletes the person's data keys and records the
 erasure; the DuckDB rows must change together with that record, or not at all. Why idempotent:
@@ -22,14 +22,12 @@ import io
 import json
 import re
 import struct
-from datetime import datetime, timezone
 from typing import Iterable
 
 import fastavro
 import pyarrow as pa
 
 from touchstream.projections.customer_360 import view_fingerprint
-from touchstream.projections.duckdb_store import insert_rows, load_sql
 from touchstream.projections.erasure import (HINTS, SKIPPED, Identifier, Subject, anonymised_json,
                                              anonymised_payload, anonymised_profile, anonymised_record,
                                              decision_change, mention_sql, searchable)
@@ -38,59 +36,6 @@ from touchstream.projections.identity_normalise import normalise
 VERSIONED = re.compile(r"^customer_360_v(\d+)$")
 REWRITTEN = pa.schema([("key", pa.string()), ("text", pa.string()), ("fp", pa.string()), ("owned", pa.bool_()),
                        ("data", pa.binary())])
-ERASURES = pa.schema([("erasure_id", pa.string()), ("customer_ids", pa.list_(pa.string())),
-                      ("requested_at", pa.timestamp("ms", tz="UTC")), ("erased_at", pa.timestamp("ms", tz="UTC")),
-                      ("rows_by_table", pa.string()), ("kids_deleted", pa.int32()), ("refs", pa.list_(pa.string()))])
-
-
-def ensure_schema(con) -> None:
-    """The ``erasures`` table (projections/sql/erasure.sql); idempotent."""
-    con.execute(load_sql("erasure"))
-
-
-def record_erasure(con, erasure_id: str, customer_ids: list[str], requested_at: datetime, rows: dict[str, int],
-                   kids_deleted: int, *, refs: Iterable[str] = (), erased_at: datetime | None = None) -> None:
-    """The erasure report's row: when, how many rows per table and how many data keys; no personal value
-    (``refs``: the pseudonyms of the subjects whose keys were deleted, by which the audit knows them)."""
-    ensure_schema(con)
-    insert_rows(con, "erasures", [{
-        "erasure_id": erasure_id, "customer_ids": sorted(customer_ids), "requested_at": requested_at,
-        "erased_at": erased_at or datetime.now(timezone.utc), "rows_by_table": json.dumps(dict(sorted(rows.items()))),
-        "kids_deleted": kids_deleted, "refs": sorted(refs)}], ERASURES,
-        # a request found unreadable first (recorded with no customer) is completed by its SubjectErased
-        "ON CONFLICT (erasure_id) DO UPDATE SET customer_ids = excluded.customer_ids, erased_at = excluded.erased_at, "
-        "rows_by_table = excluded.rows_by_table, kids_deleted = excluded.kids_deleted, refs = excluded.refs "
-        "WHERE len(erasures.customer_ids) = 0")
-
-
-def record_export(con, export_id: str, snapshot_at: datetime, taken_by: str, pii: bool, relations: list[str]) -> None:
-    """A Parquet snapshot was handed out: the erasure report lists the ones taken before an erasure."""
-    ensure_schema(con)
-    con.execute("INSERT INTO exports VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [export_id, snapshot_at, taken_by, pii, sorted(relations)])
-
-
-def exports_before(con, moment: datetime) -> list[dict]:
-    """The snapshots taken before ``moment`` (oldest first), as the erasure report lists them."""
-    if not _exists(con, "exports"):
-        return []
-    cur = con.execute("SELECT export_id, snapshot_at, taken_by, pii, relations FROM exports WHERE snapshot_at < ? "
-                      "ORDER BY snapshot_at, export_id", [moment])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
-
-
-def erasure_status(db, erasure_id: str) -> dict | None:
-    """The erasure's recorded row as a dict, or None if it has not been carried out here."""
-    cur = db.cursor()
-    try:
-        if not _exists(cur, "erasures"):
-            return None
-        cur.execute("SELECT * FROM erasures WHERE erasure_id = ?", [erasure_id])
-        row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row))
-    finally:
-        cur.close()
 
 
 def claims_of(con, customer_ids: Iterable[str]) -> list[Identifier]:

@@ -54,3 +54,22 @@ def page_view(tag: str, n: int = 0, *, event_id: str | None = None, cookie: str 
         },
         "url": f"https://shop.example/p/{n}",
     }
+
+
+def records_matching(settings, topics, match) -> dict[str, int]:
+    """Per topic, how many records (offset 0 to the end now) ``match(record)`` says yes to; only topics with some."""
+    from touchstream.processors.replay import replay
+
+    found: dict[str, int] = {}
+    for topic in topics:
+        def handle(records, topic=topic):
+            hits = sum(1 for r in records if match(r))
+            if hits:
+                found[topic] = found.get(topic, 0) + hits
+        replay(settings, [topic], handle)
+    return found
+
+
+def record_parts(record) -> list[bytes]:
+    """A record's key, value and header values, as bytes ("" for a missing one)."""
+    return [record.key or b"", record.value or b"", *(v or b"" for _k, v in record.headers)]

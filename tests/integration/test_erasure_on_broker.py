@@ -17,14 +17,13 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.pipeline_helpers import sql, wait_for
+from tests.integration.pipeline_helpers import record_parts, records_matching, sql, wait_for
 from tests.integration.test_privacy_on_broker import complaint
 from touchstream.client import auth_headers
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.catalogue import Catalogue
 from touchstream.kafka_access import kafka_access
 from touchstream.privacy.key_topic import TopicKeyRing
-from touchstream.processors.replay import replay
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.publishing.publisher import Publisher
 from touchstream.serving.catchup import wait_pipeline
@@ -43,25 +42,17 @@ def readable_copies(settings, terms: list[str]) -> dict[str, int]:
     """Records per topic where a term is readable: in the key, a header, the raw bytes, or the value
     decoded and opened with the keys that remain (the schema registry's own topic aside)."""
     codec = AvroCodec(settings.registry_url, auto_register=False, keys=TopicKeyRing(settings))
-    found: dict[str, int] = {}
     topics = [s.name for s in load_topics(settings.topic_config) if s.name not in ("_schemas", "_touchstream_keys")]
 
-    def scan(topic):
-        def handle(records):
-            for r in records:
-                parts = [r.key or b"", r.value or b"", *(v or b"" for _k, v in r.headers)]
-                try:
-                    parts.append(json.dumps(codec.decode(r.value).record, default=str).encode())
-                except DecodeError:
-                    pass
-                text = b" ".join(parts).decode("utf-8", "ignore").lower()
-                if any(t in text for t in terms):
-                    found[topic] = found.get(topic, 0) + 1
-        return handle
-
-    for topic in topics:
-        replay(settings, [topic], scan(topic))
-    return found
+    def readable(record) -> bool:
+        parts = record_parts(record)
+        try:
+            parts.append(json.dumps(codec.decode(record.value).record, default=str).encode())
+        except DecodeError:
+            pass
+        text = b" ".join(parts).decode("utf-8", "ignore").lower()
+        return any(t in text for t in terms)
+    return records_matching(settings, topics, readable)
 
 
 def readable_rows(settings, terms: list[str]) -> dict[str, int]:

@@ -10,14 +10,13 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from tests.integration.pipeline_helpers import sql, wait_count
+from tests.integration.pipeline_helpers import record_parts, records_matching, sql, wait_count
 from touchstream.codec.avro_codec import AvroCodec
 from touchstream.kafka_access import kafka_access
 from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.privacy.sealing import PREFIX
 from touchstream.publishing.api_keys import ApiKeyStore
 from touchstream.publishing.publisher import Publisher
-from touchstream.processors.replay import replay
 from touchstream.serving.catchup import wait_pipeline
 from touchstream.topics import (COMPLAINT_CASES_TOPIC, COMPLAINT_SLA_TOPIC, CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC,
                                 DECISIONS_TOPIC, FINDINGS_TOPIC, KEYS_TOPIC, raw_topic)
@@ -111,19 +110,7 @@ DERIVED = (CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, CUSTOMER_360_TOPIC, FINDINGS_
 
 def clear_copies(settings, word: bytes) -> dict[str, int]:
     """Records of every derived topic holding ``word`` in clear, in key, value or a header."""
-    found: dict[str, int] = {}
-
-    def scan(topic):
-        def handle(records):
-            for r in records:
-                parts = [r.key or b"", r.value or b"", *(v or b"" for _k, v in r.headers)]
-                if any(word in p for p in parts):
-                    found[topic] = found.get(topic, 0) + 1
-        return handle
-
-    for topic in DERIVED:
-        replay(settings, [topic], scan(topic))
-    return found
+    return records_matching(settings, DERIVED, lambda r: any(word in p for p in record_parts(r)))
 
 
 def test_what_the_services_derive_is_sealed_too(stack):

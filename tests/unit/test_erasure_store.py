@@ -21,7 +21,8 @@ from tests.complaint_fill import CODEC, fold_cases, run_sink, write_log, write_s
 from tests.pipeline_harness import (NOW, CustomerEventsTopic, Sink, consume, identify, identity_stage, raw_logs,
                                     validated)
 from touchstream.demo.generator import generate
-from touchstream.processors.erasure_store import base_tables, erase_customer, find_subject, record_erasure
+from touchstream.processors.erasure_log import record_erasure
+from touchstream.processors.erasure_store import base_tables, erase_customer, find_subject
 from touchstream.processors.identity_decisions import IdentityDecisionSink
 from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput

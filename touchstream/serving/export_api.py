@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from touchstream.processors.erasure_store import record_export
+from touchstream.processors.erasure_log import record_export
 from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.serving.access import require
 from touchstream.serving.export_pii import hint_columns, mask_json, payload_rows, profile_rows

@@ -118,6 +118,16 @@ class Client:
         """Read-only SQL as an Arrow table with DuckDB's exact types (decimals, timestamps, lists)."""
         return pa.ipc.open_stream(self._sql(sql, params, max_rows, timeout, "arrow").content).read_all()
 
+    def open_values(self, values: list[str]) -> list[str | None]:
+        """Sealed values (``tsenc1:...``) opened by the query service (the key's ``pii`` scope): each one's
+        plaintext, or None when the person was erased. At most 1,000 per call."""
+        try:
+            response = self._http.post(f"{self.url}/privacy/open", json={"values": values}, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"query service not reachable at {self.url} ({exc})") from None
+        _raise_for(response)
+        return response.json()["values"]
+
     def _sql(self, sql: str, params, max_rows: int, timeout: float, form: str) -> httpx.Response:
         body = {"sql": sql, "params": params or [], "max_rows": max_rows, "timeout": timeout, "format": form}
         try:

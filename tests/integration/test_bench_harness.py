@@ -147,12 +147,13 @@ def test_with_fold_workers_the_rebuild_refolds_them_and_equals_live(bench_worker
 
 def test_ingest_measured_the_sdk_and_every_collector_level(bench):
     ingest = bench["details"]["ingest"]
-    assert set(ingest) == {"sdk", "collector_1", "collector_8", "collector_32", "collector_batch100"}
+    assert set(ingest) == {"sdk", "sdk_unsealed", "collector_1", "collector_8", "collector_32", "collector_batch100"}
     for name, level in ingest.items():
         assert level["events"] > 0 and level["errors"] == 0 and level["rate"] > 0, name
-        if name != "sdk":
+        if not name.startswith("sdk"):
             assert 0 < level["p50_ms"] <= level["p99_ms"], name
     assert ingest["collector_32"]["clients"] == 32 and ingest["collector_batch100"]["batch"] == 100
     keys = {f["key"] for f in bench["figures"]}
-    assert {"ingest.sdk", "ingest.collector_32_p99", "rss.collector"} <= keys
+    assert {"ingest.sdk", "ingest.sdk_unsealed", "privacy.publish_sealed", "privacy.publish_cost",
+            "ingest.collector_32_p99", "rss.collector"} <= keys
     assert "| ingest | collector: 32 client(s), single events |" in bench["stdout"]

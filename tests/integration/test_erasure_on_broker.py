@@ -18,8 +18,8 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.integration.pipeline_helpers import record_parts, records_matching, sql, wait_for
-from tests.integration.test_privacy_on_broker import complaint
-from touchstream.client import auth_headers
+from tests.integration.test_privacy_on_broker import complaint, records_of
+from touchstream.client import Client, auth_headers, local_key
 from touchstream.codec.avro_codec import AvroCodec, DecodeError
 from touchstream.events.catalogue import Catalogue
 from touchstream.kafka_access import kafka_access
@@ -109,10 +109,17 @@ def test_an_erased_customer_is_readable_nowhere_and_a_rebuild_does_not_bring_the
     assert readable_copies(stack, terms), "before: the person is readable with the keys"
     assert set(readable_rows(stack, terms)) >= {"interactions", "customer_360", "complaint_cases"}
 
+    [sealed] = records_of(stack, raw_topic("complaint"), f"{tag}-0")
+    token = AvroCodec(stack.registry_url, auto_register=False).decode(sealed.value()).record["envelope"]["identity"]["email"]
+    with Client(stack.query_url, api_key=local_key(stack)) as client:   # the operator's key has the pii scope
+        assert client.open_values([token]) == [email]
+
     status = erase(stack, f"email:{email}")
     assert status["customer_ids"] == [customer] and status["kids_deleted"] >= 2, status   # the e-mail and the phone, at least
     assert status["rows_by_table"]["interactions"] == 2
 
+    with Client(stack.query_url, api_key=local_key(stack)) as client:
+        assert client.open_values([token]) == [None], "a subscriber's copy of the token opens no more"
     wait_pipeline(stack, timeout=180)
     assert readable_rows(stack, terms) == {}
     assert readable_copies(stack, [word]) == {}

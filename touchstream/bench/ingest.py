@@ -50,7 +50,7 @@ def measure(settings: Settings, count: int, seed: int, seconds: float) -> dict:
     """The SDK, then the collector at each level of ``LEVELS``; per level: events, seconds, rate, p50/p99."""
     secret, _key = ApiKeyStore(settings.api_keys_path).create("bench-ingest", ["*"])
     out = {}
-    jobs = [("sdk", {"mode": "sdk"})] + [(name, {"mode": "collector", "url": settings.collector_url, "key": secret,
+    jobs = [("sdk", {"mode": "sdk"}), ("sdk_unsealed", {"mode": "sdk", "sealed": False})] + [(name, {"mode": "collector", "url": settings.collector_url, "key": secret,
                                                  "clients": clients, "batch": batch})
                                           for name, clients, batch in LEVELS]
     for n, (name, job) in enumerate(jobs):
@@ -66,8 +66,16 @@ def measure(settings: Settings, count: int, seed: int, seconds: float) -> dict:
 
 def figures(results: dict) -> list[Figure]:
     sdk = results["sdk"]
-    out = [Figure("ingest.sdk", "SDK publish: validate + encode + send", sdk["rate"], "ev/s",
+    out = [Figure("ingest.sdk", "SDK publish: validate + seal + encode + send", sdk["rate"], "ev/s",
                   baseline="limits.kafka_produce", detail=f"{sdk['events']:,} events, batches of 500")]
+    plain = results.get("sdk_unsealed")
+    if plain:   # the same path with values left in clear: sealing's share of publishing, in one run
+        out += [Figure("ingest.sdk_unsealed", "SDK publish without sealing (baseline)", plain["rate"], "ev/s",
+                       detail=f"{plain['events']:,} events, values left in clear"),
+                Figure("privacy.publish_sealed", "SDK publish with sealing, against without", sdk["rate"], "ev/s",
+                       baseline="ingest.sdk_unsealed"),
+                Figure("privacy.publish_cost", "sealing's cost per event published (SDK wall time, sealed - unsealed)",
+                       (1 / sdk["rate"] - 1 / plain["rate"]) * 1e6, "µs", higher_is_better=False)]
     for name, clients, batch in LEVELS:
         r = results[name]
         what = f"{clients} client(s), " + ("single events" if batch == 1 else f"batches of {batch}")

@@ -4,8 +4,9 @@ Why its own process: the channel systems are other programs. Run inside the benc
 would share the bench's GIL with its probes, and its own cost would hide in the figures.
 It reads one JSON job on stdin and prints one JSON result, bounded in events and in seconds:
 
-- ``{"mode": "sdk", "events": [...], "max_seconds": s}``: the Python SDK's ``Publisher``
-  (validate, encode, send) on the stack named by the environment, in batches, then a flush;
+- ``{"mode": "sdk", "events": [...], "max_seconds": s, "sealed": true}``: the Python SDK's ``Publisher``
+  (validate, seal, encode, send) on the stack named by the environment, in batches, then a flush;
+  ``"sealed": false`` leaves the values in clear (``UnsealedRing``): the baseline of sealing's cost;
 - ``{"mode": "collector", "url": u, "key": k, "clients": n, "batch": b, "events": [...],
   "max_seconds": s}``: ``n`` concurrent HTTP clients, each posting one event (``b`` = 1) or a
   batch of ``b`` at a time over keep-alive connections and timing each request to its 202.
@@ -14,17 +15,37 @@ It reads one JSON job on stdin and prints one JSON result, bounded in events and
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import os
 import sys
 import time
 
 
-def run_sdk(events: list[dict], max_seconds: float) -> dict:
+class UnsealedRing:
+    """The baseline of sealing's cost: the SDK's own path with every value left as it is (the record
+    key is still an HMAC pseudonym, as with sealing). Bench only: it publishes personal values in clear."""
+
+    def __init__(self) -> None:
+        self._key = os.urandom(32)
+
+    def ref(self, subject: str) -> str:
+        return hmac.new(self._key, subject.encode(), hashlib.sha256).hexdigest()[:20]
+
+    def seal(self, ref: str, text: str) -> str:
+        return text
+
+    def commit(self) -> None:
+        return None
+
+
+def run_sdk(events: list[dict], max_seconds: float, sealed: bool = True) -> dict:
     from touchstream.config import Settings
     from touchstream.publishing.publisher import Publisher
 
     sent = 0
-    with Publisher(Settings.from_env(), source="bench") as publisher:
+    with Publisher(Settings.from_env(), source="bench", keys=None if sealed else UnsealedRing()) as publisher:
         t0 = time.perf_counter()   # connected: the run times publishing, not the start
         deadline = t0 + max_seconds
         for start in range(0, len(events), 500):
@@ -93,7 +114,7 @@ async def run_collector(url: str, key: str, clients: int, batch: int, events: li
 def main() -> None:
     job = json.load(sys.stdin)
     if job["mode"] == "sdk":
-        result = run_sdk(job["events"], job["max_seconds"])
+        result = run_sdk(job["events"], job["max_seconds"], job.get("sealed", True))
     else:
         result = asyncio.run(run_collector(job["url"], job["key"], job["clients"], job["batch"], job["events"],
                                            job["max_seconds"]))

@@ -48,6 +48,7 @@ from touchstream.serving.access import ensure_operator_key, pii_salt
 from touchstream.serving.http_app import build_api
 from touchstream.serving.erasure_api import erasure_router
 from touchstream.serving.masked_views import install_masked_schema
+from touchstream.serving.privacy_api import privacy_router
 from touchstream.serving.retention_api import RETENTION_INTERVAL, expiring_on_write, retention_expiry, retention_router
 from touchstream.topics import (CUSTOMER_360_TOPIC, CUSTOMER_EVENTS_TOPIC, DECISIONS_TOPIC, ERASURES_TOPIC, load_topics,
                                 raw_topics)
@@ -128,6 +129,7 @@ def main() -> None:
     api.include_router(retention_router(expiry, keys))
     report = ErasureReport(settings, store, codec, ring, settings.data_dir / "identity")
     api.include_router(erasure_router(erasures, keys, audit=report))
+    api.include_router(privacy_router(codec, keys))   # the decrypt scope: pii keys open sealed values
     server = uvicorn.Server(uvicorn.Config(api, host=settings.host, port=settings.query_port, log_level="warning"))
     threading.Thread(target=server.run, name="query-http", daemon=True).start()
     try:

@@ -42,11 +42,13 @@ NOW = datetime(2026, 12, 7, tzinfo=timezone.utc)
 class Worker:
     """One fold worker holding every partition, each on its own store, as ``python -m touchstream.fold`` runs."""
 
-    def __init__(self, folder, topic: CustomerEventsTopic, output: MemoryOutput):
+    def __init__(self, folder, topic: CustomerEventsTopic, output: MemoryOutput, ledger: tuple = ()):
+        """``ledger``: records read before any partition is assigned (as the worker's start replays it)."""
         self.folder, self.topic, self.output = folder, topic, output
         self.sent = CustomerEventsTopic(output)   # hand-overs land on the same partitions
         self.sent.logs = topic.logs
         self.sinks = ErasingSinks(PartitionSinks(self.open), CODEC, RING, output)
+        self.sinks.read(list(ledger))
         self.sinks.assigned([(CUSTOMER_EVENTS_TOPIC, p) for p in range(EVENT_PARTITIONS)])
 
     def open(self, tp) -> FoldPartition:
@@ -186,3 +188,18 @@ def test_identitys_membership_before_the_ledger_leaves_nothing_readable(stack):
     assert last_360(worker.output, customer) is None
     for db in worker.dbs():
         assert find_subject(db.cursor(), customer, identifiers) == {}
+
+
+def test_a_store_opened_after_the_ledger_was_read_catches_up_on_assignment(stack, tmp_path):
+    """The partitions move to a worker that read the erasure while another held them: each store is
+    erased when it is assigned, from its own ledger offset."""
+    _identity, topic, worker = stack
+    customer, identifiers = a_person(worker)
+    ledger = erase(customer, identifiers, "e3")
+    worker.sinks.close()
+    sent = len(worker.output.records)
+    taker = Worker(tmp_path, topic, worker.output, ledger=[ledger])
+    for db in taker.dbs():
+        assert find_subject(db.cursor(), customer, identifiers) == {}
+    assert last_360(taker.output, customer) is None and len(taker.output.records) > sent
+    taker.sinks.close()

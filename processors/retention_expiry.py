@@ -24,6 +24,7 @@ from typing import Callable
 import pyarrow as pa
 
 from touchstream.kafka_access import KafkaAccess
+from touchstream.privacy.subjects import expired_periods
 from touchstream.processors.raw_fanout import DecodedBatch
 from touchstream.projections.duckdb_store import DuckDBStore, insert_rows
 from touchstream.projections.retention import (ExpiryReport, expired, free_text_paths, has_text_sql,
@@ -70,8 +71,9 @@ class RetentionExpiry:
     """Runs retention over DuckDB: ``run(apply=False)`` reports what is due, ``run(apply=True)`` removes it."""
 
     def __init__(self, store: DuckDBStore, retention: Retention, offsets_before: OffsetsBefore,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, keys=None):
         self.store, self.retention, self.offsets_before, self.clock = store, retention, offsets_before, clock
+        self.keys = keys   # the key ring: free text on Kafka expires with its month's key (privacy.subjects)
         # Per partition, the offset below which this process already expired free text: a run reads only the
         # rows that became old since (a row written below it later was already old then: ExpiringOnWrite).
         self._expired_below: dict[Partition, int] = {}
@@ -79,9 +81,9 @@ class RetentionExpiry:
     def tick(self) -> None:
         """The serving timer: apply, and log what was removed."""
         report = self.run(apply=True)
-        if report.dead_letters_deleted or report.payloads_stripped:
-            log.info("retention: %d dead letter(s) deleted, free text nulled in %d interaction(s)",
-                     report.dead_letters_deleted, report.payloads_stripped)
+        if report.dead_letters_deleted or report.payloads_stripped or report.text_keys:
+            log.info("retention: %d dead letter(s) deleted, free text nulled in %d interaction(s), %d month key(s) "
+                     "of free text deleted", report.dead_letters_deleted, report.payloads_stripped, report.text_keys)
 
     def run(self, *, apply: bool) -> ExpiryReport:
         now_ms = int(self.clock() * 1000)
@@ -101,7 +103,19 @@ class RetentionExpiry:
             con.execute("DROP TABLE retention_cutoffs")
         if apply:   # committed
             self._expired_below.update({(c["topic"], c["partition"]): c["before"] for c in text})
+        report.text_keys = self._text_keys(now_ms, apply)
         return report
+
+    def _text_keys(self, now_ms: int, apply: bool) -> int:
+        """The months' free-text keys past retention: deleted (``apply``) or counted. With them the text
+        sealed in those months opens nowhere, on any topic or in any copy of a record."""
+        if self.keys is None or self.retention.free_text_ms is None:
+            return 0
+        refs = [self.keys.ref(p) for p in expired_periods(now_ms, self.retention.free_text_ms)]
+        if apply:
+            return len(self.keys.erase(refs))
+        self.keys.refresh()
+        return sum(len(self.keys.kids(r)) for r in refs)
 
     def _cutoffs(self, table: str, at_ms: int, done: dict[Partition, int]) -> list[dict]:
         """Per partition of ``table``'s rows, the offsets to expire: from ``done`` (0) to the first at ``at_ms``."""

@@ -24,16 +24,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from touchstream.events.envelope import IDENTITY_FIELDS
+from touchstream.privacy.pii_plan import KEPT_TEXT
 from touchstream.serving.export_pii import blank, payload_paths
 
 Path = tuple[str, ...]
 # pii fields that are identifiers, not free text: the identity hints, the identifier records' values
 # (identity.*) and a customer's handle on a social platform.
-IDENTIFIER_FIELDS = frozenset({*IDENTITY_FIELDS, "value", "author_handle"})
+IDENTIFIER_FIELDS = frozenset({*IDENTITY_FIELDS, "value", *KEPT_TEXT})
 # Copies of free text in DuckDB that expiry does not reach yet, and why (the report lists them).
 NOT_REACHED = {
-    "complaint_events.value": "the complaint fold's own copy of each event, as published Avro bytes",
-    "c360_events_<v>.value": "the customer-360 fold's own copy of each event, as published Avro bytes",
+    "complaint_events.value": "the complaint fold's own copy of each event, as published (sealed) Avro bytes: "
+                              "its free text expires with its month's key, not row by row",
+    "c360_events_<v>.value": "the customer-360 fold's own copy of each event, as published (sealed) Avro bytes: "
+                             "its free text expires with its month's key, not row by row",
     "customer_360_<v>.profile": "answers to golden questions and surveys (refolded from c360_events)",
 }
 
@@ -101,9 +104,11 @@ class ExpiryReport:
     dead_letters_deleted: int = 0
     payloads_stripped: int = 0
     by_event_type: dict[str, int] = field(default_factory=dict)
+    text_keys: int = 0   # months' free-text keys deleted (or due): that text opens on no topic any more
 
     def as_dict(self) -> dict:
         return {"applied": self.applied, "dead_letters_days": self.dead_letters_days,
                 "free_text_days": self.free_text_days, "dead_letters_deleted": self.dead_letters_deleted,
                 "payloads_stripped": self.payloads_stripped, "by_event_type": dict(sorted(self.by_event_type.items())),
+                "text_keys": self.text_keys,
                 "not_reached": NOT_REACHED}

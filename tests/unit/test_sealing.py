@@ -56,11 +56,13 @@ def test_the_plan_finds_hints_identifiers_and_free_text():
     hints = dict(dict(envelope.nodes)["identity"].nodes)
     assert set(hints) == {"email", "phone", "cookie_id", "device_id", "loyalty_card", "account_number"}
     assert all(leaf == Leaf("hint", True) for leaf in hints.values())
-    assert dict(opened.nodes)["description"] == Leaf("text", False)
+    assert dict(opened.nodes)["description"] == Leaf("text", False, expires=True)   # free text expires
     linked = dict(plan(load_latest()["identity.identifiers_linked"].schema).nodes)
     assert linked["identifier_a"] == linked["identifier_b"] == Fields((("value", Leaf("identifier", False)),))
     form = dict(plan(load_latest()["web.form_submitted"].schema).nodes)
-    assert isinstance(form["answers"], Items) and form["answers"].mapping
+    assert isinstance(form["answers"], Items) and form["answers"].mapping and form["answers"].node.expires
+    comment = dict(plan(load_latest()["social.comment_posted"].schema).nodes)
+    assert comment["author_handle"].role == "text" and not comment["author_handle"].expires   # a handle identifies
 
 
 def _record(schema, data) -> dict:

@@ -69,7 +69,8 @@ PLAN: dict[str, dict[str, str]] = {
 # store, so they are kept as they are (and a copied position would collide with its original).
 # c360_state: the 360 sink's stored folds of evicted profiles, a cache no query reads.
 NOT_REPLICATED = frozenset({"sink_offsets", "dead_letters", "complaint_sla_watermark", "complaint_sla_partitions",
-                            "projection_versions", "c360_state"})
+                            "projection_versions", "c360_state",
+                            "erasures", "exports"})   # privacy bookkeeping: no KPI view reads it
 ROWS_PER_STATEMENT = 2_000_000   # copies are inserted in batches of about this many rows
 
 

@@ -23,6 +23,7 @@ def report_text(report: dict) -> str:
              f"dead_letters rows {verb}: {report['dead_letters_deleted']}",
              f"interactions whose free text is {verb}: {report['payloads_stripped']}"]
     lines += [f"  {event_type:<34} {count}" for event_type, count in report["by_event_type"].items()]
+    lines.append(f"keys of free text on Kafka (one per month sealed) {verb}: {report['text_keys']}")
     lines.append("not reached by expiry yet (copies of the events themselves):")
     lines += [f"  {where}: {why}" for where, why in report["not_reached"].items()]
     return "\n".join(lines)

@@ -17,12 +17,16 @@ from touchstream.events.envelope import IDENTITY_FIELDS
 from touchstream.privacy.subjects import subject
 
 HINT, IDENTIFIER, TEXT = "hint", "identifier", "text"
+# Personal text that identifies rather than tells (a handle on a social platform): kept as identifiers
+# are, so it does not expire with free text (``projections.retention`` reads the same set).
+KEPT_TEXT = frozenset({"author_handle"})
 
 
 @dataclass(frozen=True)
 class Leaf:
     role: str          # HINT, IDENTIFIER or TEXT
     nullable: bool     # what an erased value becomes: None, else ""
+    expires: bool = False   # free text: sealed again under its month's key, deleted after free_text_days
 
 
 @dataclass(frozen=True)
@@ -81,15 +85,15 @@ def _fields(record: dict, names: dict, ns: str | None) -> Fields | None:
 
 def _leaf(field: dict, siblings: set[str]):
     branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
-    nullable = "null" in branches
+    nullable, expires = "null" in branches, field["name"] not in KEPT_TEXT
     for typ in branches:
         if isinstance(typ, dict) and typ.get("type") in ("map", "array"):
-            return Items(Leaf(TEXT, False), mapping=typ["type"] == "map")
+            return Items(Leaf(TEXT, False, expires), mapping=typ["type"] == "map")
     if field["name"] in IDENTITY_FIELDS:
         return Leaf(HINT, nullable)
     if field["name"] == "value" and "kind" in siblings:
         return Leaf(IDENTIFIER, nullable)
-    return Leaf(TEXT, nullable)
+    return Leaf(TEXT, nullable, expires)
 
 
 def transform(record: dict, node: Fields, fn: Callable) -> dict:

@@ -7,17 +7,20 @@ whose key, and the plan of each schema is compiled once here (records are the ho
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 from touchstream.privacy.keyring import KeyRing
 from touchstream.privacy.pii_plan import Fields, Leaf, plan, transform, whose
 from touchstream.privacy.sealing import is_sealed
-from touchstream.privacy.subjects import primary_subject
+from touchstream.privacy.subjects import primary_subject, text_period
 
 
 class Sealer:
     """Seals events for one key ring; plans are cached by schema (the caller's key for it)."""
 
-    def __init__(self, ring: KeyRing):
-        self.ring = ring
+    def __init__(self, ring: KeyRing, clock: Callable[[], float] = time.time):
+        self.ring, self.clock = ring, clock   # clock: which month's key seals free text
         self._plans: dict[str, Fields | None] = {}
         self._refs: dict[str, str] = {}
 
@@ -57,8 +60,12 @@ class Sealer:
         return self.ring.seal(self.ref(subject), text)
 
     def open_text(self, value: str) -> str | None:
-        """A loose value opened: as it is if it is not sealed, None if its key was erased."""
-        return self.ring.unseal(value) if is_sealed(value) else value
+        """A loose value opened: as it is if it is not sealed, None if its key was erased (free text
+        sealed twice, under its month's key and its subject's, is opened through both)."""
+        if not is_sealed(value):
+            return value
+        text = self.ring.unseal(value)
+        return self.ring.unseal(text) if text is not None and is_sealed(text) else text
 
     def commit(self) -> None:
         self.ring.commit()
@@ -67,8 +74,15 @@ class Sealer:
         if node is None:
             return record
 
+        period = None
+
         def one(value: str, leaf: Leaf, parent: dict, name: str) -> str:
-            return self.ring.seal(self.ref(whose(leaf, name, value, parent, primary)), value)
+            nonlocal period
+            token = self.ring.seal(self.ref(whose(leaf, name, value, parent, primary)), value)
+            if leaf.expires:   # and again under its month's key, which retention deletes
+                period = period or self.ref(text_period(self.clock()))
+                token = self.ring.seal(period, token)
+            return token
         return transform(record, node, one)
 
     def open(self, node: Fields | None, record: dict) -> dict:
@@ -82,6 +96,8 @@ class Sealer:
         if not is_sealed(value):
             return value
         text = self.ring.unseal(value)
+        if text is not None and leaf.expires and is_sealed(text):
+            text = self.ring.unseal(text)   # the month's key opened; now the subject's
         if text is None:
             return None if leaf.nullable else ""
         return text

@@ -65,7 +65,7 @@ def main() -> None:
     ring = TopicKeyRing(settings)   # serving opens what it reads, seals what it derives, and deletes on erasure
     codec = AvroCodec(settings.registry_url, auto_register=False, keys=ring)
     recent = RecentDecodes()   # raw records decoded once: the 360 finds identity's forwards of them here
-    expiry = retention_expiry(settings, store)   # topics.toml [retention]: on write, every few minutes, on request
+    expiry = retention_expiry(settings, store, keys=ring)   # topics.toml [retention]: on write, every few minutes, on request
     sink = expiring_on_write(interaction_log.InteractionLogSink(
         store, codec, DeadLetterProducer(settings, consumer=interaction_log.SINK_NAME), max_skew=settings.max_clock_skew,
     ), expiry)

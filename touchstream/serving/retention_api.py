@@ -22,9 +22,11 @@ from touchstream.topics import load_retention
 RETENTION_INTERVAL = 300.0
 
 
-def retention_expiry(settings: Settings, store: DuckDBStore) -> RetentionExpiry:
-    """The catalogue's retention over ``store``, judged by the broker ``settings`` reach."""
-    return RetentionExpiry(store, load_retention(settings.topic_config), BrokerTime(kafka_access(settings)))
+def retention_expiry(settings: Settings, store: DuckDBStore, keys=None) -> RetentionExpiry:
+    """The catalogue's retention over ``store``, judged by the broker ``settings`` reach; ``keys``: the key
+    ring whose months' free-text keys it deletes."""
+    return RetentionExpiry(store, load_retention(settings.topic_config), BrokerTime(kafka_access(settings)),
+                           keys=keys)
 
 
 def expiring_on_write(sink, expiry: RetentionExpiry) -> ExpiringOnWrite:

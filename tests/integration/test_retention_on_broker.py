@@ -128,3 +128,40 @@ def test_rows_of_a_topic_the_broker_does_not_have_are_left_and_the_rest_expires(
     assert report.dead_letters_deleted == 1
     assert store.cursor().execute("SELECT topic FROM dead_letters").fetchall() == [(gone,)]
     store.close()
+
+
+def test_free_text_past_retention_opens_on_no_topic_once_its_month_key_is_deleted(stack, capsys, unique_name):
+    """A complaint whose free text was sealed two years ago (its month's key): ``touchstream retention
+    --apply`` deletes that key on the stack's key topic, after which the raw record's description opens
+    for no one (a fresh key ring, the decrypt endpoint) while its e-mail address still does."""
+    from datetime import datetime, timezone
+
+    from tests.integration.pipeline_helpers import sql
+    from tests.integration.test_privacy_on_broker import complaint, records_of
+    from touchstream.cli import main
+    from touchstream.client import Client, local_key
+    from touchstream.codec.avro_codec import AvroCodec
+    from touchstream.privacy.key_topic import TopicKeyRing
+    from touchstream.publishing.publisher import Publisher
+    from touchstream.topics import raw_topic
+
+    tag = unique_name("textkeys")
+    email = f"{tag}@example.com"
+    with Publisher(stack, source="crm") as publisher:
+        publisher.sealer.clock = lambda: datetime(2024, 5, 2, tzinfo=timezone.utc).timestamp()
+        publisher.publish(complaint(tag, 0, email, "a parcel that never came"))
+    wait_for(lambda: sql(stack, "SELECT count(*) FROM interactions WHERE correlation_id = ?", [tag]) == [[1]],
+             what="the complaint in DuckDB")
+    [record] = records_of(stack, raw_topic("complaint"), f"{tag}-0")
+    token = AvroCodec(stack.registry_url, auto_register=False).decode(record.value()).record["description"]
+    with Client(stack.query_url, api_key=local_key(stack)) as client:
+        assert client.open_values([token]) == ["my parcel a parcel that never came (0)"]
+
+    assert main(["retention", "--apply"]) == 0
+    removed = capsys.readouterr().out
+    assert "keys of free text on Kafka (one per month sealed) removed: " in removed
+    assert int(removed.split("one per month sealed) removed: ")[1].split()[0]) >= 1
+    opened = AvroCodec(stack.registry_url, auto_register=False, keys=TopicKeyRing(stack)).decode(record.value()).record
+    assert opened["description"] == "" and opened["envelope"]["identity"]["email"] == email
+    with Client(stack.query_url, api_key=local_key(stack)) as client:
+        assert client.open_values([token]) == [None]

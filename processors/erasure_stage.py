@@ -12,7 +12,8 @@ The order of one erasure, and why:
 3. publish ``SubjectErased``, which identity, the fold workers and subscribers act on;
 4. in one DuckDB transaction, with the 360 sink held still: anonymise every table, record the erasure
    and this stage's offset; then drop the in-memory caches that may still hold the person;
-5. a tombstone for each customer id on the compacted 360 topic.
+5. a tombstone for each customer id on the compacted 360 topic, and for each of their cases on the
+   compacted case topic (DuckDB keeps the cases, anonymised, for the KPIs).
 A ``SubjectErased`` read back without its DuckDB record (a DuckDB rebuilt from offset 0) repeats step 4
 for its customer ids. The id that replaces the person is derived from the erasure id under the master
 key (``tombstone_id``), so a repeat gives the rows the first run gave, and nobody without the key can
@@ -35,7 +36,7 @@ from touchstream.projections.duckdb_store import DuckDBStore
 from touchstream.projections.interaction_log import next_offsets
 from touchstream.publishing.dead_letters import DeadLetter
 from touchstream.schemas import load_derived
-from touchstream.topics import CUSTOMER_360_TOPIC, ERASURES_TOPIC
+from touchstream.topics import COMPLAINT_CASES_TOPIC, CUSTOMER_360_TOPIC, ERASURES_TOPIC
 
 log = logging.getLogger(__name__)
 SINK_NAME = "erasures"
@@ -61,6 +62,14 @@ def reappeared_sql(con) -> str:
     named = " UNION ".join(f"SELECT customer_id FROM {t}" for t in tables) or "SELECT NULL AS customer_id"
     return (f"SELECT DISTINCT e.erasure_id FROM erasures e, unnest(e.customer_ids) AS u(customer_id) "
             f"WHERE u.customer_id IN ({named}) ORDER BY 1")
+
+
+def owned_cases(con, replacement: str) -> list[str]:
+    """The complaint cases the erased person owned: after ``erase_customer`` they name the replacing id."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'complaint_cases'").fetchone()[0]:
+        return []
+    return [c for (c,) in con.execute("SELECT case_id FROM complaint_cases WHERE customer_id = ? ORDER BY 1",
+                                      [replacement]).fetchall()]
 
 
 def sealing_subject(text: str) -> str:
@@ -183,10 +192,12 @@ class ErasureStage:
         with self.live.lock:   # the 360 sink between batches: none of its caches is mid-write
             with self.store.transaction() as con:
                 rows: dict[str, int] = {}
+                cases: list[str] = []
                 if customers:
                     rest = [("customer_id", c) for c in customers[1:]]
                     rows = erase_customer(con, customers[0], [*identifiers, *rest], registry=self.codec.registry,
                                           replacement=replacement)
+                    cases = owned_cases(con, replacement)
                 record_erasure(con, erased["erasure_id"], customers, erased["requested_at"], rows,
                                erased["kids_deleted"], refs=erased["refs"], erased_at=erased["erased_at"])
                 self.store.save_offsets(con, SINK_NAME, next_offsets([record.position]), self.clock())
@@ -194,6 +205,8 @@ class ErasureStage:
         self._committed.advance(next_offsets([record.position]))
         for customer in customers:
             self.output.send(CUSTOMER_360_TOPIC, customer, None)   # compaction removes the last profile
+        for case in cases:   # and the person's cases: their views named them (DuckDB keeps them, anonymised)
+            self.output.send(COMPLAINT_CASES_TOPIC, case, None)
         self.output.flush()
         for listener in self.listeners:
             listener(set(customers))

@@ -21,7 +21,7 @@ from touchstream.processors.records import RawRecord
 from touchstream.processors.topic_output import MemoryOutput
 from touchstream.projections.customer_360_store import Customer360Store
 from touchstream.publishing.dead_letters import AlreadySentDeadLetters
-from touchstream.topics import CUSTOMER_360_TOPIC, ERASURES_TOPIC
+from touchstream.topics import COMPLAINT_CASES_TOPIC, CUSTOMER_360_TOPIC, ERASURES_TOPIC
 
 
 class Live:
@@ -76,6 +76,10 @@ def test_an_erasure_runs_once_and_leaves_the_person_nowhere(store, ring):  # noq
     assert find_subject(con, customer, identifiers) == {}
     assert [(t, k, v) for t, k, v, _h in output.records if t == CUSTOMER_360_TOPIC] == \
         [(CUSTOMER_360_TOPIC, c.encode(), None) for c in erased["customer_ids"]]
+    cases = [c for (c,) in con.execute("SELECT case_id FROM complaint_cases WHERE customer_id = ? ORDER BY 1",
+                                       [tombstone_id(ring, erasure_id)]).fetchall()]
+    assert cases and [(k, v) for t, k, v, _h in output.records if t == COMPLAINT_CASES_TOPIC] == \
+        [(c.encode(), None) for c in cases], "a tombstone for each of their cases"
     assert stage.live.forgotten == [set(erased["customer_ids"])]
 
 

@@ -46,6 +46,7 @@ def run_sdk(events: list[dict], max_seconds: float, sealed: bool = True) -> dict
 
     sent = 0
     with Publisher(Settings.from_env(), source="bench", keys=None if sealed else UnsealedRing()) as publisher:
+        getattr(publisher.sealer.ring, "load", lambda: None)()   # the key topic read at start, not timed
         t0 = time.perf_counter()   # connected: the run times publishing, not the start
         deadline = t0 + max_seconds
         for start in range(0, len(events), 500):

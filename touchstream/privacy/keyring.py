@@ -133,12 +133,17 @@ class KeyRingCore(ABC):
                 for kid in pending:
                     self._pending.pop(kid, None)
 
+    def load(self) -> None:
+        """Read the store now rather than at the first new subject (a publisher about to be timed, or one
+        that would rather pay it at start)."""
+        if not self._loaded:
+            self._refresh()
+            self._loaded = True
+
     def _create(self, ref: str) -> str:
         """A new key for ``ref``. The store is read once first, so a process reuses the keys that exist;
         a subject two processes meet at once gets two keys, both valid (kids never collide)."""
-        if not self._loaded:
-            self._refresh()   # outside the lock: a store's refresh takes its own I/O lock, then this one
-            self._loaded = True
+        self.load()   # outside the lock: a store's refresh takes its own I/O lock, then this one
         with self._lock:
             kids = self._by_ref.get(ref)
             if kids:

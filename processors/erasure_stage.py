@@ -137,7 +137,7 @@ class ErasureStage:
 
     def _erase(self, record: RawRecord, request: dict) -> None:
         erasure_id = request["erasure_id"]
-        text = request["subject"]   # None once its key is gone: carried out before, or erased by another request
+        text = request["subject"] or None   # "" once its key is gone: carried out before, or erased by another request
         if text is None or erasure_status(self.store, erasure_id) is not None:
             if text is None:   # its SubjectErased, if any, follows in the ledger and applies itself (_again)
                 self._forget(record, {**request, "customer_ids": [], "erased_at": self.clock(), "kids_deleted": 0,

@@ -139,7 +139,8 @@ def _person_rows(con, subject: Subject, versions: list[int]) -> list[tuple]:
     return con.execute(
         f"SELECT event_id, event_type, payload, {', '.join(HINTS)} FROM interactions "
         f"WHERE list_contains($ids, customer_id) OR event_id IN ({anchored}) OR {hints}",
-        {"ids": list(subject.customer_ids), "anchors": list(subject.anchors), **by_kind}).fetchall()
+        {"ids": list(subject.customer_ids), **({"anchors": list(subject.anchors)} if versions else {}),
+         **by_kind}).fetchall()   # a store without the 360 (the interaction log alone) has no anchors to match
 
 
 def _phone_spellings(con, phones: list[str]) -> list[str]:

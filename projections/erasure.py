@@ -23,10 +23,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from touchstream.privacy.pii_plan import plan, transform
+from touchstream.schemas import load_latest
 from touchstream.serving.export_pii import blank, payload_paths, profile_paths
 
 Identifier = tuple[str, str]   # (kind, normalised value), as customer_identifiers holds them
@@ -140,9 +142,17 @@ def anonymised_payload(text: str, event_type: str, subject: Subject) -> str:
     if paths is None:
         return "{}"
     value = json.loads(text)
-    for path in paths:
-        blank(value, path)
+    node = _payload_plan(event_type)
+    if node is not None:   # as an erased value decodes: None, or "" where the schema has no null (replay == live)
+        value = transform(value, node, lambda _v, leaf, _p, _n: None if leaf.nullable else "")
     return _dumps(scrub_value(value, subject))
+
+
+@lru_cache(maxsize=None)
+def _payload_plan(event_type: str):
+    """The event type's personal fields (its payload is the record without its envelope)."""
+    schema = load_latest().get(event_type)
+    return None if schema is None else plan(schema.schema)
 
 
 def anonymised_profile(text: str, subject: Subject) -> str:

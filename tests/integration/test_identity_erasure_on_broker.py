@@ -20,6 +20,7 @@ from tests.integration.pipeline_helpers import wait_for
 from tests.integration.test_privacy_on_broker import records_of
 from tests.unit.test_identity_erasure import text_cells
 from touchstream.codec.avro_codec import AvroCodec
+from touchstream.privacy.key_topic import TopicKeyRing
 from touchstream.publishing.publisher import Publisher
 from touchstream.processors.topic_output import TopicOutput
 from touchstream.schemas import load_derived
@@ -48,16 +49,22 @@ def naming(path, terms: list[str]) -> dict[str, int]:
     return out
 
 
-def publish_erased(settings, erasure_id: str, customer_ids: list[str]) -> None:
+def publish_erased(settings, erasure_id: str, customer_ids: list[str], subjects: list[str] = ()) -> None:
+    """As serving does: ``SubjectErased`` first, then the keys of the person's subjects deleted."""
     schema = load_derived()["subject_erased"]
     body = {f["name"]: [] for f in schema.schema["fields"]}   # a field serving adds beyond these: empty
     now = datetime.now(timezone.utc)
-    body.update(erasure_id=erasure_id, customer_ids=customer_ids, requested_at=now, erased_at=now, kids_deleted=0)
+    ring = TopicKeyRing(settings.for_service("serving"))
+    refs = sorted({ring.ref(s) for s in subjects} | {ring.ref(f"{k}:{c}") for c in customer_ids
+                                                     for k in ("customer", "customer_id")})
+    body.update(erasure_id=erasure_id, customer_ids=customer_ids, requested_at=now, erased_at=now, kids_deleted=0,
+                refs=refs)
     serving = settings.for_service("serving")   # the ledger's writer
     codec = AvroCodec(serving.registry_url, auto_register=False)
     output = TopicOutput(serving, client_id=f"test-{erasure_id}")
     output.send(ERASURES_TOPIC, erasure_id, codec.encode(schema, body))
     output.flush()
+    ring.erase(refs)
 
 
 def test_identity_forgets_an_erased_customer_and_a_later_event_does_not_bring_it_back(stack):
@@ -72,7 +79,7 @@ def test_identity_forgets_an_erased_customer_and_a_later_event_does_not_bring_it
     person = [customer, email, f"ck-{word}"]
     wait_for(lambda: naming(store, person), timeout=60, what="identity to save the person")
 
-    publish_erased(stack, f"er-{word}", [customer])
+    publish_erased(stack, f"er-{word}", [customer], [f"email:{email}", f"cookie_id:ck-{word}"])
     wait_for(lambda: not naming(store, person[1:]) and naming(store, [customer]) == {"forgotten": 1},
              timeout=60, what="identity to forget the person")
     assert naming(store, [kept, kept_email]).get("nodes") == 2, "the other customer is untouched"

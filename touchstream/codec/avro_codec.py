@@ -59,6 +59,7 @@ class Decoded:
     event_type: str
     record: dict
     meta: dict | None = None   # the writer schema's Touchstream metadata (allowed channels, ...)
+    erased: bool = False       # some personal value's key was erased: the person was forgotten
 
 
 class AvroCodec:
@@ -166,12 +167,13 @@ class AvroCodec:
             record = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"Avro body does not match schema id {schema_id}: {type(exc).__name__}") from exc
+        erased = False
         if personal is not None and self._sealer is not None:
             try:
-                record = self._sealer.open(personal, record)
+                record, erased = self._sealer.open_marked(personal, record)
             except SealError as exc:
                 raise DecodeError(f"schema id {schema_id}: {exc}") from exc
-        return Decoded(schema_id, event_type, record, meta)
+        return Decoded(schema_id, event_type, record, meta, erased)
 
     def _reader(self, schema_id: int):
         hit = self._readers.get(schema_id)

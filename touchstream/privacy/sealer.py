@@ -88,9 +88,22 @@ class Sealer:
     def open(self, node: Fields | None, record: dict) -> dict:
         """``record`` with every sealed value opened: None (or "" where the schema has no null) for one
         whose key was erased. Values that are not sealed (written before sealing existed) stay."""
+        return self.open_marked(node, record)[0]
+
+    def open_marked(self, node: Fields | None, record: dict) -> tuple[dict, bool]:
+        """``open``, and whether some value's key was erased (an erased person's event: its identity hints
+        may all be gone, which a consumer must tell apart from an event that never had any)."""
         if node is None:
-            return record
-        return transform(record, node, self._open_one)
+            return record, False
+        erased = False
+
+        def one(value: str, leaf: Leaf, parent: dict, name: str):
+            nonlocal erased
+            opened = self._open_one(value, leaf, parent, name)
+            if opened is None or (opened == "" and value != ""):
+                erased = True
+            return opened
+        return transform(record, node, one), erased
 
     def _open_one(self, value: str, leaf: Leaf, _parent: dict, _name: str):
         if not is_sealed(value):
